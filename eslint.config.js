@@ -14,13 +14,16 @@ export default tseslint.config(
       'no-restricted-syntax': [
         'error',
         {
-          selector: "CallExpression[callee.object.name=/^(it|test|describe)$/][callee.property.name='only']",
+          selector:
+            "CallExpression[callee.object.name=/^(it|test|describe)$/][callee.property.name='only']",
           message: 'no .only in committed tests',
         },
       ],
       'no-restricted-imports': [
         'error',
-        { paths: [{ name: 'koffi', message: 'koffi is imported only in agent/src/native/ffi.ts' }] },
+        {
+          paths: [{ name: 'koffi', message: 'koffi is imported only in agent/src/native/ffi.ts' }],
+        },
       ],
     },
   },

@@ -79,7 +79,8 @@ export interface Hooks {
   poststop?: Hook[];
 }
 
-export type NamespaceType = 'pid' | 'network' | 'mount' | 'ipc' | 'uts' | 'user' | 'cgroup' | 'time';
+export type NamespaceType =
+  'pid' | 'network' | 'mount' | 'ipc' | 'uts' | 'user' | 'cgroup' | 'time';
 
 export interface Namespace {
   type: NamespaceType;

@@ -30,9 +30,11 @@ export const protobufFileName = "agent.proto";
  * RPC names follow Kata's agent.proto where the meaning is the same.
  */
 
-export interface Empty {}
+export interface Empty {
+}
 
-export interface CheckRequest {}
+export interface CheckRequest {
+}
 
 export interface CheckResponse {
   status: CheckResponse_ServingStatus;
@@ -45,9 +47,7 @@ export enum CheckResponse_ServingStatus {
   UNRECOGNIZED = -1,
 }
 
-export function checkResponse_ServingStatusFromJSON(
-  object: any,
-): CheckResponse_ServingStatus {
+export function checkResponse_ServingStatusFromJSON(object: any): CheckResponse_ServingStatus {
   switch (object) {
     case 0:
     case "UNKNOWN":
@@ -65,9 +65,7 @@ export function checkResponse_ServingStatusFromJSON(
   }
 }
 
-export function checkResponse_ServingStatusToJSON(
-  object: CheckResponse_ServingStatus,
-): string {
+export function checkResponse_ServingStatusToJSON(object: CheckResponse_ServingStatus): string {
   switch (object) {
     case CheckResponse_ServingStatus.UNKNOWN:
       return "UNKNOWN";
@@ -81,7 +79,8 @@ export function checkResponse_ServingStatusToJSON(
   }
 }
 
-export interface GuestDetailsRequest {}
+export interface GuestDetailsRequest {
+}
 
 export interface GuestDetailsResponse {
   agentVersion: string;
@@ -130,7 +129,10 @@ export interface WaitProcessRequest {
 }
 
 export interface WaitProcessResponse {
-  /** Exit code when the process exited, 0 when a signal killed it. */
+  /**
+   * The status as a shell reports it: the exit code, or 128+n when signal n
+   * killed the process (what runc and containerd report).
+   */
   exitCode: number;
   /** The signal that killed the process, 0 when it exited. */
   signal: number;
@@ -166,7 +168,8 @@ export interface CloseStdinRequest {
   execId: string;
 }
 
-export interface DestroySandboxRequest {}
+export interface DestroySandboxRequest {
+}
 
 function createBaseEmpty(): Empty {
   return {};
@@ -178,8 +181,7 @@ export const Empty: MessageFns<Empty> = {
   },
 
   decode(input: BinaryReader | Uint8Array, length?: number): Empty {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -226,16 +228,12 @@ function createBaseCheckRequest(): CheckRequest {
 }
 
 export const CheckRequest: MessageFns<CheckRequest> = {
-  encode(
-    _: CheckRequest,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(_: CheckRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     return writer;
   },
 
   decode(input: BinaryReader | Uint8Array, length?: number): CheckRequest {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -282,10 +280,7 @@ function createBaseCheckResponse(): CheckResponse {
 }
 
 export const CheckResponse: MessageFns<CheckResponse> = {
-  encode(
-    message: CheckResponse,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: CheckResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.status !== 0) {
       writer.uint32(8).int32(message.status);
     }
@@ -293,8 +288,7 @@ export const CheckResponse: MessageFns<CheckResponse> = {
   },
 
   decode(input: BinaryReader | Uint8Array, length?: number): CheckResponse {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -327,11 +321,7 @@ export const CheckResponse: MessageFns<CheckResponse> = {
   },
 
   fromJSON(object: any): CheckResponse {
-    return {
-      status: isSet(object.status)
-        ? checkResponse_ServingStatusFromJSON(object.status)
-        : 0,
-    };
+    return { status: isSet(object.status) ? checkResponse_ServingStatusFromJSON(object.status) : 0 };
   },
 
   toJSON(message: CheckResponse): unknown {
@@ -357,19 +347,12 @@ function createBaseGuestDetailsRequest(): GuestDetailsRequest {
 }
 
 export const GuestDetailsRequest: MessageFns<GuestDetailsRequest> = {
-  encode(
-    _: GuestDetailsRequest,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(_: GuestDetailsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     return writer;
   },
 
-  decode(
-    input: BinaryReader | Uint8Array,
-    length?: number,
-  ): GuestDetailsRequest {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+  decode(input: BinaryReader | Uint8Array, length?: number): GuestDetailsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -412,20 +395,11 @@ export const GuestDetailsRequest: MessageFns<GuestDetailsRequest> = {
 };
 
 function createBaseGuestDetailsResponse(): GuestDetailsResponse {
-  return {
-    agentVersion: "",
-    kernelRelease: "",
-    nodeVersion: "",
-    memTotalBytes: 0,
-    cpus: 0,
-  };
+  return { agentVersion: "", kernelRelease: "", nodeVersion: "", memTotalBytes: 0, cpus: 0 };
 }
 
 export const GuestDetailsResponse: MessageFns<GuestDetailsResponse> = {
-  encode(
-    message: GuestDetailsResponse,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: GuestDetailsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.agentVersion !== "") {
       writer.uint32(10).string(message.agentVersion);
     }
@@ -444,12 +418,8 @@ export const GuestDetailsResponse: MessageFns<GuestDetailsResponse> = {
     return writer;
   },
 
-  decode(
-    input: BinaryReader | Uint8Array,
-    length?: number,
-  ): GuestDetailsResponse {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+  decode(input: BinaryReader | Uint8Array, length?: number): GuestDetailsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -518,23 +488,23 @@ export const GuestDetailsResponse: MessageFns<GuestDetailsResponse> = {
       agentVersion: isSet(object.agentVersion)
         ? globalThis.String(object.agentVersion)
         : isSet(object.agent_version)
-          ? globalThis.String(object.agent_version)
-          : "",
+        ? globalThis.String(object.agent_version)
+        : "",
       kernelRelease: isSet(object.kernelRelease)
         ? globalThis.String(object.kernelRelease)
         : isSet(object.kernel_release)
-          ? globalThis.String(object.kernel_release)
-          : "",
+        ? globalThis.String(object.kernel_release)
+        : "",
       nodeVersion: isSet(object.nodeVersion)
         ? globalThis.String(object.nodeVersion)
         : isSet(object.node_version)
-          ? globalThis.String(object.node_version)
-          : "",
+        ? globalThis.String(object.node_version)
+        : "",
       memTotalBytes: isSet(object.memTotalBytes)
         ? globalThis.Number(object.memTotalBytes)
         : isSet(object.mem_total_bytes)
-          ? globalThis.Number(object.mem_total_bytes)
-          : 0,
+        ? globalThis.Number(object.mem_total_bytes)
+        : 0,
       cpus: isSet(object.cpus) ? globalThis.Number(object.cpus) : 0,
     };
   },
@@ -578,10 +548,7 @@ function createBaseStorage(): Storage {
 }
 
 export const Storage: MessageFns<Storage> = {
-  encode(
-    message: Storage,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: Storage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.driver !== "") {
       writer.uint32(10).string(message.driver);
     }
@@ -598,8 +565,7 @@ export const Storage: MessageFns<Storage> = {
   },
 
   decode(input: BinaryReader | Uint8Array, length?: number): Storage {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -662,11 +628,9 @@ export const Storage: MessageFns<Storage> = {
       mountPoint: isSet(object.mountPoint)
         ? globalThis.String(object.mountPoint)
         : isSet(object.mount_point)
-          ? globalThis.String(object.mount_point)
-          : "",
-      options: globalThis.Array.isArray(object?.options)
-        ? object.options.map((e: any) => globalThis.String(e))
-        : [],
+        ? globalThis.String(object.mount_point)
+        : "",
+      options: globalThis.Array.isArray(object?.options) ? object.options.map((e: any) => globalThis.String(e)) : [],
     };
   },
 
@@ -705,10 +669,7 @@ function createBaseCreateContainerRequest(): CreateContainerRequest {
 }
 
 export const CreateContainerRequest: MessageFns<CreateContainerRequest> = {
-  encode(
-    message: CreateContainerRequest,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: CreateContainerRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.containerId !== "") {
       writer.uint32(10).string(message.containerId);
     }
@@ -721,12 +682,8 @@ export const CreateContainerRequest: MessageFns<CreateContainerRequest> = {
     return writer;
   },
 
-  decode(
-    input: BinaryReader | Uint8Array,
-    length?: number,
-  ): CreateContainerRequest {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateContainerRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -779,16 +736,14 @@ export const CreateContainerRequest: MessageFns<CreateContainerRequest> = {
       containerId: isSet(object.containerId)
         ? globalThis.String(object.containerId)
         : isSet(object.container_id)
-          ? globalThis.String(object.container_id)
-          : "",
+        ? globalThis.String(object.container_id)
+        : "",
       ociSpecJson: isSet(object.ociSpecJson)
         ? globalThis.String(object.ociSpecJson)
         : isSet(object.oci_spec_json)
-          ? globalThis.String(object.oci_spec_json)
-          : "",
-      storages: globalThis.Array.isArray(object?.storages)
-        ? object.storages.map((e: any) => Storage.fromJSON(e))
-        : [],
+        ? globalThis.String(object.oci_spec_json)
+        : "",
+      storages: globalThis.Array.isArray(object?.storages) ? object.storages.map((e: any) => Storage.fromJSON(e)) : [],
     };
   },
 
@@ -809,14 +764,11 @@ export const CreateContainerRequest: MessageFns<CreateContainerRequest> = {
   create(base?: DeepPartial<CreateContainerRequest>): CreateContainerRequest {
     return CreateContainerRequest.fromPartial(base ?? {});
   },
-  fromPartial(
-    object: DeepPartial<CreateContainerRequest>,
-  ): CreateContainerRequest {
+  fromPartial(object: DeepPartial<CreateContainerRequest>): CreateContainerRequest {
     const message = createBaseCreateContainerRequest();
     message.containerId = object.containerId ?? "";
     message.ociSpecJson = object.ociSpecJson ?? "";
-    message.storages =
-      object.storages?.map((e) => Storage.fromPartial(e)) || [];
+    message.storages = object.storages?.map((e) => Storage.fromPartial(e)) || [];
     return message;
   },
 };
@@ -826,22 +778,15 @@ function createBaseStartContainerRequest(): StartContainerRequest {
 }
 
 export const StartContainerRequest: MessageFns<StartContainerRequest> = {
-  encode(
-    message: StartContainerRequest,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: StartContainerRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.containerId !== "") {
       writer.uint32(10).string(message.containerId);
     }
     return writer;
   },
 
-  decode(
-    input: BinaryReader | Uint8Array,
-    length?: number,
-  ): StartContainerRequest {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+  decode(input: BinaryReader | Uint8Array, length?: number): StartContainerRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -878,8 +823,8 @@ export const StartContainerRequest: MessageFns<StartContainerRequest> = {
       containerId: isSet(object.containerId)
         ? globalThis.String(object.containerId)
         : isSet(object.container_id)
-          ? globalThis.String(object.container_id)
-          : "",
+        ? globalThis.String(object.container_id)
+        : "",
     };
   },
 
@@ -894,9 +839,7 @@ export const StartContainerRequest: MessageFns<StartContainerRequest> = {
   create(base?: DeepPartial<StartContainerRequest>): StartContainerRequest {
     return StartContainerRequest.fromPartial(base ?? {});
   },
-  fromPartial(
-    object: DeepPartial<StartContainerRequest>,
-  ): StartContainerRequest {
+  fromPartial(object: DeepPartial<StartContainerRequest>): StartContainerRequest {
     const message = createBaseStartContainerRequest();
     message.containerId = object.containerId ?? "";
     return message;
@@ -908,22 +851,15 @@ function createBaseRemoveContainerRequest(): RemoveContainerRequest {
 }
 
 export const RemoveContainerRequest: MessageFns<RemoveContainerRequest> = {
-  encode(
-    message: RemoveContainerRequest,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: RemoveContainerRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.containerId !== "") {
       writer.uint32(10).string(message.containerId);
     }
     return writer;
   },
 
-  decode(
-    input: BinaryReader | Uint8Array,
-    length?: number,
-  ): RemoveContainerRequest {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+  decode(input: BinaryReader | Uint8Array, length?: number): RemoveContainerRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -960,8 +896,8 @@ export const RemoveContainerRequest: MessageFns<RemoveContainerRequest> = {
       containerId: isSet(object.containerId)
         ? globalThis.String(object.containerId)
         : isSet(object.container_id)
-          ? globalThis.String(object.container_id)
-          : "",
+        ? globalThis.String(object.container_id)
+        : "",
     };
   },
 
@@ -976,9 +912,7 @@ export const RemoveContainerRequest: MessageFns<RemoveContainerRequest> = {
   create(base?: DeepPartial<RemoveContainerRequest>): RemoveContainerRequest {
     return RemoveContainerRequest.fromPartial(base ?? {});
   },
-  fromPartial(
-    object: DeepPartial<RemoveContainerRequest>,
-  ): RemoveContainerRequest {
+  fromPartial(object: DeepPartial<RemoveContainerRequest>): RemoveContainerRequest {
     const message = createBaseRemoveContainerRequest();
     message.containerId = object.containerId ?? "";
     return message;
@@ -990,10 +924,7 @@ function createBaseWaitProcessRequest(): WaitProcessRequest {
 }
 
 export const WaitProcessRequest: MessageFns<WaitProcessRequest> = {
-  encode(
-    message: WaitProcessRequest,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: WaitProcessRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.containerId !== "") {
       writer.uint32(10).string(message.containerId);
     }
@@ -1003,12 +934,8 @@ export const WaitProcessRequest: MessageFns<WaitProcessRequest> = {
     return writer;
   },
 
-  decode(
-    input: BinaryReader | Uint8Array,
-    length?: number,
-  ): WaitProcessRequest {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+  decode(input: BinaryReader | Uint8Array, length?: number): WaitProcessRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -1053,13 +980,13 @@ export const WaitProcessRequest: MessageFns<WaitProcessRequest> = {
       containerId: isSet(object.containerId)
         ? globalThis.String(object.containerId)
         : isSet(object.container_id)
-          ? globalThis.String(object.container_id)
-          : "",
+        ? globalThis.String(object.container_id)
+        : "",
       execId: isSet(object.execId)
         ? globalThis.String(object.execId)
         : isSet(object.exec_id)
-          ? globalThis.String(object.exec_id)
-          : "",
+        ? globalThis.String(object.exec_id)
+        : "",
     };
   },
 
@@ -1090,10 +1017,7 @@ function createBaseWaitProcessResponse(): WaitProcessResponse {
 }
 
 export const WaitProcessResponse: MessageFns<WaitProcessResponse> = {
-  encode(
-    message: WaitProcessResponse,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: WaitProcessResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.exitCode !== 0) {
       writer.uint32(8).int32(message.exitCode);
     }
@@ -1103,12 +1027,8 @@ export const WaitProcessResponse: MessageFns<WaitProcessResponse> = {
     return writer;
   },
 
-  decode(
-    input: BinaryReader | Uint8Array,
-    length?: number,
-  ): WaitProcessResponse {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+  decode(input: BinaryReader | Uint8Array, length?: number): WaitProcessResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -1153,8 +1073,8 @@ export const WaitProcessResponse: MessageFns<WaitProcessResponse> = {
       exitCode: isSet(object.exitCode)
         ? globalThis.Number(object.exitCode)
         : isSet(object.exit_code)
-          ? globalThis.Number(object.exit_code)
-          : 0,
+        ? globalThis.Number(object.exit_code)
+        : 0,
       signal: isSet(object.signal) ? globalThis.Number(object.signal) : 0,
     };
   },
@@ -1186,10 +1106,7 @@ function createBaseSignalProcessRequest(): SignalProcessRequest {
 }
 
 export const SignalProcessRequest: MessageFns<SignalProcessRequest> = {
-  encode(
-    message: SignalProcessRequest,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: SignalProcessRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.containerId !== "") {
       writer.uint32(10).string(message.containerId);
     }
@@ -1202,12 +1119,8 @@ export const SignalProcessRequest: MessageFns<SignalProcessRequest> = {
     return writer;
   },
 
-  decode(
-    input: BinaryReader | Uint8Array,
-    length?: number,
-  ): SignalProcessRequest {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+  decode(input: BinaryReader | Uint8Array, length?: number): SignalProcessRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -1260,13 +1173,13 @@ export const SignalProcessRequest: MessageFns<SignalProcessRequest> = {
       containerId: isSet(object.containerId)
         ? globalThis.String(object.containerId)
         : isSet(object.container_id)
-          ? globalThis.String(object.container_id)
-          : "",
+        ? globalThis.String(object.container_id)
+        : "",
       execId: isSet(object.execId)
         ? globalThis.String(object.execId)
         : isSet(object.exec_id)
-          ? globalThis.String(object.exec_id)
-          : "",
+        ? globalThis.String(object.exec_id)
+        : "",
       signal: isSet(object.signal) ? globalThis.Number(object.signal) : 0,
     };
   },
@@ -1302,10 +1215,7 @@ function createBaseReadStreamRequest(): ReadStreamRequest {
 }
 
 export const ReadStreamRequest: MessageFns<ReadStreamRequest> = {
-  encode(
-    message: ReadStreamRequest,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: ReadStreamRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.containerId !== "") {
       writer.uint32(10).string(message.containerId);
     }
@@ -1316,8 +1226,7 @@ export const ReadStreamRequest: MessageFns<ReadStreamRequest> = {
   },
 
   decode(input: BinaryReader | Uint8Array, length?: number): ReadStreamRequest {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -1362,13 +1271,13 @@ export const ReadStreamRequest: MessageFns<ReadStreamRequest> = {
       containerId: isSet(object.containerId)
         ? globalThis.String(object.containerId)
         : isSet(object.container_id)
-          ? globalThis.String(object.container_id)
-          : "",
+        ? globalThis.String(object.container_id)
+        : "",
       execId: isSet(object.execId)
         ? globalThis.String(object.execId)
         : isSet(object.exec_id)
-          ? globalThis.String(object.exec_id)
-          : "",
+        ? globalThis.String(object.exec_id)
+        : "",
     };
   },
 
@@ -1399,22 +1308,15 @@ function createBaseReadStreamResponse(): ReadStreamResponse {
 }
 
 export const ReadStreamResponse: MessageFns<ReadStreamResponse> = {
-  encode(
-    message: ReadStreamResponse,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: ReadStreamResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.data.length !== 0) {
       writer.uint32(10).bytes(message.data);
     }
     return writer;
   },
 
-  decode(
-    input: BinaryReader | Uint8Array,
-    length?: number,
-  ): ReadStreamResponse {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+  decode(input: BinaryReader | Uint8Array, length?: number): ReadStreamResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -1447,11 +1349,7 @@ export const ReadStreamResponse: MessageFns<ReadStreamResponse> = {
   },
 
   fromJSON(object: any): ReadStreamResponse {
-    return {
-      data: isSet(object.data)
-        ? Buffer.from(bytesFromBase64(object.data))
-        : Buffer.alloc(0),
-    };
+    return { data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0) };
   },
 
   toJSON(message: ReadStreamResponse): unknown {
@@ -1477,10 +1375,7 @@ function createBaseWriteStreamRequest(): WriteStreamRequest {
 }
 
 export const WriteStreamRequest: MessageFns<WriteStreamRequest> = {
-  encode(
-    message: WriteStreamRequest,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: WriteStreamRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.containerId !== "") {
       writer.uint32(10).string(message.containerId);
     }
@@ -1493,12 +1388,8 @@ export const WriteStreamRequest: MessageFns<WriteStreamRequest> = {
     return writer;
   },
 
-  decode(
-    input: BinaryReader | Uint8Array,
-    length?: number,
-  ): WriteStreamRequest {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+  decode(input: BinaryReader | Uint8Array, length?: number): WriteStreamRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -1551,16 +1442,14 @@ export const WriteStreamRequest: MessageFns<WriteStreamRequest> = {
       containerId: isSet(object.containerId)
         ? globalThis.String(object.containerId)
         : isSet(object.container_id)
-          ? globalThis.String(object.container_id)
-          : "",
+        ? globalThis.String(object.container_id)
+        : "",
       execId: isSet(object.execId)
         ? globalThis.String(object.execId)
         : isSet(object.exec_id)
-          ? globalThis.String(object.exec_id)
-          : "",
-      data: isSet(object.data)
-        ? Buffer.from(bytesFromBase64(object.data))
-        : Buffer.alloc(0),
+        ? globalThis.String(object.exec_id)
+        : "",
+      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
     };
   },
 
@@ -1595,22 +1484,15 @@ function createBaseWriteStreamResponse(): WriteStreamResponse {
 }
 
 export const WriteStreamResponse: MessageFns<WriteStreamResponse> = {
-  encode(
-    message: WriteStreamResponse,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: WriteStreamResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.len !== 0) {
       writer.uint32(8).uint32(message.len);
     }
     return writer;
   },
 
-  decode(
-    input: BinaryReader | Uint8Array,
-    length?: number,
-  ): WriteStreamResponse {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+  decode(input: BinaryReader | Uint8Array, length?: number): WriteStreamResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -1669,10 +1551,7 @@ function createBaseCloseStdinRequest(): CloseStdinRequest {
 }
 
 export const CloseStdinRequest: MessageFns<CloseStdinRequest> = {
-  encode(
-    message: CloseStdinRequest,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(message: CloseStdinRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.containerId !== "") {
       writer.uint32(10).string(message.containerId);
     }
@@ -1683,8 +1562,7 @@ export const CloseStdinRequest: MessageFns<CloseStdinRequest> = {
   },
 
   decode(input: BinaryReader | Uint8Array, length?: number): CloseStdinRequest {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -1729,13 +1607,13 @@ export const CloseStdinRequest: MessageFns<CloseStdinRequest> = {
       containerId: isSet(object.containerId)
         ? globalThis.String(object.containerId)
         : isSet(object.container_id)
-          ? globalThis.String(object.container_id)
-          : "",
+        ? globalThis.String(object.container_id)
+        : "",
       execId: isSet(object.execId)
         ? globalThis.String(object.execId)
         : isSet(object.exec_id)
-          ? globalThis.String(object.exec_id)
-          : "",
+        ? globalThis.String(object.exec_id)
+        : "",
     };
   },
 
@@ -1766,19 +1644,12 @@ function createBaseDestroySandboxRequest(): DestroySandboxRequest {
 }
 
 export const DestroySandboxRequest: MessageFns<DestroySandboxRequest> = {
-  encode(
-    _: DestroySandboxRequest,
-    writer: BinaryWriter = new BinaryWriter(),
-  ): BinaryWriter {
+  encode(_: DestroySandboxRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     return writer;
   },
 
-  decode(
-    input: BinaryReader | Uint8Array,
-    length?: number,
-  ): DestroySandboxRequest {
-    const reader =
-      input instanceof BinaryReader ? input : new BinaryReader(input);
+  decode(input: BinaryReader | Uint8Array, length?: number): DestroySandboxRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
       throw new globalThis.Error("protobuf decode recursion limit exceeded");
@@ -1827,27 +1698,20 @@ export const AgentServiceService = {
     path: "/kapsel.agent.v1.AgentService/Check" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: CheckRequest): Buffer =>
-      Buffer.from(CheckRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): CheckRequest =>
-      CheckRequest.decode(value),
-    responseSerialize: (value: CheckResponse): Buffer =>
-      Buffer.from(CheckResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): CheckResponse =>
-      CheckResponse.decode(value),
+    requestSerialize: (value: CheckRequest): Buffer => Buffer.from(CheckRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CheckRequest => CheckRequest.decode(value),
+    responseSerialize: (value: CheckResponse): Buffer => Buffer.from(CheckResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CheckResponse => CheckResponse.decode(value),
   },
   getGuestDetails: {
     path: "/kapsel.agent.v1.AgentService/GetGuestDetails" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: GuestDetailsRequest): Buffer =>
-      Buffer.from(GuestDetailsRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): GuestDetailsRequest =>
-      GuestDetailsRequest.decode(value),
+    requestSerialize: (value: GuestDetailsRequest): Buffer => Buffer.from(GuestDetailsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GuestDetailsRequest => GuestDetailsRequest.decode(value),
     responseSerialize: (value: GuestDetailsResponse): Buffer =>
       Buffer.from(GuestDetailsResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): GuestDetailsResponse =>
-      GuestDetailsResponse.decode(value),
+    responseDeserialize: (value: Buffer): GuestDetailsResponse => GuestDetailsResponse.decode(value),
   },
   /**
    * --- container lifecycle ---
@@ -1860,10 +1724,8 @@ export const AgentServiceService = {
     responseStream: false as const,
     requestSerialize: (value: CreateContainerRequest): Buffer =>
       Buffer.from(CreateContainerRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): CreateContainerRequest =>
-      CreateContainerRequest.decode(value),
-    responseSerialize: (value: Empty): Buffer =>
-      Buffer.from(Empty.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateContainerRequest => CreateContainerRequest.decode(value),
+    responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
     responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
   },
   startContainer: {
@@ -1872,10 +1734,8 @@ export const AgentServiceService = {
     responseStream: false as const,
     requestSerialize: (value: StartContainerRequest): Buffer =>
       Buffer.from(StartContainerRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): StartContainerRequest =>
-      StartContainerRequest.decode(value),
-    responseSerialize: (value: Empty): Buffer =>
-      Buffer.from(Empty.encode(value).finish()),
+    requestDeserialize: (value: Buffer): StartContainerRequest => StartContainerRequest.decode(value),
+    responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
     responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
   },
   /** Kills whatever is left of the container and releases its storage. */
@@ -1885,10 +1745,8 @@ export const AgentServiceService = {
     responseStream: false as const,
     requestSerialize: (value: RemoveContainerRequest): Buffer =>
       Buffer.from(RemoveContainerRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): RemoveContainerRequest =>
-      RemoveContainerRequest.decode(value),
-    responseSerialize: (value: Empty): Buffer =>
-      Buffer.from(Empty.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RemoveContainerRequest => RemoveContainerRequest.decode(value),
+    responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
     responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
   },
   /**
@@ -1899,25 +1757,18 @@ export const AgentServiceService = {
     path: "/kapsel.agent.v1.AgentService/WaitProcess" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: WaitProcessRequest): Buffer =>
-      Buffer.from(WaitProcessRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): WaitProcessRequest =>
-      WaitProcessRequest.decode(value),
-    responseSerialize: (value: WaitProcessResponse): Buffer =>
-      Buffer.from(WaitProcessResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): WaitProcessResponse =>
-      WaitProcessResponse.decode(value),
+    requestSerialize: (value: WaitProcessRequest): Buffer => Buffer.from(WaitProcessRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WaitProcessRequest => WaitProcessRequest.decode(value),
+    responseSerialize: (value: WaitProcessResponse): Buffer => Buffer.from(WaitProcessResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WaitProcessResponse => WaitProcessResponse.decode(value),
   },
   signalProcess: {
     path: "/kapsel.agent.v1.AgentService/SignalProcess" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: SignalProcessRequest): Buffer =>
-      Buffer.from(SignalProcessRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): SignalProcessRequest =>
-      SignalProcessRequest.decode(value),
-    responseSerialize: (value: Empty): Buffer =>
-      Buffer.from(Empty.encode(value).finish()),
+    requestSerialize: (value: SignalProcessRequest): Buffer => Buffer.from(SignalProcessRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SignalProcessRequest => SignalProcessRequest.decode(value),
+    responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
     responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
   },
   /**
@@ -1928,51 +1779,36 @@ export const AgentServiceService = {
     path: "/kapsel.agent.v1.AgentService/ReadStdout" as const,
     requestStream: false as const,
     responseStream: true as const,
-    requestSerialize: (value: ReadStreamRequest): Buffer =>
-      Buffer.from(ReadStreamRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ReadStreamRequest =>
-      ReadStreamRequest.decode(value),
-    responseSerialize: (value: ReadStreamResponse): Buffer =>
-      Buffer.from(ReadStreamResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ReadStreamResponse =>
-      ReadStreamResponse.decode(value),
+    requestSerialize: (value: ReadStreamRequest): Buffer => Buffer.from(ReadStreamRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReadStreamRequest => ReadStreamRequest.decode(value),
+    responseSerialize: (value: ReadStreamResponse): Buffer => Buffer.from(ReadStreamResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReadStreamResponse => ReadStreamResponse.decode(value),
   },
   readStderr: {
     path: "/kapsel.agent.v1.AgentService/ReadStderr" as const,
     requestStream: false as const,
     responseStream: true as const,
-    requestSerialize: (value: ReadStreamRequest): Buffer =>
-      Buffer.from(ReadStreamRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): ReadStreamRequest =>
-      ReadStreamRequest.decode(value),
-    responseSerialize: (value: ReadStreamResponse): Buffer =>
-      Buffer.from(ReadStreamResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ReadStreamResponse =>
-      ReadStreamResponse.decode(value),
+    requestSerialize: (value: ReadStreamRequest): Buffer => Buffer.from(ReadStreamRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReadStreamRequest => ReadStreamRequest.decode(value),
+    responseSerialize: (value: ReadStreamResponse): Buffer => Buffer.from(ReadStreamResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReadStreamResponse => ReadStreamResponse.decode(value),
   },
   writeStdin: {
     path: "/kapsel.agent.v1.AgentService/WriteStdin" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: WriteStreamRequest): Buffer =>
-      Buffer.from(WriteStreamRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): WriteStreamRequest =>
-      WriteStreamRequest.decode(value),
-    responseSerialize: (value: WriteStreamResponse): Buffer =>
-      Buffer.from(WriteStreamResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): WriteStreamResponse =>
-      WriteStreamResponse.decode(value),
+    requestSerialize: (value: WriteStreamRequest): Buffer => Buffer.from(WriteStreamRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WriteStreamRequest => WriteStreamRequest.decode(value),
+    responseSerialize: (value: WriteStreamResponse): Buffer => Buffer.from(WriteStreamResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WriteStreamResponse => WriteStreamResponse.decode(value),
   },
   closeStdin: {
     path: "/kapsel.agent.v1.AgentService/CloseStdin" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: CloseStdinRequest): Buffer =>
-      Buffer.from(CloseStdinRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): CloseStdinRequest =>
-      CloseStdinRequest.decode(value),
-    responseSerialize: (value: Empty): Buffer =>
-      Buffer.from(Empty.encode(value).finish()),
+    requestSerialize: (value: CloseStdinRequest): Buffer => Buffer.from(CloseStdinRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CloseStdinRequest => CloseStdinRequest.decode(value),
+    responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
     responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
   },
   /**
@@ -1985,10 +1821,8 @@ export const AgentServiceService = {
     responseStream: false as const,
     requestSerialize: (value: DestroySandboxRequest): Buffer =>
       Buffer.from(DestroySandboxRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): DestroySandboxRequest =>
-      DestroySandboxRequest.decode(value),
-    responseSerialize: (value: Empty): Buffer =>
-      Buffer.from(Empty.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DestroySandboxRequest => DestroySandboxRequest.decode(value),
+    responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
     responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
   },
 } as const;
@@ -2046,27 +1880,18 @@ export interface AgentServiceClient extends Client {
   ): ClientUnaryCall;
   getGuestDetails(
     request: GuestDetailsRequest,
-    callback: (
-      error: ServiceError | null,
-      response: GuestDetailsResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: GuestDetailsResponse) => void,
   ): ClientUnaryCall;
   getGuestDetails(
     request: GuestDetailsRequest,
     metadata: Metadata,
-    callback: (
-      error: ServiceError | null,
-      response: GuestDetailsResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: GuestDetailsResponse) => void,
   ): ClientUnaryCall;
   getGuestDetails(
     request: GuestDetailsRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
-    callback: (
-      error: ServiceError | null,
-      response: GuestDetailsResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: GuestDetailsResponse) => void,
   ): ClientUnaryCall;
   /**
    * --- container lifecycle ---
@@ -2125,27 +1950,18 @@ export interface AgentServiceClient extends Client {
    */
   waitProcess(
     request: WaitProcessRequest,
-    callback: (
-      error: ServiceError | null,
-      response: WaitProcessResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: WaitProcessResponse) => void,
   ): ClientUnaryCall;
   waitProcess(
     request: WaitProcessRequest,
     metadata: Metadata,
-    callback: (
-      error: ServiceError | null,
-      response: WaitProcessResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: WaitProcessResponse) => void,
   ): ClientUnaryCall;
   waitProcess(
     request: WaitProcessRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
-    callback: (
-      error: ServiceError | null,
-      response: WaitProcessResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: WaitProcessResponse) => void,
   ): ClientUnaryCall;
   signalProcess(
     request: SignalProcessRequest,
@@ -2166,19 +1982,13 @@ export interface AgentServiceClient extends Client {
    * --- stdio ---
    * Each stream ends when the process closes its end of the pipe.
    */
-  readStdout(
-    request: ReadStreamRequest,
-    options?: Partial<CallOptions>,
-  ): ClientReadableStream<ReadStreamResponse>;
+  readStdout(request: ReadStreamRequest, options?: Partial<CallOptions>): ClientReadableStream<ReadStreamResponse>;
   readStdout(
     request: ReadStreamRequest,
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<ReadStreamResponse>;
-  readStderr(
-    request: ReadStreamRequest,
-    options?: Partial<CallOptions>,
-  ): ClientReadableStream<ReadStreamResponse>;
+  readStderr(request: ReadStreamRequest, options?: Partial<CallOptions>): ClientReadableStream<ReadStreamResponse>;
   readStderr(
     request: ReadStreamRequest,
     metadata?: Metadata,
@@ -2186,27 +1996,18 @@ export interface AgentServiceClient extends Client {
   ): ClientReadableStream<ReadStreamResponse>;
   writeStdin(
     request: WriteStreamRequest,
-    callback: (
-      error: ServiceError | null,
-      response: WriteStreamResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: WriteStreamResponse) => void,
   ): ClientUnaryCall;
   writeStdin(
     request: WriteStreamRequest,
     metadata: Metadata,
-    callback: (
-      error: ServiceError | null,
-      response: WriteStreamResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: WriteStreamResponse) => void,
   ): ClientUnaryCall;
   writeStdin(
     request: WriteStreamRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
-    callback: (
-      error: ServiceError | null,
-      response: WriteStreamResponse,
-    ) => void,
+    callback: (error: ServiceError | null, response: WriteStreamResponse) => void,
   ): ClientUnaryCall;
   closeStdin(
     request: CloseStdinRequest,
@@ -2248,11 +2049,7 @@ export const AgentServiceClient = makeGenericClientConstructor(
   AgentServiceService,
   "kapsel.agent.v1.AgentService",
 ) as unknown as {
-  new (
-    address: string,
-    credentials: ChannelCredentials,
-    options?: Partial<ClientOptions>,
-  ): AgentServiceClient;
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): AgentServiceClient;
   service: typeof AgentServiceService;
   serviceName: string;
 };
@@ -2265,20 +2062,14 @@ function base64FromBytes(arr: Uint8Array): string {
   return globalThis.Buffer.from(arr).toString("base64");
 }
 
-type Builtin =
-  Date | Function | Uint8Array | string | number | boolean | undefined;
+type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-export type DeepPartial<T> = T extends Builtin
-  ? T
-  : T extends globalThis.Array<infer U>
-    ? globalThis.Array<DeepPartial<U>>
-    : T extends ReadonlyArray<infer U>
-      ? ReadonlyArray<DeepPartial<U>>
-      : T extends { $case: string; value: unknown }
-        ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
-        : T extends {}
-          ? { [K in keyof T]?: DeepPartial<T[K]> }
-          : Partial<T>;
+export type DeepPartial<T> = T extends Builtin ? T
+  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
+  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
+  : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
+  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
+  : Partial<T>;
 
 function longToNumber(int64: { toString(): string }): number {
   const num = globalThis.Number(int64.toString());

@@ -1,0 +1,71 @@
+import type { Duplex } from 'node:stream';
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { AgentServiceService } from '../../proto/generated/agent.js';
+import { createLogger } from './log.js';
+import { loadNative } from './native/index.js';
+import { agentService } from './rpc.js';
+import { Sandbox } from './sandbox.js';
+import { findVirtioPort } from './transport/virtio-port.js';
+import { SerialPortConnections } from './transport/serial.js';
+import { listenUnix } from './transport/unix.js';
+import { AGENT_PORT_NAME, AGENT_VERSION } from './version.js';
+
+/**
+ * kapsel-agent. In the guest (no arguments) it serves the virtio-serial port
+ * `agent.channel.0`; `--listen unix:PATH` serves a unix socket instead, for
+ * running standalone on a host.
+ */
+async function main(argv: readonly string[]): Promise<void> {
+  const log = createLogger();
+  const listen = parseListen(argv);
+  const sandbox = new Sandbox(loadNative(), log);
+  const server = new Server();
+  const exit = (code: number): void => {
+    server.forceShutdown();
+    log.flush();
+    process.exit(code);
+  };
+  server.addService(
+    AgentServiceService,
+    agentService(sandbox, log, () => {
+      exit(0);
+    }),
+  );
+  const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
+  const inject = (conn: Duplex): void => {
+    injector.injectConnection(conn);
+  };
+
+  if (listen !== undefined) {
+    await listenUnix(listen, inject);
+    log.info({ version: AGENT_VERSION, listen }, 'agent serving on unix socket');
+  } else {
+    const path = await findVirtioPort(AGENT_PORT_NAME);
+    await SerialPortConnections.open(path, inject, log);
+    log.info({ version: AGENT_VERSION, port: path }, 'agent serving on virtio-serial port');
+  }
+
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(sig, () => {
+      log.info({ signal: sig }, 'stopping');
+      void sandbox.destroy().finally(() => {
+        exit(0);
+      });
+    });
+  }
+}
+
+function parseListen(argv: readonly string[]): string | undefined {
+  const i = argv.indexOf('--listen');
+  if (i === -1) return undefined;
+  const value = argv[i + 1];
+  if (value?.startsWith('unix:') !== true) {
+    throw new Error(`--listen: expected unix:PATH, got ${JSON.stringify(value)}`);
+  }
+  return value.slice('unix:'.length);
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  process.stderr.write(`kapsel-agent: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

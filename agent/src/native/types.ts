@@ -1,0 +1,124 @@
+// The native surface as the rest of the agent sees it. real.ts implements it
+// over libkapsel (through ffi.ts); fake.ts records calls for unit tests.
+import { constants } from 'node:os';
+import type { Readable, Writable } from 'node:stream';
+
+/** Namespaces the container init gets new copies of (clone flags). */
+export type NamespaceKind = 'mount' | 'uts' | 'ipc' | 'pid' | 'network' | 'cgroup';
+
+export interface MountSpec {
+  /** A host path for bind mounts, else what mount(2) takes ("proc", "tmpfs", ...). */
+  source: string;
+  /** Absolute, inside the container. */
+  target: string;
+  /** "" for bind mounts. */
+  fstype: string;
+  /** MS_* flags, as mount-options.ts computes them. */
+  flags: number;
+  /** MS_SHARED/SLAVE/PRIVATE/UNBINDABLE (| MS_REC), applied after the mount. */
+  propagation?: number;
+  /** Filesystem options, e.g. "mode=755,size=65536k". */
+  data: string;
+}
+
+/** An existing namespace to enter with setns(2) before cloning. */
+export interface JoinNamespace {
+  kind: NamespaceKind;
+  /** e.g. /proc/<pid>/ns/net */
+  path: string;
+}
+
+export interface SpawnRequest {
+  namespaces: readonly NamespaceKind[];
+  /** Entered first; an exec into a running container joins all of them and has no rootfs. */
+  joinNamespaces?: readonly JoinNamespace[];
+  /** Absolute path as the agent sees it. Needs a new mount namespace. */
+  rootfs?: string;
+  readonlyRootfs?: boolean;
+  /** MS_MOVE + chroot instead of pivot_root (runc --no-pivot). */
+  noPivot?: boolean;
+  /** OCI linux.rootfsPropagation as MS_* flags; default MS_SLAVE|MS_REC as in runc. */
+  rootPropagation?: number;
+  /** In order; a tmpfs on /dev gets the default device nodes and symlinks. */
+  mounts: readonly MountSpec[];
+  /** Needs a new uts namespace. */
+  hostname?: string;
+  args: readonly string[];
+  /** "NAME=value"; its PATH is where args[0] is looked up. */
+  env: readonly string[];
+  cwd: string;
+  uid: number;
+  gid: number;
+  additionalGids?: readonly number[];
+  /** Default 0o022. */
+  umask?: number;
+  /**
+   * A cgroup v2 directory (e.g. /sys/fs/cgroup/kapsel/<id>) the init is born
+   * in (clone3 CLONE_INTO_CGROUP); with a 'cgroup' namespace, its root.
+   */
+  cgroup?: string;
+}
+
+/** How the container init ended: signal is 0 when it exited, else exitCode is 128 + signal. */
+export interface ProcessExit {
+  exitCode: number;
+  signal: number;
+}
+
+/**
+ * A container init that has been set up and waits before execve (runc's
+ * "created" state): namespaces, mounts, pivot_root, user and cwd are done
+ * and args[0] has been found.
+ */
+export interface ContainerProcess {
+  /** In the agent's pid namespace. */
+  readonly pid: number;
+  /**
+   * Pipes to the init. They are the caller's to close: a stream nobody reads
+   * never sees EOF and holds its fd, so destroy() what you do not consume.
+   */
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  /** Lets it execve; resolves once it did, rejects with NativeError if execve failed. */
+  start(): Promise<void>;
+  /** kill(2) on the init; ignored once it has been reaped. */
+  signal(signo: number): void;
+  /** Resolves when the init has been reaped; all its pipes see EOF after it. */
+  readonly exited: Promise<ProcessExit>;
+}
+
+export interface Native {
+  /** Resolves once the init is set up and waiting (READY); rejects with NativeError. */
+  spawn(req: SpawnRequest): Promise<ContainerProcess>;
+  /** A mount in the agent's own namespace (guest shares); creates the target. */
+  mount(source: string, target: string, fstype: string, flags: number, data: string): Promise<void>;
+  /** umount2(2); flags e.g. MNT_DETACH. */
+  umount(target: string, flags?: number): Promise<void>;
+}
+
+const ERRNO_NAMES = new Map<number, string>(
+  Object.entries(constants.errno).map(([name, value]) => [value, name]),
+);
+
+/** A failure reported by libkapsel: the step, the path and the errno, crun style. */
+export class NativeError extends Error {
+  override readonly name = 'NativeError';
+  /** Symbolic errno, e.g. "ENOENT" (Node's convention for system errors). */
+  readonly code: string;
+  readonly syscall: string | undefined;
+  readonly path: string | undefined;
+
+  constructor(
+    message: string,
+    /** Positive errno. */
+    readonly errno: number,
+    details: { syscall?: string | undefined; path?: string | undefined } = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.code = ERRNO_NAMES.get(errno) ?? `E${errno}`;
+    this.syscall = details.syscall;
+    this.path = details.path;
+  }
+}

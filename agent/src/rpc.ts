@@ -1,0 +1,153 @@
+import { cpus, release, totalmem } from 'node:os';
+import type { Readable } from 'node:stream';
+import {
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import {
+  CheckResponse_ServingStatus,
+  type AgentServiceServer,
+  type Empty,
+  type ReadStreamRequest,
+  type ReadStreamResponse,
+} from '../../proto/generated/agent.js';
+import { toGrpcStatus } from './errors.js';
+import type { Sandbox } from './sandbox.js';
+import { AGENT_VERSION } from './version.js';
+
+/**
+ * The RPC surface: each handler validates, calls the sandbox and maps the
+ * error; the work is in sandbox.ts.
+ */
+export function agentService(
+  sandbox: Sandbox,
+  log: Logger,
+  onDestroyed: () => void,
+): AgentServiceServer & UntypedServiceImplementation {
+  const empty: Empty = {};
+  return {
+    check: unary(log, 'Check', () =>
+      Promise.resolve({ status: CheckResponse_ServingStatus.SERVING }),
+    ),
+    getGuestDetails: unary(log, 'GetGuestDetails', () =>
+      Promise.resolve({
+        agentVersion: AGENT_VERSION,
+        kernelRelease: release(),
+        nodeVersion: process.version,
+        memTotalBytes: totalmem(),
+        cpus: cpus().length,
+      }),
+    ),
+    createContainer: unary(log, 'CreateContainer', async (r) => {
+      await sandbox.createContainer(r.containerId, r.ociSpecJson, r.storages);
+      return empty;
+    }),
+    startContainer: unary(log, 'StartContainer', async (r) => {
+      await sandbox.startContainer(r.containerId);
+      return empty;
+    }),
+    removeContainer: unary(log, 'RemoveContainer', async (r) => {
+      await sandbox.removeContainer(r.containerId);
+      return empty;
+    }),
+    waitProcess: unary(log, 'WaitProcess', (r) => sandbox.waitProcess(r.containerId, r.execId)),
+    signalProcess: unary(log, 'SignalProcess', (r) => {
+      sandbox.signalProcess(r.containerId, r.execId, r.signal);
+      return Promise.resolve(empty);
+    }),
+    readStdout: stream(log, 'ReadStdout', sandbox, 'stdout'),
+    readStderr: stream(log, 'ReadStderr', sandbox, 'stderr'),
+    writeStdin: unary(log, 'WriteStdin', async (r) => {
+      const stdin = sandbox.get(r.containerId).stdin();
+      await new Promise<void>((resolve, reject) => {
+        stdin.write(r.data, (err) => {
+          if (err) reject(err);
+          else resolve();
+        });
+      });
+      return { len: r.data.length };
+    }),
+    closeStdin: unary(log, 'CloseStdin', (r) => {
+      sandbox.get(r.containerId).stdin().end();
+      return Promise.resolve(empty);
+    }),
+    destroySandbox: unary(log, 'DestroySandbox', async () => {
+      await sandbox.destroy();
+      // Answer first; PID 1 powers the VM off once the agent has gone.
+      setImmediate(onDestroyed);
+      return empty;
+    }),
+  };
+}
+
+function unary<Req, Res>(
+  log: Logger,
+  name: string,
+  handler: (request: Req) => Promise<Res>,
+): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
+  return (call, callback) => {
+    log.debug({ rpc: name }, 'request');
+    // A handler that throws before its first await must still map to a status.
+    Promise.resolve(call.request)
+      .then(handler)
+      .then(
+        (res) => {
+          callback(null, res);
+        },
+        (err: unknown) => {
+          const status = toGrpcStatus(err);
+          log.info({ rpc: name, code: status.code, msg: status.details }, 'request failed');
+          callback({ code: status.code, details: status.details });
+        },
+      );
+  };
+}
+
+function stream(
+  log: Logger,
+  name: string,
+  sandbox: Sandbox,
+  which: 'stdout' | 'stderr',
+): (call: ServerWritableStream<ReadStreamRequest, ReadStreamResponse>) => void {
+  return (call) => {
+    let source: Readable;
+    let release: () => void;
+    try {
+      const container = sandbox.get(call.request.containerId);
+      source = container.claimOutput(which);
+      release = () => {
+        container.releaseOutput(source);
+      };
+    } catch (err) {
+      const status = toGrpcStatus(err);
+      log.info({ rpc: name, code: status.code, msg: status.details }, 'request failed');
+      call.destroy(Object.assign(new Error(status.details), status));
+      return;
+    }
+    const onData = (data: Buffer): void => {
+      if (!call.write({ data })) {
+        source.pause();
+        call.once('drain', () => source.resume());
+      }
+    };
+    const detach = (): void => {
+      source.off('data', onData);
+      source.off('end', onEnd);
+      source.off('error', onEnd);
+      source.pause();
+      release();
+    };
+    const onEnd = (): void => {
+      detach();
+      call.end();
+    };
+    call.on('cancelled', detach);
+    source.on('data', onData);
+    source.once('end', onEnd);
+    source.once('error', onEnd);
+    source.resume();
+  };
+}

@@ -1,0 +1,129 @@
+import { Duplex } from 'node:stream';
+import { open, type FileHandle } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+
+const READ_SIZE = 64 * 1024;
+/** How often to look again while no host is connected (reads return 0 then). */
+const IDLE_POLL_MS = 20;
+
+/**
+ * Turns a virtio-serial character device into one Duplex per host
+ * connection.
+ *
+ * libuv cannot poll such a device (nodejs/node#9285), so reads are plain
+ * blocking reads on the threadpool. While the host side is disconnected a read
+ * returns 0 at once; after the host (re)connects, reads deliver the new
+ * connection's bytes. So: 0 bytes ends the current connection, and the first
+ * bytes after that start a new one. grpc-js then runs a fresh HTTP/2 session
+ * on each.
+ */
+export class SerialPortConnections {
+  private current: PortConnection | undefined;
+  private stopped = false;
+
+  private constructor(
+    private readonly file: FileHandle,
+    private readonly onConnection: (conn: Duplex) => void,
+    private readonly log: Logger,
+  ) {}
+
+  static async open(
+    path: string,
+    onConnection: (conn: Duplex) => void,
+    log: Logger,
+  ): Promise<SerialPortConnections> {
+    const file = await open(path, 'r+');
+    const port = new SerialPortConnections(file, onConnection, log);
+    void port.readLoop();
+    return port;
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    this.current?.hangUp();
+    await this.file.close();
+  }
+
+  private isStopped(): boolean {
+    return this.stopped;
+  }
+
+  private async readLoop(): Promise<void> {
+    while (!this.stopped) {
+      let n: number;
+      const buf = Buffer.allocUnsafe(READ_SIZE);
+      try {
+        ({ bytesRead: n } = await this.file.read(buf, 0, READ_SIZE, null));
+      } catch (err) {
+        if (this.isStopped()) return;
+        this.log.error({ err }, 'read from the agent port failed');
+        await sleep(IDLE_POLL_MS);
+        continue;
+      }
+      if (n === 0) {
+        if (this.current !== undefined) {
+          this.log.info('host disconnected');
+          this.current.hangUp();
+          this.current = undefined;
+        }
+        await sleep(IDLE_POLL_MS);
+        continue;
+      }
+      if (this.current === undefined) {
+        this.log.info('host connected');
+        this.current = new PortConnection(this.file);
+        this.onConnection(this.current);
+      }
+      this.current.deliver(buf.subarray(0, n));
+    }
+  }
+}
+
+/** One host connection. Writes after hang-up are dropped, not sent to the next host. */
+class PortConnection extends Duplex {
+  private live = true;
+
+  constructor(private readonly file: FileHandle) {
+    super({ allowHalfOpen: false });
+  }
+
+  deliver(chunk: Buffer): void {
+    if (this.live) this.push(chunk);
+  }
+
+  hangUp(): void {
+    if (!this.live) return;
+    this.live = false;
+    this.push(null);
+    this.destroy();
+  }
+
+  override _read(): void {
+    // Data is pushed by the port's read loop as it arrives; the device has no
+    // flow control we could apply here beyond its own buffers.
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
+    if (!this.live) {
+      done();
+      return;
+    }
+    writeAll(this.file, chunk).then(
+      () => {
+        done();
+      },
+      (err: unknown) => {
+        done(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  }
+}
+
+async function writeAll(file: FileHandle, chunk: Buffer): Promise<void> {
+  let off = 0;
+  while (off < chunk.length) {
+    const { bytesWritten } = await file.write(chunk, off, chunk.length - off, null);
+    off += bytesWritten;
+  }
+}

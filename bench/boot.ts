@@ -1,0 +1,120 @@
+// Boot timeline: how long each stage of a kapsel sandbox takes under this
+// machine's QEMU, against the floor of the same kernel booting a trivial init
+// that opens the same virtio-serial port. Both are measured in this run and
+// compared as a ratio, since absolute times on these machines are noise.
+//
+//   npm run bench:boot [-- --runs N]
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { parseArgs } from 'node:util';
+import { guestImage, packageRoot } from '../runtime/src/paths.js';
+import { Sandbox } from '../runtime/src/sandbox.js';
+import { Vm } from '../runtime/src/vm/index.js';
+import { makeBusyboxRootfs } from '../test/support/busybox.js';
+import { testSpec } from '../test/support/spec.js';
+
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' } } });
+const runs = Number(values.runs);
+const log = pino({ level: 'warn' });
+const root = mkdtempSync(join(tmpdir(), 'kapsel-bench-'));
+const rootfs = makeBusyboxRootfs();
+
+type Marks = Record<string, number>;
+
+const since = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e6;
+
+async function bootKapsel(i: number): Promise<Marks> {
+  const stateDir = mkdtempSync(join(root, `kapsel-${i}-`));
+  const t0 = process.hrtime.bigint();
+  const sandbox = await Sandbox.start({ stateDir, rootfs, log });
+  const marks: Marks = {};
+  try {
+    const init = await sandbox.vm.console.waitFor(/kapsel-init: started/, { includeTail: true });
+    marks['init started'] = Number(init.ns) / 1e6;
+    marks['agent ready (port open)'] = sandbox.vm.timeline.ms('agentPortOpen') ?? NaN;
+    marks['agent answered Check'] = since(t0);
+    const id = `bench-${i}`;
+    const guest = Sandbox.guestSpec(id, testSpec(rootfs, ['/bin/true']));
+    await sandbox.agent.createContainer({
+      containerId: id,
+      ociSpecJson: JSON.stringify(guest.spec),
+      storages: guest.storages,
+    });
+    await sandbox.agent.startContainer(id);
+    await sandbox.agent.waitProcess(id);
+    marks['container exited'] = since(t0);
+    await sandbox.agent.removeContainer(id);
+  } finally {
+    await sandbox.stop();
+  }
+  return { ...pick(sandbox.vm.timeline.toJSON(), ['spawned', 'qmpReady', 'firstConsoleLine']), ...marks };
+}
+
+async function bootFloor(i: number): Promise<Marks> {
+  const stateDir = mkdtempSync(join(root, `floor-${i}-`));
+  const image = guestImage();
+  const vm = await Vm.boot(
+    {
+      stateDir,
+      kernel: image.kernel,
+      initrd: join(packageRoot(), 'build/guest/floor-initrd.img'),
+      memoryMiB: 1024,
+      cpus: 1,
+    },
+    log,
+  );
+  try {
+    await vm.waitAgentReady();
+    const init = await vm.console.waitFor(/kapsel-floor: started/, { includeTail: true });
+    return {
+      ...pick(vm.timeline.toJSON(), ['spawned', 'qmpReady', 'firstConsoleLine']),
+      'init started': Number(init.ns) / 1e6,
+      'port open': vm.timeline.ms('agentPortOpen') ?? NaN,
+    };
+  } finally {
+    await vm.shutdown(5000);
+  }
+}
+
+function pick(all: Record<string, number>, keys: string[]): Marks {
+  return Object.fromEntries(keys.filter((k) => k in all).map((k) => [k, all[k] ?? NaN]));
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] ?? NaN) : ((s[m - 1] ?? NaN) + (s[m] ?? NaN)) / 2;
+}
+
+function summarize(name: string, all: Marks[]): Marks {
+  const keys = Object.keys(all[0] ?? {});
+  const out: Marks = {};
+  console.log(`\n${name} (median of ${all.length}, ms since boot was called)`);
+  for (const k of keys) {
+    out[k] = median(all.map((m) => m[k] ?? NaN));
+    console.log(`  ${k.padEnd(26)} ${out[k].toFixed(0).padStart(7)}`);
+  }
+  return out;
+}
+
+try {
+  const kapsel: Marks[] = [];
+  const floor: Marks[] = [];
+  // Interleaved, so drift in machine load hits both alike.
+  for (let i = 0; i < runs; i++) {
+    floor.push(await bootFloor(i));
+    kapsel.push(await bootKapsel(i));
+  }
+  const f = summarize('floor: same kernel, trivial init opening the agent port', floor);
+  const k = summarize('kapsel: init, node agent, container /bin/true', kapsel);
+  const ratio = (k['agent ready (port open)'] ?? NaN) / (f['port open'] ?? NaN);
+  console.log(`\nagent-ready / floor = ${ratio.toFixed(2)}`);
+  console.log(
+    `container-exit / floor = ${((k['container exited'] ?? NaN) / (f['port open'] ?? NaN)).toFixed(2)}`,
+  );
+} finally {
+  rmSync(root, { recursive: true, force: true });
+  rmSync(rootfs, { recursive: true, force: true });
+}

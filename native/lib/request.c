@@ -1,0 +1,209 @@
+/* Parses the flat spawn request (protocol.h) on the Node thread, before any
+ * fork: allocation is allowed here, and everything the monitor and the
+ * container init will read is prepared now. */
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+
+#include "kapsel.h"
+
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+struct field {
+  uint32_t tag;
+  uint32_t len;
+  const char *data;
+};
+
+/* Walks the fields; returns 1 with *f filled, 0 at the end, -EINVAL when a
+ * field runs past the buffer. */
+static int next_field(const char *buf, size_t len, size_t *off, struct field *f) {
+  if (*off == len)
+    return 0;
+  if (len - *off < 8)
+    return -EINVAL;
+  memcpy(&f->tag, buf + *off, 4);
+  memcpy(&f->len, buf + *off + 4, 4);
+  *off += 8;
+  if (f->len > len - *off)
+    return -EINVAL;
+  f->data = buf + *off;
+  *off += f->len;
+  return 1;
+}
+
+static int get_u32(const struct field *f, uint32_t *v) {
+  if (f->len != 4)
+    return -EINVAL;
+  memcpy(v, f->data, 4);
+  return 0;
+}
+
+/* Exactly `count` NUL-terminated strings fill data[0..len). */
+static int get_strings(const char *data, size_t len, const char **out, size_t count) {
+  size_t off = 0;
+  for (size_t i = 0; i < count; i++) {
+    const char *nul = off < len ? memchr(data + off, '\0', len - off) : NULL;
+    if (nul == NULL)
+      return -EINVAL;
+    out[i] = data + off;
+    off = (size_t)(nul - data) + 1;
+  }
+  return off == len ? 0 : -EINVAL;
+}
+
+static int fail(struct kapsel_record *err, const char *what, uint32_t tag) {
+  kapsel_record_error(err, EINVAL, "spawn", NULL);
+  snprintf(err->message, sizeof err->message, "spawn: bad request: %s (field %u)", what, tag);
+  return -EINVAL;
+}
+
+void kapsel_request_free(struct kapsel_request *req) {
+  free(req->storage);
+  free(req->join);
+  free(req->mounts);
+  free(req->argv);
+  free(req->envp);
+  free(req->groups);
+  memset(req, 0, sizeof *req);
+}
+
+int kapsel_request_parse(struct kapsel_request *req, const void *buf, size_t len,
+                         struct kapsel_record *err) {
+  struct field f = {0, 0, NULL};
+  size_t off = 4;
+  int r;
+
+  memset(req, 0, sizeof *req);
+  req->umask = 022;
+  req->root_propagation = MS_SLAVE | MS_REC; /* runc's default: see prepareRoot() */
+  req->cwd = "/";
+  req->path_env = DEFAULT_PATH;
+  if (len < 4 || memcmp(buf, KAPSEL_REQ_MAGIC, 4) != 0)
+    return fail(err, "bad magic", 0);
+
+  /* First pass: count repeated fields so the arrays are sized exactly. */
+  while ((r = next_field(buf, len, &off, &f)) > 0) {
+    switch (f.tag) {
+    case KAPSEL_REQ_JOIN_NS: req->njoin++; break;
+    case KAPSEL_REQ_MOUNT: req->nmounts++; break;
+    case KAPSEL_REQ_ARG: req->argc++; break;
+    case KAPSEL_REQ_ENV: req->envc++; break;
+    case KAPSEL_REQ_GROUP: req->ngroups++; break;
+    default: break;
+    }
+  }
+  if (r < 0)
+    return fail(err, "truncated field", f.tag);
+  if (req->argc == 0)
+    return fail(err, "args must not be empty", KAPSEL_REQ_ARG);
+  if (req->njoin > KAPSEL_MAX_JOIN)
+    return fail(err, "too many namespaces to join", KAPSEL_REQ_JOIN_NS);
+
+  req->storage = malloc(len);
+  req->join = calloc(req->njoin + 1, sizeof *req->join);
+  req->mounts = calloc(req->nmounts + 1, sizeof *req->mounts);
+  req->argv = calloc(req->argc + 1, sizeof *req->argv);
+  req->envp = calloc(req->envc + 1, sizeof *req->envp);
+  req->groups = calloc(req->ngroups + 1, sizeof *req->groups);
+  if (!req->storage || !req->join || !req->mounts || !req->argv || !req->envp || !req->groups) {
+    kapsel_request_free(req);
+    kapsel_record_error(err, ENOMEM, "spawn", NULL);
+    return -ENOMEM;
+  }
+  memcpy(req->storage, buf, len);
+
+  size_t nj = 0, nm = 0, na = 0, ne = 0, ng = 0;
+  off = 4;
+  while ((r = next_field(req->storage, len, &off, &f)) > 0) {
+    const char *s[4];
+    uint32_t v = 0;
+    int bad = 0;
+    switch (f.tag) {
+    case KAPSEL_REQ_NEW_NS: bad = get_u32(&f, &req->new_ns); break;
+    case KAPSEL_REQ_JOIN_NS:
+      bad = f.len < 4 || get_strings(f.data + 4, f.len - 4, s, 1);
+      if (!bad) {
+        memcpy(&v, f.data, 4);
+        req->join[nj].nstype = (int)v;
+        req->join[nj].path = s[0];
+        req->join[nj].fd = -1;
+        nj++;
+      }
+      break;
+    case KAPSEL_REQ_MOUNT:
+      bad = f.len < 8 || get_strings(f.data + 8, f.len - 8, s, 4);
+      if (!bad) {
+        struct kapsel_mount_entry *m = &req->mounts[nm++];
+        memcpy(&m->flags, f.data, 4);
+        memcpy(&m->propagation, f.data + 4, 4);
+        m->source = s[0];
+        m->target = s[1];
+        m->fstype = s[2];
+        m->data = s[3];
+        bad = m->target[0] != '/';
+        if (strcmp(m->target, "/dev") == 0 && strcmp(m->fstype, "tmpfs") == 0)
+          req->dev_is_tmpfs = 1;
+      }
+      break;
+    case KAPSEL_REQ_ROOTFS:
+    case KAPSEL_REQ_HOSTNAME:
+    case KAPSEL_REQ_ARG:
+    case KAPSEL_REQ_ENV:
+    case KAPSEL_REQ_CWD:
+    case KAPSEL_REQ_CGROUP:
+      bad = get_strings(f.data, f.len, s, 1);
+      if (bad)
+        break;
+      if (f.tag == KAPSEL_REQ_ROOTFS)
+        req->rootfs = s[0];
+      else if (f.tag == KAPSEL_REQ_HOSTNAME)
+        req->hostname = s[0];
+      else if (f.tag == KAPSEL_REQ_CWD)
+        req->cwd = s[0];
+      else if (f.tag == KAPSEL_REQ_CGROUP)
+        req->cgroup = s[0];
+      else if (f.tag == KAPSEL_REQ_ARG)
+        req->argv[na++] = (char *)s[0];
+      else {
+        req->envp[ne++] = (char *)s[0];
+        /* runc sets the process env before exec.LookPath, so the lookup
+         * uses the container's PATH; the last PATH= wins as in execve. */
+        if (strncmp(s[0], "PATH=", 5) == 0)
+          req->path_env = s[0] + 5;
+      }
+      break;
+    case KAPSEL_REQ_UID: bad = get_u32(&f, &v); req->uid = v; break;
+    case KAPSEL_REQ_GID: bad = get_u32(&f, &v); req->gid = v; break;
+    case KAPSEL_REQ_GROUP: bad = get_u32(&f, &v); req->groups[ng++] = v; break;
+    case KAPSEL_REQ_UMASK: bad = get_u32(&f, &v); req->umask = v & 07777; break;
+    case KAPSEL_REQ_FLAGS: bad = get_u32(&f, &req->flags); break;
+    case KAPSEL_REQ_ROOT_PROPAGATION: bad = get_u32(&f, &req->root_propagation); break;
+    default: bad = 1; break;
+    }
+    if (bad) {
+      uint32_t tag = f.tag;
+      kapsel_request_free(req);
+      return fail(err, "malformed field", tag);
+    }
+  }
+
+  /* Mounts and a rootfs only make sense in a mount namespace of our own:
+   * without one they would land in the agent's namespace. */
+  if ((req->rootfs != NULL || req->nmounts > 0) && !(req->new_ns & CLONE_NEWNS)) {
+    kapsel_request_free(req);
+    return fail(err, "rootfs and mounts need a new mount namespace", KAPSEL_REQ_NEW_NS);
+  }
+  if (req->nmounts > 0 && req->rootfs == NULL) {
+    kapsel_request_free(req);
+    return fail(err, "mounts need a rootfs", KAPSEL_REQ_MOUNT);
+  }
+  if (req->hostname != NULL && !(req->new_ns & CLONE_NEWUTS)) {
+    kapsel_request_free(req);
+    return fail(err, "hostname needs a new uts namespace", KAPSEL_REQ_HOSTNAME);
+  }
+  return 0;
+}

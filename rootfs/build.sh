@@ -1,0 +1,311 @@
+#!/usr/bin/env bash
+# Builds the guest image into build/guest/:
+#   vmlinuz           Debian's cloud kernel (linux-image-cloud-amd64)
+#   initrd.img        uncompressed newc cpio: kapsel-init as PID 1, node and
+#                     its libraries, the agent, libkapsel.so, koffi, busybox,
+#                     the kernel modules the guest needs
+#   floor-initrd.img  the boot-benchmark floor: kapsel-floor-init + the
+#                     virtio-serial modules only
+#   kernel-release    e.g. 6.1.0-50-cloud-amd64
+#   load.list         the modules init loads, in order (a copy, for reading)
+#   stamp             hash of every input; the build is skipped while it matches
+#
+# Usage: rootfs/build.sh [--force]      (from any directory; no Docker needed)
+#
+# Inputs (a missing one is an error that says how to get it):
+#   build/dist/agent.mjs        npm run build:ts     (override: KAPSEL_GUEST_AGENT)
+#   build/native/libkapsel.so   make -C native       (override: KAPSEL_GUEST_LIB)
+#   build/native/kapsel-init, kapsel-floor-init      (built here with make)
+#   /usr/bin/node (Node 20)     the nodejs package   (override: KAPSEL_GUEST_NODE)
+#   /bin/busybox                apt-get install busybox-static
+#   node_modules/koffi          npm ci
+#   the kernel .deb             apt-get download, cached in build/cache/
+#                               (override the package: KAPSEL_KERNEL_PKG)
+#   tools: apt-get apt-cache dpkg-deb modinfo (kmod) cpio ldd sha256sum
+#
+# The initrd is not compressed. Measured under TCG (q35, 94 MB image), QEMU
+# start to `kapsel-init: started`: none 2.0-2.6 s, lz4 2.1-2.3 s, gzip 3.1 s,
+# zstd 3.1-3.6 s. The kernel decompresses on one slow emulated CPU; lz4 only
+# breaks even, and a raw cpio can later be mapped (pmem/DAX) as it is.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SCRIPT="$ROOT/rootfs/build.sh"
+OUT="$ROOT/build/guest"
+CACHE="$ROOT/build/cache"
+NATIVE="$ROOT/build/native"
+
+AGENT="${KAPSEL_GUEST_AGENT:-$ROOT/build/dist/agent.mjs}"
+LIBKAPSEL="${KAPSEL_GUEST_LIB:-$NATIVE/libkapsel.so}"
+NODE_BIN="${KAPSEL_GUEST_NODE:-/usr/bin/node}"
+BUSYBOX=/bin/busybox
+KOFFI="$ROOT/node_modules/koffi"
+KOFFI_NATIVE="$ROOT/node_modules/@koromix/koffi-linux-x64"
+META_PKG=linux-image-cloud-amd64
+
+# Modules the guest loads. build.sh adds their dependencies (from each .ko's
+# depends= field) and orders the list so that dependencies come first.
+#   virtio_pci       the transport of every virtio device (q35: PCI)
+#   virtio_console   virtio-serial: the agent's channel
+#   fuse virtiofs    container rootfs shared from the host
+#   overlay          writable layer over a read-only rootfs
+#   virtio_blk       block devices hot-plugged later
+#   virtio_pmem nd_pmem  read-only image mapped with DAX (virtio-pmem, nvdimm)
+#   erofs            the filesystem of that read-only image
+GUEST_MODULES=(virtio virtio_ring virtio_pci virtio_console fuse virtiofs overlay
+  virtio_blk virtio_pmem nd_pmem nd_virtio erofs)
+FLOOR_MODULES=(virtio virtio_ring virtio_pci virtio_console)
+
+FORCE=0
+for arg in "$@"; do
+  case "$arg" in
+    --force) FORCE=1 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$SCRIPT" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "rootfs/build.sh: unknown argument: $arg (usage: rootfs/build.sh [--force])" >&2; exit 2 ;;
+  esac
+done
+
+die() { echo "rootfs/build.sh: $*" >&2; exit 1; }
+log() { echo "rootfs/build.sh: $*" >&2; }
+
+# --- inputs -----------------------------------------------------------------
+
+for tool in apt-get apt-cache dpkg-deb modinfo cpio ldd sha256sum make; do
+  command -v "$tool" >/dev/null ||
+    die "missing tool '$tool' (apt-get install apt dpkg kmod cpio libc-bin coreutils make)"
+done
+
+[ -f "$AGENT" ] || die "missing the agent bundle $AGENT: build it with 'npm run build:ts' (or set KAPSEL_GUEST_AGENT)"
+[ -x "$NODE_BIN" ] || die "missing $NODE_BIN: install Node 20 (the nodejs package) or set KAPSEL_GUEST_NODE"
+[ -x "$BUSYBOX" ] || die "missing $BUSYBOX: apt-get install busybox-static"
+"$BUSYBOX" --list >/dev/null 2>&1 || die "$BUSYBOX does not run"
+[ -f "$KOFFI/package.json" ] || die "missing $KOFFI: run 'npm ci' in $ROOT"
+KOFFI_VERSION="$(sed -n 's/^ *"version": *"\(.*\)",*$/\1/p' "$KOFFI/package.json" | head -1)"
+[ -f "$KOFFI_NATIVE/linux_x64/koffi.node" ] ||
+  die "missing $KOFFI_NATIVE/linux_x64/koffi.node (koffi $KOFFI_VERSION's prebuilt binary, an optional dependency): run 'npm ci' on linux x64"
+
+# The native parts are cheap to build and must match native/: let make bring
+# them up to date (it does nothing when they are).
+make -s -C "$ROOT/native" OUT="$NATIVE" "$NATIVE/kapsel-init" "$NATIVE/kapsel-floor-init" ||
+  die "building kapsel-init failed (make -C native): needs gcc and static glibc (libc6-dev)"
+if [ -z "${KAPSEL_GUEST_LIB:-}" ] && compgen -G "$ROOT/native/lib/*.c" >/dev/null; then
+  make -s -C "$ROOT/native" OUT="$NATIVE" "$NATIVE/libkapsel.so" ||
+    die "building libkapsel.so failed (make -C native)"
+fi
+[ -f "$LIBKAPSEL" ] || die "missing $LIBKAPSEL: build it with 'make -C native' (or set KAPSEL_GUEST_LIB)"
+
+# The kernel: whatever version the meta package points at today.
+KERNEL_PKG="${KAPSEL_KERNEL_PKG:-}"
+if [ -z "$KERNEL_PKG" ]; then
+  KERNEL_PKG="$(apt-cache depends "$META_PKG" 2>/dev/null |
+    sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -1)" || true
+fi
+mkdir -p "$CACHE"
+KERNEL_VERSION=""
+if [ -n "$KERNEL_PKG" ]; then
+  KERNEL_VERSION="$(apt-cache show "$KERNEL_PKG" 2>/dev/null | sed -n 's/^Version: //p' | sort -V | tail -1)" || true
+fi
+if [ -z "$KERNEL_PKG" ] || [ -z "$KERNEL_VERSION" ]; then
+  # No apt lists (offline, or a fresh container): fall back to the newest
+  # cached .deb, if any.
+  cached="$(ls "$CACHE"/linux-image-[0-9]*-cloud-amd64_*_amd64.deb 2>/dev/null | sort -V | tail -1)" || true
+  [ -n "$cached" ] ||
+    die "cannot resolve the kernel package from $META_PKG: run 'apt-get update' (Debian 12 sources), or set KAPSEL_KERNEL_PKG"
+  log "apt cannot resolve $META_PKG; using cached $(basename "$cached")"
+  KERNEL_PKG="$(dpkg-deb -f "$cached" Package)"
+  KERNEL_VERSION="$(dpkg-deb -f "$cached" Version)"
+fi
+KERNEL_DEB="$CACHE/${KERNEL_PKG}_${KERNEL_VERSION//:/%3a}_amd64.deb"
+
+# --- stamp: is there anything to do? ---------------------------------------
+
+hash_of() { sha256sum "$1" | cut -d' ' -f1; }
+node_libs() { ldd "$NODE_BIN" | awk '/=> \//{print $3} /^\t\/[^ ]+ \(/{print $1}'; }
+
+manifest() {
+  echo "script $(hash_of "$SCRIPT")"
+  echo "kernel $KERNEL_PKG $KERNEL_VERSION"
+  echo "node $(hash_of "$NODE_BIN")"
+  for lib in $(node_libs); do echo "lib $lib $(hash_of "$lib")"; done
+  echo "agent $(hash_of "$AGENT")"
+  for f in "$NATIVE/kapsel-init" "$NATIVE/kapsel-floor-init" "$LIBKAPSEL"; do
+    echo "native $(basename "$f") $(hash_of "$f")"
+  done
+  echo "busybox $("$BUSYBOX" 2>&1 | head -1) $(hash_of "$BUSYBOX")"
+  echo "koffi $KOFFI_VERSION $(hash_of "$KOFFI_NATIVE/linux_x64/koffi.node")"
+}
+
+MANIFEST="$(manifest)"
+STAMP_HASH="$(printf '%s\n' "$MANIFEST" | sha256sum | cut -d' ' -f1)"
+if [ "$FORCE" = 0 ] && [ -f "$OUT/stamp" ] && [ "$(head -1 "$OUT/stamp")" = "$STAMP_HASH" ] &&
+  [ -f "$OUT/vmlinuz" ] && [ -f "$OUT/initrd.img" ] && [ -f "$OUT/floor-initrd.img" ] &&
+  [ -f "$OUT/kernel-release" ]; then
+  log "build/guest is up to date ($(cat "$OUT/kernel-release"))"
+  exit 0
+fi
+
+# --- kernel -----------------------------------------------------------------
+
+if [ ! -f "$KERNEL_DEB" ]; then
+  log "downloading $KERNEL_PKG $KERNEL_VERSION"
+  dl="$(mktemp -d "$CACHE/dl.XXXXXX")"
+  # apt drops privileges to _apt for downloads: let it write there.
+  chmod 0777 "$dl"
+  (cd "$dl" && apt-get download -q "$KERNEL_PKG=$KERNEL_VERSION" 2>&1 | grep -v 'unsandboxed' >&2) || true
+  got="$(ls "$dl"/*.deb 2>/dev/null | head -1)" || true
+  [ -n "$got" ] || { rm -rf "$dl"; die "apt-get download $KERNEL_PKG=$KERNEL_VERSION failed (network to the Debian mirror? apt-get update?)"; }
+  mv "$got" "$KERNEL_DEB"
+  rm -rf "$dl"
+fi
+
+KDIR="$CACHE/${KERNEL_PKG}_${KERNEL_VERSION//:/%3a}"
+if [ ! -f "$KDIR/.extracted" ]; then
+  rm -rf "$KDIR"
+  dpkg-deb -x "$KERNEL_DEB" "$KDIR"
+  touch "$KDIR/.extracted"
+fi
+RELEASE="$(ls "$KDIR/lib/modules" | head -1)"
+[ -n "$RELEASE" ] && [ -f "$KDIR/boot/vmlinuz-$RELEASE" ] || die "unexpected layout in $KERNEL_DEB (no boot/vmlinuz-*)"
+MODDIR="$KDIR/lib/modules/$RELEASE"
+
+# --- modules: dependency closure, dependencies first ----------------------
+
+declare -A KO_PATH=()
+while IFS= read -r f; do
+  name="$(basename "$f")"; name="${name%.ko*}"; name="${name//-/_}"
+  KO_PATH[$name]="$f"
+done < <(find "$MODDIR/kernel" -name '*.ko' -o -name '*.ko.xz' -o -name '*.ko.zst')
+
+# Depth-first, post-order: a module is listed after everything it depends on.
+module_order() {
+  local -A seen=()
+  local -a order=()
+  visit() {
+    local m="$1" dep
+    [ -n "${seen[$m]:-}" ] && return 0
+    seen[$m]=1
+    local f="${KO_PATH[$m]:-}"
+    if [ -z "$f" ]; then
+      grep -qE "/${m//_/[-_]}\.ko" "$MODDIR/modules.builtin" 2>/dev/null && return 0
+      die "kernel module $m is neither in $KERNEL_PKG nor built in"
+    fi
+    case "$f" in *.ko) ;; *) die "compressed module $f: the guest init loads plain .ko files only" ;; esac
+    local deps
+    deps="$(modinfo -F depends "$f")" || die "modinfo $f failed"
+    for dep in ${deps//,/ }; do visit "${dep//-/_}"; done
+    order+=("$m")
+  }
+  for m in "$@"; do visit "$m"; done
+  printf '%s\n' "${order[@]}"
+}
+
+# Copies the modules into a staging root and writes load.list.
+install_modules() {
+  local stage="$1"; shift
+  : >"$stage/lib/modules/load.list"
+  local m rel order
+  order="$(module_order "$@")" || exit 1
+  for m in $order; do
+    rel="${KO_PATH[$m]#"$KDIR"}"
+    mkdir -p "$stage$(dirname "$rel")"
+    cp "${KO_PATH[$m]}" "$stage$rel"
+    echo "$rel" >>"$stage/lib/modules/load.list"
+  done
+}
+
+# --- staging helpers -------------------------------------------------------
+
+base_layout() {
+  local stage="$1"
+  mkdir -p "$stage"/{bin,sbin,etc,proc,sys,dev,run,tmp,root,lib/modules,usr/bin,usr/sbin,mnt}
+  chmod 1777 "$stage/tmp"
+  chmod 0700 "$stage/root"
+  # The kernel opens /dev/console for PID 1 before any devtmpfs exists; the
+  # node must be in the archive or init starts with no stdout.
+  mknod -m 0600 "$stage/dev/console" c 5 1 2>/dev/null ||
+    log "warning: cannot mknod dev/console (not root?); init will open it after mounting /dev"
+  # The kernel runs /init from an initramfs (and panics looking for a root
+  # device when there is none), so /init points at /sbin/init.
+  ln -s sbin/init "$stage/init"
+}
+
+install_exe() { install -D -m 0755 "$1" "$2"; strip_if_possible "$2"; }
+strip_if_possible() { command -v strip >/dev/null && strip --strip-unneeded "$1" 2>/dev/null || true; }
+
+make_cpio() {
+  local stage="$1" out="$2"
+  (cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >"$out.tmp"
+  mv "$out.tmp" "$out"
+}
+
+# --- the full image --------------------------------------------------------
+
+mkdir -p "$OUT"
+STAGE="$OUT/.stage"
+FLOOR_STAGE="$OUT/.stage-floor"
+rm -rf "$STAGE" "$FLOOR_STAGE"
+trap 'rm -rf "$STAGE" "$FLOOR_STAGE"' EXIT
+
+log "staging the guest image ($RELEASE)"
+base_layout "$STAGE"
+install_exe "$NATIVE/kapsel-init" "$STAGE/sbin/init"
+
+# busybox, with a link for each applet that does not clash with our files.
+install -m 0755 "$BUSYBOX" "$STAGE/bin/busybox"
+while IFS= read -r applet; do
+  [ -e "$STAGE/$applet" ] || [ -L "$STAGE/$applet" ] && continue
+  case "$applet" in sbin/init|linuxrc|init) continue ;; esac
+  mkdir -p "$STAGE/$(dirname "$applet")"
+  ln -s /bin/busybox "$STAGE/$applet"
+done < <("$BUSYBOX" --list-full)
+
+# node and exactly what the loader needs for it, at the paths ldd shows.
+install_exe "$NODE_BIN" "$STAGE/usr/bin/node"
+for lib in $(node_libs); do
+  install -D -m 0755 "$(readlink -f "$lib")" "$STAGE$lib"
+done
+
+install -D -m 0644 "$AGENT" "$STAGE/opt/kapsel/agent.mjs"
+install_exe "$LIBKAPSEL" "$STAGE/opt/kapsel/lib/libkapsel.so"
+
+# koffi 3: the JS front end in node_modules/koffi, the prebuilt binary in the
+# optional dependency @koromix/koffi-linux-x64 (glibc and musl builds). Keep
+# the JS, drop the C++ sources, docs and vendored headers, keep only glibc.
+KOUT="$STAGE/opt/kapsel/node_modules"
+(cd "$KOFFI" && find . -type f \( -name '*.js' -o -name '*.cjs' -o -name '*.mjs' -o -name 'package.json' -o -name 'LICENSE*' \) \
+  -not -path './vendor/*' -not -path './doc/*' -not -path './lib/*' -not -path './build/*' -not -name 'cnoke.cjs' -print0) |
+  while IFS= read -r -d '' f; do install -D -m 0644 "$KOFFI/$f" "$KOUT/koffi/$f"; done
+for f in package.json index.js linux_x64/koffi.node; do
+  install -D -m 0644 "$KOFFI_NATIVE/$f" "$KOUT/@koromix/koffi-linux-x64/$f"
+done
+
+mkdir -p "$STAGE/lib/modules"
+install_modules "$STAGE" "${GUEST_MODULES[@]}"
+
+cat >"$STAGE/etc/passwd" <<'EOF'
+root:x:0:0:root:/root:/bin/sh
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+EOF
+cat >"$STAGE/etc/group" <<'EOF'
+root:x:0:
+nogroup:x:65534:
+EOF
+echo kapsel >"$STAGE/etc/hostname"
+printf '127.0.0.1\tlocalhost kapsel\n::1\tlocalhost\n' >"$STAGE/etc/hosts"
+
+# --- the floor image -------------------------------------------------------
+
+base_layout "$FLOOR_STAGE"
+install_exe "$NATIVE/kapsel-floor-init" "$FLOOR_STAGE/sbin/init"
+install_modules "$FLOOR_STAGE" "${FLOOR_MODULES[@]}"
+
+# --- outputs ---------------------------------------------------------------
+
+log "writing cpio archives"
+cp "$KDIR/boot/vmlinuz-$RELEASE" "$OUT/vmlinuz.tmp" && mv "$OUT/vmlinuz.tmp" "$OUT/vmlinuz"
+make_cpio "$STAGE" "$OUT/initrd.img"
+make_cpio "$FLOOR_STAGE" "$OUT/floor-initrd.img"
+echo "$RELEASE" >"$OUT/kernel-release"
+cp "$STAGE/lib/modules/load.list" "$OUT/load.list"
+printf '%s\n%s\n' "$STAMP_HASH" "$MANIFEST" >"$OUT/stamp"
+log "done: $OUT (initrd $(du -h "$OUT/initrd.img" | cut -f1), floor $(du -h "$OUT/floor-initrd.img" | cut -f1), kernel $RELEASE)"

@@ -1,0 +1,108 @@
+import { credentials, Metadata, type CallOptions, type ServiceError } from '@grpc/grpc-js';
+import {
+  AgentServiceClient,
+  type CheckResponse,
+  type CreateContainerRequest,
+  type Empty,
+  type GuestDetailsResponse,
+  type ReadStreamResponse,
+  type WaitProcessResponse,
+} from '../../../proto/generated/agent.js';
+import type { Readable } from 'node:stream';
+
+type Callback<T> = (err: ServiceError | null, res: T) => void;
+
+/**
+ * The host's typed, promise-returning view of the agent API. The runtime owns
+ * exactly one of these per sandbox (one HTTP/2 connection over the
+ * virtio-serial port).
+ */
+export class AgentClient {
+  private readonly client: AgentServiceClient;
+
+  constructor(address: string) {
+    this.client = new AgentServiceClient(address, credentials.createInsecure(), {
+      // The port is a private channel to one guest: no retries or proxies.
+      'grpc.enable_retries': 0,
+      'grpc.enable_http_proxy': 0,
+    });
+  }
+
+  static forSocket(path: string): AgentClient {
+    return new AgentClient(`unix://${path}`);
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  check(deadlineMs = 30_000): Promise<CheckResponse> {
+    return this.call((md, o, cb) => this.client.check({}, md, o, cb), deadlineMs);
+  }
+
+  guestDetails(): Promise<GuestDetailsResponse> {
+    return this.call((md, o, cb) => this.client.getGuestDetails({}, md, o, cb));
+  }
+
+  async createContainer(req: CreateContainerRequest): Promise<void> {
+    await this.call<Empty>((md, o, cb) => this.client.createContainer(req, md, o, cb));
+  }
+
+  async startContainer(containerId: string): Promise<void> {
+    await this.call<Empty>((md, o, cb) => this.client.startContainer({ containerId }, md, o, cb));
+  }
+
+  async removeContainer(containerId: string): Promise<void> {
+    await this.call<Empty>((md, o, cb) => this.client.removeContainer({ containerId }, md, o, cb));
+  }
+
+  waitProcess(containerId: string, execId = ''): Promise<WaitProcessResponse> {
+    return this.call((md, o, cb) => this.client.waitProcess({ containerId, execId }, md, o, cb));
+  }
+
+  async signalProcess(containerId: string, signal: number, execId = ''): Promise<void> {
+    await this.call<Empty>((md, o, cb) =>
+      this.client.signalProcess({ containerId, execId, signal }, md, o, cb),
+    );
+  }
+
+  async writeStdin(containerId: string, data: Buffer, execId = ''): Promise<void> {
+    await this.call((md, o, cb) =>
+      this.client.writeStdin({ containerId, execId, data }, md, o, cb),
+    );
+  }
+
+  async closeStdin(containerId: string, execId = ''): Promise<void> {
+    await this.call<Empty>((md, o, cb) =>
+      this.client.closeStdin({ containerId, execId }, md, o, cb),
+    );
+  }
+
+  async destroySandbox(): Promise<void> {
+    await this.call<Empty>((md, o, cb) => this.client.destroySandbox({}, md, o, cb));
+  }
+
+  /** A stream of the process's output; ends when the process closes it. */
+  readOutput(which: 'stdout' | 'stderr', containerId: string, execId = ''): AsyncIterable<Buffer> {
+    const req = { containerId, execId };
+    const stream: Readable =
+      which === 'stdout' ? this.client.readStdout(req) : this.client.readStderr(req);
+    return (async function* () {
+      for await (const msg of stream) yield (msg as ReadStreamResponse).data;
+    })();
+  }
+
+  private call<Res>(
+    invoke: (metadata: Metadata, options: Partial<CallOptions>, cb: Callback<Res>) => unknown,
+    deadlineMs?: number,
+  ): Promise<Res> {
+    const options: Partial<CallOptions> =
+      deadlineMs === undefined ? {} : { deadline: Date.now() + deadlineMs };
+    return new Promise((resolve, reject) => {
+      invoke(new Metadata(), options, (err, res) => {
+        if (err) reject(err);
+        else resolve(res);
+      });
+    });
+  }
+}

@@ -1,0 +1,3 @@
+// Replaced by the bundler with package.json's version.
+declare const KAPSEL_VERSION: string | undefined;
+export const VERSION: string = typeof KAPSEL_VERSION === 'string' ? KAPSEL_VERSION : '0.0.0-dev';

@@ -1,0 +1,35 @@
+// Bundles the CLI and the guest agent into single files under build/dist.
+// koffi stays external: it carries a native binary that the guest image
+// copies next to the agent.
+import { build } from 'esbuild';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+// Bundled CommonJS dependencies (grpc-js) call require(); give ESM one.
+const banner = {
+  js: "import { createRequire as __kapselCreateRequire } from 'node:module'; const require = __kapselCreateRequire(import.meta.url);",
+};
+const common = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'esm',
+  sourcemap: 'linked',
+  banner,
+  define: { KAPSEL_VERSION: JSON.stringify(version) },
+  logLevel: 'warning',
+};
+await build({
+  ...common,
+  entryPoints: [join(root, 'agent/src/main.ts')],
+  outfile: join(root, 'build/dist/agent.mjs'),
+  external: ['koffi'],
+});
+await build({
+  ...common,
+  entryPoints: [join(root, 'runtime/src/main.ts')],
+  outfile: join(root, 'build/dist/kapsel.mjs'),
+});

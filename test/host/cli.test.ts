@@ -1,0 +1,138 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Spec } from '../../oci/spec.js';
+import { kapsel, processesMentioning, ROOT } from '../support/kapsel-cli.js';
+
+const skip = existsSync(join(ROOT, 'build/dist/kapsel.mjs'))
+  ? undefined
+  : 'build/dist/kapsel.mjs missing (run scripts/setup.sh)';
+
+describe.skipIf(skip !== undefined)(
+  `the kapsel command line${skip ? ` (skipped: ${skip})` : ''}`,
+  () => {
+    const root = mkdtempSync(join(tmpdir(), 'kapsel-root-'));
+    const dirs: string[] = [];
+    const tempDir = (): string => {
+      const d = mkdtempSync(join(tmpdir(), 'kapsel-cli-'));
+      dirs.push(d);
+      return d;
+    };
+    afterAll(() => {
+      for (const d of [root, ...dirs]) rmSync(d, { recursive: true, force: true });
+    });
+
+    it('prints its version', async () => {
+      const r = await kapsel(['--version']);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/^kapsel version \d+\.\d+\.\d+/);
+      expect(r.stdout).toContain('spec: 1.2.0');
+    });
+
+    it('writes a default spec like runc spec, and refuses to overwrite it', async () => {
+      const dir = tempDir();
+      const r = await kapsel(['spec', '--bundle', dir]);
+      expect(r.code).toBe(0);
+      const spec = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Spec;
+      expect(spec.ociVersion).toBe('1.2.0');
+      expect(spec.root).toEqual({ path: 'rootfs', readonly: true });
+      expect(spec.process?.args).toEqual(['sh']);
+      expect(spec.linux?.namespaces?.map((n) => n.type).sort()).toEqual([
+        'cgroup',
+        'ipc',
+        'mount',
+        'network',
+        'pid',
+        'uts',
+      ]);
+      const again = await kapsel(['spec', '--bundle', dir]);
+      expect(again.code).toBe(1);
+      expect(again.stderr).toContain('File config.json exists. Remove it first');
+    });
+
+    it('says a container does not exist, as runc does', async () => {
+      for (const verb of [
+        ['state', 'ghost'],
+        ['delete', 'ghost'],
+      ]) {
+        const r = await kapsel(['--root', root, ...verb]);
+        expect(r.code).toBe(1);
+        expect(r.stderr).toContain('container does not exist');
+      }
+    });
+
+    it('writes errors to --log as JSON lines containerd can read', async () => {
+      const log = join(tempDir(), 'log.json');
+      const r = await kapsel([
+        '--root',
+        root,
+        '--log',
+        log,
+        '--log-format',
+        'json',
+        'state',
+        'ghost',
+      ]);
+      expect(r.code).toBe(1);
+      const last = JSON.parse(readFileSync(log, 'utf8').trim().split('\n').at(-1) ?? '') as Record<
+        string,
+        unknown
+      >;
+      expect(last).toMatchObject({ level: 'error', msg: 'container does not exist' });
+    });
+
+    it('refuses an invalid container id', async () => {
+      const r = await kapsel(['--root', root, 'state', '../etc']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('invalid container id format');
+    });
+
+    it.each<[string, (dir: string) => void, string]>([
+      ['no config.json', () => undefined, 'cannot read config.json'],
+      [
+        'bad JSON',
+        (d) => {
+          writeFileSync(join(d, 'config.json'), '{');
+        },
+        'not valid JSON',
+      ],
+      [
+        'a missing rootfs',
+        (d) => {
+          writeFileSync(
+            join(d, 'config.json'),
+            JSON.stringify({
+              ociVersion: '1.2.0',
+              root: { path: 'nope' },
+              process: { args: ['sh'], cwd: '/', user: { uid: 0, gid: 0 } },
+            }),
+          );
+        },
+        'root.path',
+      ],
+      [
+        'empty args',
+        (d) => {
+          writeFileSync(
+            join(d, 'config.json'),
+            JSON.stringify({
+              ociVersion: '1.2.0',
+              root: { path: '/' },
+              process: { args: [], cwd: '/', user: { uid: 0, gid: 0 } },
+            }),
+          );
+        },
+        'process.args',
+      ],
+    ])('run refuses a bundle with %s before booting anything', async (_name, make, text) => {
+      const dir = tempDir();
+      make(dir);
+      const r = await kapsel(['--root', root, 'run', '--bundle', dir, 'broken']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(text);
+      expect(existsSync(join(root, 'broken'))).toBe(false);
+      expect(processesMentioning(join(root, 'broken'))).toEqual([]);
+    });
+  },
+);

@@ -1,0 +1,52 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+
+/** The real agent, standalone on a unix socket on this host (needs root). */
+export class StandaloneAgent {
+  private constructor(
+    readonly socket: string,
+    readonly child: ChildProcess,
+    readonly output: () => string,
+  ) {}
+
+  static async start(): Promise<StandaloneAgent> {
+    const socket = join(mkdtempSync(join(tmpdir(), 'kapsel-agent-')), 'agent.sock');
+    let output = '';
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(ROOT, 'agent/src/main.ts'), '--listen', `unix:${socket}`],
+      {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, KAPSEL_LOG: 'debug' },
+      },
+    );
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    for (let i = 0; i < 200 && !existsSync(socket); i++) {
+      if (child.exitCode !== null) break;
+      await sleep(50);
+    }
+    if (!existsSync(socket)) {
+      child.kill('SIGKILL');
+      throw new Error(`agent did not start:\n${output}`);
+    }
+    return new StandaloneAgent(socket, child, () => output);
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      const exited = new Promise((resolve) => this.child.once('exit', resolve));
+      this.child.kill('SIGTERM');
+      await exited;
+    }
+    rmSync(dirname(this.socket), { recursive: true, force: true });
+  }
+}
+
+export const isRoot = process.getuid?.() === 0;

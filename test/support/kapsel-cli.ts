@@ -1,0 +1,97 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Spec } from '../../oci/spec.js';
+
+export const ROOT = join(import.meta.dirname, '..', '..');
+export const KAPSEL = join(ROOT, 'bin', 'kapsel');
+export const GUEST_DIR = join(ROOT, 'build', 'guest');
+export const DEFAULT_BUNDLE = join(ROOT, 'build', 'bundle');
+
+/** Why VM tests cannot run here, or undefined when they can. */
+export function vmMissing(): string | undefined {
+  if (process.getuid?.() !== 0) return 'needs root';
+  for (const f of [
+    join(ROOT, 'build/dist/kapsel.mjs'),
+    join(GUEST_DIR, 'vmlinuz'),
+    join(GUEST_DIR, 'initrd.img'),
+    join(DEFAULT_BUNDLE, 'config.json'),
+  ]) {
+    if (!existsSync(f)) return `${f} missing (run scripts/setup.sh)`;
+  }
+  return undefined;
+}
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunningCli {
+  child: ChildProcessWithoutNullStreams;
+  done: Promise<CliResult>;
+}
+
+/** Starts bin/kapsel by absolute path from another directory, as Docker does. */
+export function startKapsel(args: string[], cwd = tmpdir()): RunningCli {
+  const child = spawn(KAPSEL, args, { cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<CliResult>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+  return { child, done };
+}
+
+/** Runs bin/kapsel to the end with `stdin` as its whole input. */
+export function kapsel(args: string[], stdin = ''): Promise<CliResult> {
+  const { child, done } = startKapsel(args);
+  child.stdin.end(stdin);
+  return done;
+}
+
+/** A bundle dir whose config.json is the default one with changes, rootfs shared. */
+export function makeBundle(edit: (spec: Spec) => void): string {
+  const dir = mkdtempSync(join(tmpdir(), 'kapsel-bundle-'));
+  mkdirSync(dir, { recursive: true });
+  const spec = JSON.parse(readFileSync(join(DEFAULT_BUNDLE, 'config.json'), 'utf8')) as Spec;
+  spec.root = { path: join(DEFAULT_BUNDLE, 'rootfs'), readonly: true };
+  edit(spec);
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(spec, null, 2));
+  return dir;
+}
+
+/** Host processes whose command line mentions `needle` (our QEMU, virtiofsd...). */
+export function processesMentioning(needle: string): string[] {
+  const out: string[] = [];
+  for (const pid of readdirNumeric('/proc')) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      if (cmd.includes(needle) && pid !== process.pid) out.push(`${pid}: ${cmd}`);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
+function readdirNumeric(dir: string): number[] {
+  return readdirSync(dir)
+    .filter((e) => /^\d+$/.test(e))
+    .map(Number);
+}

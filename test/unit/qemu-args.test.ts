@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest';
+import type { VmConfig } from '../../runtime/src/vm/config.js';
+import { kernelCommandLine, qemuArgs, qemuOptValue } from '../../runtime/src/vm/qemu-args.js';
+
+const base: VmConfig = {
+  stateDir: '/run/kapsel/c1',
+  kernel: '/guest/vmlinuz',
+  initrd: '/guest/initrd.img',
+  memoryMiB: 512,
+  cpus: 2,
+};
+
+/** The value after `flag`, for flags that appear once. */
+function valueOf(args: string[], flag: string): string | undefined {
+  const i = args.indexOf(flag);
+  return i < 0 ? undefined : args[i + 1];
+}
+
+/** Every value given to a repeated flag such as -device or -chardev. */
+function valuesOf(args: string[], flag: string): string[] {
+  return args.flatMap((a, i) => (a === flag ? [args[i + 1] ?? ''] : []));
+}
+
+describe('qemuArgs', () => {
+  it('builds a paused q35 tcg guest with console, qmp and the agent port', () => {
+    const args = qemuArgs(base, 'tcg');
+    expect(valueOf(args, '-M')).toBe('q35');
+    expect(valueOf(args, '-accel')).toBe('tcg');
+    expect(valueOf(args, '-cpu')).toBe('max');
+    expect(valueOf(args, '-m')).toBe('512');
+    expect(valueOf(args, '-smp')).toBe('2');
+    for (const flag of ['-nodefaults', '-no-user-config', '-nographic', '-no-reboot', '-S']) {
+      expect(args).toContain(flag);
+    }
+    expect(args).not.toContain('-daemonize');
+    expect(valueOf(args, '-pidfile')).toBe('/run/kapsel/c1/qemu.pid');
+    expect(valueOf(args, '-kernel')).toBe('/guest/vmlinuz');
+    expect(valueOf(args, '-initrd')).toBe('/guest/initrd.img');
+    expect(valueOf(args, '-append')).toBe('console=ttyS0 quiet panic=-1');
+    expect(valueOf(args, '-serial')).toBe('chardev:console');
+    expect(valueOf(args, '-qmp')).toBe('unix:/run/kapsel/c1/qmp.sock,server=on,wait=off');
+    expect(valuesOf(args, '-chardev')).toEqual([
+      'stdio,id=console,signal=off',
+      'socket,id=agent,path=/run/kapsel/c1/agent.sock,server=on,wait=off',
+    ]);
+    expect(valuesOf(args, '-device')).toEqual([
+      'virtio-serial-pci,id=vser0',
+      'virtserialport,bus=vser0.0,chardev=agent,name=agent.channel.0,id=agentport',
+    ]);
+    expect(args).not.toContain('-numa');
+  });
+
+  it('uses the host cpu under kvm', () => {
+    const args = qemuArgs(base, 'kvm');
+    expect(valueOf(args, '-accel')).toBe('kvm');
+    expect(valueOf(args, '-cpu')).toBe('host');
+  });
+
+  it('adds shared memfd memory and vhost-user-fs for a share', () => {
+    const args = qemuArgs({ ...base, share: { dir: '/bundle/rootfs', tag: 'rootfs' } }, 'tcg');
+    expect(valueOf(args, '-object')).toBe('memory-backend-memfd,id=mem,size=512M,share=on');
+    expect(valueOf(args, '-numa')).toBe('node,memdev=mem');
+    expect(valuesOf(args, '-chardev')).toContain('socket,id=vfs,path=/run/kapsel/c1/vfs.sock');
+    expect(valuesOf(args, '-device')).toContain('vhost-user-fs-pci,chardev=vfs,tag=rootfs');
+    // The shared directory itself is virtiofsd's business, not QEMU's.
+    expect(args.join(' ')).not.toContain('/bundle/rootfs');
+  });
+
+  it('appends kernel parameters', () => {
+    const args = qemuArgs({ ...base, kernelParams: ['kapsel.log=debug', 'kapsel.id=c1'] }, 'tcg');
+    expect(valueOf(args, '-append')).toBe(
+      'console=ttyS0 quiet panic=-1 kapsel.log=debug kapsel.id=c1',
+    );
+  });
+
+  it('doubles commas in socket paths', () => {
+    const args = qemuArgs({ ...base, stateDir: '/run/a,b' }, 'tcg');
+    expect(valueOf(args, '-qmp')).toBe('unix:/run/a,,b/qmp.sock,server=on,wait=off');
+    expect(qemuOptValue('a,b,,c')).toBe('a,,b,,,,c');
+  });
+
+  it.each([
+    { name: 'too little memory', cfg: { memoryMiB: 32 }, errorContains: 'memoryMiB' },
+    { name: 'fractional memory', cfg: { memoryMiB: 100.5 }, errorContains: 'memoryMiB' },
+    { name: 'no cpus', cfg: { cpus: 0 }, errorContains: 'cpus' },
+    {
+      name: 'param with a space',
+      cfg: { kernelParams: ['a b'] },
+      errorContains: 'kernel parameter',
+    },
+    { name: 'empty param', cfg: { kernelParams: [''] }, errorContains: 'kernel parameter' },
+    {
+      name: 'tag with a comma',
+      cfg: { share: { dir: '/x', tag: 'a,b' } },
+      errorContains: 'virtio-fs tag',
+    },
+    {
+      name: 'tag too long',
+      cfg: { share: { dir: '/x', tag: 'x'.repeat(37) } },
+      errorContains: 'virtio-fs tag',
+    },
+  ])('refuses $name', ({ cfg, errorContains }) => {
+    expect(() => qemuArgs({ ...base, ...cfg }, 'tcg')).toThrow(errorContains);
+  });
+});
+
+describe('kernelCommandLine', () => {
+  it('starts with the base parameters', () => {
+    expect(kernelCommandLine()).toBe('console=ttyS0 quiet panic=-1');
+  });
+});
