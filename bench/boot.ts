@@ -49,7 +49,10 @@ async function bootKapsel(i: number): Promise<Marks> {
   } finally {
     await sandbox.stop();
   }
-  return { ...pick(sandbox.vm.timeline.toJSON(), ['spawned', 'qmpReady', 'firstConsoleLine']), ...marks };
+  return {
+    ...pick(sandbox.vm.timeline.toJSON(), ['spawned', 'qmpReady', 'firstConsoleLine']),
+    ...marks,
+  };
 }
 
 async function bootFloor(i: number): Promise<Marks> {

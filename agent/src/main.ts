@@ -18,30 +18,47 @@ import { AGENT_PORT_NAME, AGENT_VERSION } from './version.js';
 async function main(argv: readonly string[]): Promise<void> {
   const log = createLogger();
   const listen = parseListen(argv);
-  const sandbox = new Sandbox(loadNative(), log);
+  const native = loadNative();
+  const sandbox = new Sandbox(native, log);
   const server = new Server();
   const exit = (code: number): void => {
-    server.forceShutdown();
+    log.info({ code }, 'agent exiting');
     log.flush();
-    process.exit(code);
+    native.exit(code);
   };
-  server.addService(
-    AgentServiceService,
-    agentService(sandbox, log, () => {
+  // After DestroySandbox the agent leaves once the host has hung up, so the
+  // answer has surely reached it; a host that never hangs up is not waited
+  // for long.
+  let destroyed = false;
+  const leaveAfterHangUp = (): void => {
+    if (destroyed) exit(0);
+  };
+  const onDestroyed = (): void => {
+    destroyed = true;
+    setTimeout(() => {
+      log.warn('host did not hang up after DestroySandbox; exiting anyway');
       exit(0);
-    }),
-  );
-  const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
-  const inject = (conn: Duplex): void => {
-    injector.injectConnection(conn);
+    }, HANG_UP_TIMEOUT_MS).unref();
   };
+  server.addService(AgentServiceService, agentService(sandbox, log, onDestroyed));
+  const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
 
   if (listen !== undefined) {
-    await listenUnix(listen, inject);
+    await listenUnix(listen, (conn) => {
+      conn.once('close', leaveAfterHangUp);
+      injector.injectConnection(conn);
+    });
     log.info({ version: AGENT_VERSION, listen }, 'agent serving on unix socket');
   } else {
     const path = await findVirtioPort(AGENT_PORT_NAME);
-    await SerialPortConnections.open(path, inject, log);
+    const port = await SerialPortConnections.open(
+      path,
+      (conn: Duplex) => {
+        injector.injectConnection(conn);
+      },
+      log,
+    );
+    port.onHangUp = leaveAfterHangUp;
     log.info({ version: AGENT_VERSION, port: path }, 'agent serving on virtio-serial port');
   }
 
@@ -54,6 +71,8 @@ async function main(argv: readonly string[]): Promise<void> {
     });
   }
 }
+
+const HANG_UP_TIMEOUT_MS = 5000;
 
 function parseListen(argv: readonly string[]): string | undefined {
   const i = argv.indexOf('--listen');

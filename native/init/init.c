@@ -211,9 +211,38 @@ static int parse_cmdline(void)
   return 0;
 }
 
+/* The kernel unpacks the initrd into "rootfs", the one mount without a
+ * parent, and pivot_root(2) refuses to move a process off it (EINVAL).
+ * Containers need pivot_root, not chroot, so PID 1 first puts a bind mount of
+ * the initramfs over "/" and enters it, the way switch_root enters a real
+ * root: from then on "/" is a mount with a parent and can be pivoted away
+ * from in a container's mount namespace. */
+static int leave_initramfs(void)
+{
+  static const char dir[] = "/.kapsel-root";
+  if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+    return log_err(errno, "mkdir `%s`", dir);
+  if (mount("/", dir, NULL, MS_BIND, NULL) < 0)
+    return log_err(errno, "bind mount `/` to `%s`", dir);
+  if (chdir(dir) < 0)
+    return log_err(errno, "chdir `%s`", dir);
+  if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
+    return log_err(errno, "move `%s` to `/`", dir);
+  if (chroot(".") < 0)
+    return log_err(errno, "chroot `%s`", dir);
+  if (chdir("/") < 0)
+    return log_err(errno, "chdir `/`");
+  /* The same directory, seen from the new root; no longer a mount point. */
+  rmdir(dir);
+  return 0;
+}
+
 static int setup(void)
 {
-  int ret = mount_all();
+  int ret = leave_initramfs();
+  if (ret < 0)
+    return ret;
+  ret = mount_all();
   if (ret < 0)
     return ret;
   ret = parse_cmdline();

@@ -19,8 +19,10 @@ static int fail(struct kapsel_record *err, const char *syscall, const char *path
 /* runc pivotRoot(): pivot_root(".", ".") stacks the old root on top of the
  * new one at "/", so no put_old directory is needed inside the rootfs; the
  * old root is then made rslave (so the unmount cannot propagate to the
- * agent's namespace) and detached. Returns 1, with nothing recorded, when
- * pivot_root itself says EINVAL, so the caller can fall back to MS_MOVE. */
+ * agent's namespace) and detached. There is no silent fallback to chroot
+ * (escapable with a second chroot): like runc, MS_MOVE + chroot only when
+ * asked for (--no-pivot). PID 1 leaves the initramfs so this works in the
+ * guest (native/init/init.c, leave_initramfs). */
 static int pivot_root_dot(const char *rootfs, struct kapsel_record *err) {
   int oldroot = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
   if (oldroot < 0)
@@ -28,8 +30,6 @@ static int pivot_root_dot(const char *rootfs, struct kapsel_record *err) {
   if (syscall(SYS_pivot_root, ".", ".") < 0) {
     int e = errno;
     close(oldroot);
-    if (e == EINVAL)
-      return 1;
     errno = e;
     return fail(err, "pivot_root", rootfs);
   }
@@ -47,9 +47,8 @@ static int pivot_root_dot(const char *rootfs, struct kapsel_record *err) {
   return 0;
 }
 
-/* runc msMoveRoot() for --no-pivot: pivot_root(2) fails with EINVAL when
- * the current root is the initramfs (rootfs cannot be unmounted), which is
- * where a guest booted from an initrd without switch_root runs. */
+/* runc msMoveRoot() for --no-pivot, for roots pivot_root(2) cannot leave
+ * (an initramfs without switch_root). */
 static int move_root(struct kapsel_record *err) {
   if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
     return fail(err, "mount", "/");
@@ -100,8 +99,6 @@ int kapsel_prepare_rootfs(const struct kapsel_request *req, struct kapsel_record
     r = move_root(err);
   } else {
     r = pivot_root_dot(req->rootfs, err);
-    if (r == 1)
-      r = move_root(err);
   }
   if (r < 0)
     return r;

@@ -14,6 +14,7 @@ export type FakeCall =
   | { op: 'spawn'; req: SpawnRequest }
   | { op: 'mount'; source: string; target: string; fstype: string; flags: number; data: string }
   | { op: 'umount'; target: string; flags: number }
+  | { op: 'exit'; status: number }
   | { op: 'start'; pid: number }
   | { op: 'signal'; pid: number; signo: number };
 
@@ -121,9 +122,22 @@ export class FakeNative implements Native {
     return failure !== undefined ? Promise.reject(failure) : Promise.resolve();
   }
 
+  /** Records the call and throws FakeExit, so a test can see the agent leave. */
+  exit(status: number): never {
+    this.calls.push({ op: 'exit', status });
+    throw new FakeExit(status);
+  }
+
   umount(target: string, flags = 0): Promise<void> {
     this.calls.push({ op: 'umount', target, flags });
     const failure = this.umountFailures.get(target);
     return failure !== undefined ? Promise.reject(failure) : Promise.resolve();
+  }
+}
+
+/** What FakeNative.exit throws in place of ending the process. */
+export class FakeExit extends Error {
+  constructor(readonly status: number) {
+    super(`exit(${status})`);
   }
 }

@@ -41,6 +41,8 @@ export interface KapselLib {
   waitpid(pid: number, status: Int32Array, options: number): number;
   /** The calling thread's errno after the last call. */
   errno(): number;
+  /** void _exit(int status) */
+  exit(status: number): never;
 }
 
 type AsyncFn = (...args: unknown[]) => void;
@@ -75,6 +77,7 @@ export function loadKapselLib(): KapselLib {
   );
   const umount = lib.func('int kapsel_umount(const char *target, int32_t flags, void *err)');
   const waitpid = libc.func('int waitpid(int pid, int *status, int options)');
+  const exit = libc.func('void _exit(int status)');
 
   loaded = {
     // Synchronous on purpose: the monitor's PR_SET_PDEATHSIG is tied to the
@@ -87,6 +90,10 @@ export function loadKapselLib(): KapselLib {
     umount: (target, flags, err) => promisify(umount, target, flags, err),
     waitpid: (pid, status, options) => waitpid(pid, status, options) as number,
     errno: () => koffi.errno(),
+    exit: (status) => {
+      exit(status);
+      throw new Error('_exit returned');
+    },
   };
   return loaded;
 }

@@ -210,6 +210,10 @@ export class RealNative implements Native {
     if (rc < 0) throw errorFromRecord(decodeRecord(err));
   }
 
+  exit(status: number): never {
+    return this.lib.exit(status);
+  }
+
   async umount(target: string, flags = 0): Promise<void> {
     const err = Buffer.alloc(RECORD_SIZE);
     const rc = await this.lib.umount(target, flags, err);

@@ -95,6 +95,12 @@ export interface Native {
   mount(source: string, target: string, fstype: string, flags: number, data: string): Promise<void>;
   /** umount2(2); flags e.g. MNT_DETACH. */
   umount(target: string, flags?: number): Promise<void>;
+  /**
+   * _exit(2): ends the agent without exit handlers. process.exit() runs
+   * libuv's, which join the threadpool, and a threadpool write to a
+   * virtio-serial port whose host has gone blocks forever.
+   */
+  exit(status: number): never;
 }
 
 const ERRNO_NAMES = new Map<number, string>(

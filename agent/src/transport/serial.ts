@@ -28,6 +28,9 @@ export class SerialPortConnections {
     private readonly log: Logger,
   ) {}
 
+  /** Called each time the host side hangs up. */
+  onHangUp: () => void = () => undefined;
+
   static async open(
     path: string,
     onConnection: (conn: Duplex) => void,
@@ -66,6 +69,7 @@ export class SerialPortConnections {
           this.log.info('host disconnected');
           this.current.hangUp();
           this.current = undefined;
+          this.onHangUp();
         }
         await sleep(IDLE_POLL_MS);
         continue;

@@ -78,8 +78,8 @@ export class AgentClient {
     );
   }
 
-  async destroySandbox(): Promise<void> {
-    await this.call<Empty>((md, o, cb) => this.client.destroySandbox({}, md, o, cb));
+  async destroySandbox(deadlineMs = 10_000): Promise<void> {
+    await this.call<Empty>((md, o, cb) => this.client.destroySandbox({}, md, o, cb), deadlineMs);
   }
 
   /** A stream of the process's output; ends when the process closes it. */
