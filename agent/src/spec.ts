@@ -40,6 +40,9 @@ export function parseSpec(json: string): Spec {
 export function toSpawnRequest(spec: Spec): SpawnRequest {
   const proc = spec.process;
   if (proc === undefined) throw invalidArgument('process: missing');
+  if (proc.terminal === true) {
+    throw invalidArgument('process.terminal: a terminal is not supported yet');
+  }
   const args = proc.args;
   if (!Array.isArray(args) || args.length === 0 || args.some((a) => typeof a !== 'string')) {
     throw invalidArgument('process.args: must be a non-empty list of strings');

@@ -11,6 +11,7 @@ import {
   processesMentioning,
   startKapsel,
   vmMissing,
+  type RunningCli,
 } from '../support/kapsel-cli.js';
 
 const skip = vmMissing();
@@ -35,6 +36,20 @@ describe.skipIf(skip !== undefined)(
     function expectNothingLeft(id: string): void {
       expect(processesMentioning(join(root, id))).toEqual([]);
       expect(existsSync(join(root, id))).toBe(false);
+    }
+
+    async function waitForOutput(run: RunningCli, text: string): Promise<void> {
+      let out = '';
+      await new Promise<void>((resolve) => {
+        const onData = (d: Buffer): void => {
+          out += d.toString();
+          if (out.includes(text)) {
+            run.child.stdout.off('data', onData);
+            resolve();
+          }
+        };
+        run.child.stdout.on('data', onData);
+      });
     }
 
     async function waitForStatus(id: string, status: string): Promise<State> {
@@ -79,6 +94,46 @@ describe.skipIf(skip !== undefined)(
       const gone = await kapsel(['--root', root, 'state', id]);
       expect(gone.code).toBe(1);
       expect(gone.stderr).toContain('container does not exist');
+    });
+
+    it('forwards signals to the container and exits with its status', async () => {
+      const id = 'vm-signal';
+      const b = bundle((spec) => {
+        spec.process = {
+          ...requireProcess(spec),
+          args: [
+            'sh',
+            '-c',
+            'trap "echo got TERM; exit 42" TERM; echo ready; while :; do sleep 0.1; done',
+          ],
+        };
+      });
+      const run = startKapsel(['--root', root, 'run', '--bundle', b, id]);
+      await waitForOutput(run, 'ready\n');
+      run.child.kill('SIGTERM');
+      const r = await run.done;
+      expect(r.stdout).toBe('ready\ngot TERM\n');
+      expect(r.code).toBe(42);
+      expectNothingLeft(id);
+    });
+
+    it('delete refuses a running container, and --force stops it and its VM', async () => {
+      const id = 'vm-delete';
+      const b = bundle((spec) => {
+        spec.process = { ...requireProcess(spec), args: ['sleep', '1000'] };
+      });
+      const run = startKapsel(['--root', root, 'run', '--bundle', b, id]);
+      await waitForStatus(id, 'running');
+      const refused = await kapsel(['--root', root, 'delete', id]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(
+        `cannot delete container ${id} that is not stopped: running`,
+      );
+      const forced = await kapsel(['--root', root, 'delete', '--force', id]);
+      expect(forced.code).toBe(0);
+      const r = await run.done;
+      expect(r.code).not.toBe(0);
+      expectNothingLeft(id);
     });
 
     it('fails clearly when the command does not exist, and leaves nothing behind', async () => {
