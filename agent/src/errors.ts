@@ -2,7 +2,12 @@ import { status as GrpcStatus } from '@grpc/grpc-js';
 
 /** Why a request failed, in the words of gRPC's status codes. */
 export type AgentErrorKind =
-  'invalid-argument' | 'not-found' | 'already-exists' | 'failed-precondition' | 'internal';
+  | 'invalid-argument'
+  | 'not-found'
+  | 'already-exists'
+  | 'failed-precondition'
+  | 'unimplemented'
+  | 'internal';
 
 /**
  * Every error the agent hands back to the host is an AgentError, so each one
@@ -26,12 +31,15 @@ export const alreadyExists = (message: string): AgentError =>
   new AgentError('already-exists', message);
 export const failedPrecondition = (message: string): AgentError =>
   new AgentError('failed-precondition', message);
+export const unimplemented = (message: string): AgentError =>
+  new AgentError('unimplemented', message);
 
 const STATUS: Record<AgentErrorKind, GrpcStatus> = {
   'invalid-argument': GrpcStatus.INVALID_ARGUMENT,
   'not-found': GrpcStatus.NOT_FOUND,
   'already-exists': GrpcStatus.ALREADY_EXISTS,
   'failed-precondition': GrpcStatus.FAILED_PRECONDITION,
+  unimplemented: GrpcStatus.UNIMPLEMENTED,
   internal: GrpcStatus.INTERNAL,
 };
 

@@ -1,6 +1,7 @@
 import { cpus, release, totalmem } from 'node:os';
 import type { Readable } from 'node:stream';
 import {
+  status as GrpcStatus,
   type sendUnaryData,
   type ServerUnaryCall,
   type ServerWritableStream,
@@ -14,7 +15,7 @@ import {
   type ReadStreamRequest,
   type ReadStreamResponse,
 } from '../../proto/generated/agent.js';
-import { toGrpcStatus } from './errors.js';
+import { toGrpcStatus, unimplemented } from './errors.js';
 import type { Sandbox } from './sandbox.js';
 import { AGENT_VERSION } from './version.js';
 
@@ -74,6 +75,21 @@ export function agentService(
       sandbox.get(r.containerId).stdin().end();
       return Promise.resolve(empty);
     }),
+    createSandbox: notYet(log, 'CreateSandbox'),
+    execProcess: notYet(log, 'ExecProcess'),
+    listProcesses: notYet(log, 'ListProcesses'),
+    ttyWinResize: notYet(log, 'TtyWinResize'),
+    pauseContainer: notYet(log, 'PauseContainer'),
+    resumeContainer: notYet(log, 'ResumeContainer'),
+    updateContainer: notYet(log, 'UpdateContainer'),
+    statsContainer: notYet(log, 'StatsContainer'),
+    getEvents: (call) => {
+      call.destroy(
+        Object.assign(new Error('GetEvents is not implemented yet'), {
+          code: GrpcStatus.UNIMPLEMENTED,
+        }),
+      );
+    },
     destroySandbox: unary(log, 'DestroySandbox', async () => {
       await sandbox.destroy();
       // Answer first; PID 1 powers the VM off once the agent has gone.
@@ -81,6 +97,14 @@ export function agentService(
       return empty;
     }),
   };
+}
+
+/** An RPC of the contract this agent does not serve yet: UNIMPLEMENTED, named. */
+function notYet<Req, Res>(
+  log: Logger,
+  name: string,
+): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
+  return unary(log, name, () => Promise.reject(unimplemented(`${name} is not implemented yet`)));
 }
 
 function unary<Req, Res>(

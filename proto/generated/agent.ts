@@ -105,14 +105,47 @@ export interface Storage {
   options: string[];
 }
 
+export interface CreateSandboxRequest {
+  sandboxId: string;
+  storages: Storage[];
+}
+
 export interface CreateContainerRequest {
   containerId: string;
   /**
-   * The OCI runtime spec (config.json) as JSON, with root.path already
-   * pointing where the agent sees the rootfs.
+   * The OCI runtime spec (config.json) as JSON, with root.path and bind mount
+   * sources already pointing where the agent sees them.
    */
   ociSpecJson: string;
   storages: Storage[];
+  /**
+   * Pods: linux.namespaces entries that carry a path (a host path, meaningless
+   * in the guest) are joined from this container's init instead. Empty: such
+   * entries are refused.
+   */
+  sandboxContainerId: string;
+}
+
+export interface ExecProcessRequest {
+  containerId: string;
+  execId: string;
+  /** The OCI process (config.json's "process") as JSON. */
+  processJson: string;
+}
+
+export interface ListProcessesRequest {
+  containerId: string;
+}
+
+export interface ListProcessesResponse {
+  pids: number[];
+}
+
+export interface TtyWinResizeRequest {
+  containerId: string;
+  execId: string;
+  rows: number;
+  columns: number;
 }
 
 export interface StartContainerRequest {
@@ -142,6 +175,8 @@ export interface SignalProcessRequest {
   containerId: string;
   execId: string;
   signal: number;
+  /** Every process of the container, not just one (runc kill --all). */
+  all: boolean;
 }
 
 export interface ReadStreamRequest {
@@ -166,6 +201,96 @@ export interface WriteStreamResponse {
 export interface CloseStdinRequest {
   containerId: string;
   execId: string;
+}
+
+export interface PauseContainerRequest {
+  containerId: string;
+}
+
+export interface ResumeContainerRequest {
+  containerId: string;
+}
+
+export interface UpdateContainerRequest {
+  containerId: string;
+  /** OCI linux.resources as JSON; what it leaves out stays as it is. */
+  resourcesJson: string;
+}
+
+export interface StatsContainerRequest {
+  containerId: string;
+}
+
+/** Shaped like runc's `events --stats` (libcontainer's types.Stats). */
+export interface CpuUsage {
+  totalNs: number;
+  percpuNs: number[];
+  kernelNs: number;
+  userNs: number;
+}
+
+export interface CpuThrottling {
+  periods: number;
+  throttledPeriods: number;
+  throttledTimeNs: number;
+}
+
+export interface CpuStats {
+  usage: CpuUsage | undefined;
+  throttling: CpuThrottling | undefined;
+}
+
+export interface MemoryStats {
+  usage: number;
+  maxUsage: number;
+  limit: number;
+  swapUsage: number;
+  swapLimit: number;
+  /** memory.stat as the kernel reports it (anon, file, ...). */
+  stats: { [key: string]: number };
+  /** memory.events oom_kill. */
+  oomKills: number;
+}
+
+export interface MemoryStats_StatsEntry {
+  key: string;
+  value: number;
+}
+
+export interface PidsStats {
+  current: number;
+  /** 0: no limit. */
+  limit: number;
+}
+
+export interface BlkioEntry {
+  major: number;
+  minor: number;
+  op: string;
+  value: number;
+}
+
+export interface BlkioStats {
+  ioServiceBytesRecursive: BlkioEntry[];
+  ioServicedRecursive: BlkioEntry[];
+}
+
+export interface StatsContainerResponse {
+  cpu: CpuStats | undefined;
+  memory: MemoryStats | undefined;
+  pids: PidsStats | undefined;
+  blkio: BlkioStats | undefined;
+}
+
+export interface GetEventsRequest {
+}
+
+export interface Event {
+  containerId: string;
+  /** "oom" */
+  type: string;
+  /** Unix time in milliseconds. */
+  timeMs: number;
 }
 
 export interface DestroySandboxRequest {
@@ -664,8 +789,97 @@ export const Storage: MessageFns<Storage> = {
   },
 };
 
+function createBaseCreateSandboxRequest(): CreateSandboxRequest {
+  return { sandboxId: "", storages: [] };
+}
+
+export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
+  encode(message: CreateSandboxRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sandboxId !== "") {
+      writer.uint32(10).string(message.sandboxId);
+    }
+    for (const v of message.storages) {
+      Storage.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateSandboxRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateSandboxRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sandboxId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.storages.push(Storage.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateSandboxRequest {
+    return {
+      sandboxId: isSet(object.sandboxId)
+        ? globalThis.String(object.sandboxId)
+        : isSet(object.sandbox_id)
+        ? globalThis.String(object.sandbox_id)
+        : "",
+      storages: globalThis.Array.isArray(object?.storages) ? object.storages.map((e: any) => Storage.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: CreateSandboxRequest): unknown {
+    const obj: any = {};
+    if (message.sandboxId !== "") {
+      obj.sandboxId = message.sandboxId;
+    }
+    if (message.storages?.length) {
+      obj.storages = message.storages.map((e) => Storage.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CreateSandboxRequest>): CreateSandboxRequest {
+    return CreateSandboxRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CreateSandboxRequest>): CreateSandboxRequest {
+    const message = createBaseCreateSandboxRequest();
+    message.sandboxId = object.sandboxId ?? "";
+    message.storages = object.storages?.map((e) => Storage.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 function createBaseCreateContainerRequest(): CreateContainerRequest {
-  return { containerId: "", ociSpecJson: "", storages: [] };
+  return { containerId: "", ociSpecJson: "", storages: [], sandboxContainerId: "" };
 }
 
 export const CreateContainerRequest: MessageFns<CreateContainerRequest> = {
@@ -678,6 +892,9 @@ export const CreateContainerRequest: MessageFns<CreateContainerRequest> = {
     }
     for (const v of message.storages) {
       Storage.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.sandboxContainerId !== "") {
+      writer.uint32(34).string(message.sandboxContainerId);
     }
     return writer;
   },
@@ -719,6 +936,14 @@ export const CreateContainerRequest: MessageFns<CreateContainerRequest> = {
             message.storages.push(Storage.decode(reader, reader.uint32()));
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.sandboxContainerId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -744,6 +969,11 @@ export const CreateContainerRequest: MessageFns<CreateContainerRequest> = {
         ? globalThis.String(object.oci_spec_json)
         : "",
       storages: globalThis.Array.isArray(object?.storages) ? object.storages.map((e: any) => Storage.fromJSON(e)) : [],
+      sandboxContainerId: isSet(object.sandboxContainerId)
+        ? globalThis.String(object.sandboxContainerId)
+        : isSet(object.sandbox_container_id)
+        ? globalThis.String(object.sandbox_container_id)
+        : "",
     };
   },
 
@@ -758,6 +988,9 @@ export const CreateContainerRequest: MessageFns<CreateContainerRequest> = {
     if (message.storages?.length) {
       obj.storages = message.storages.map((e) => Storage.toJSON(e));
     }
+    if (message.sandboxContainerId !== "") {
+      obj.sandboxContainerId = message.sandboxContainerId;
+    }
     return obj;
   },
 
@@ -769,6 +1002,399 @@ export const CreateContainerRequest: MessageFns<CreateContainerRequest> = {
     message.containerId = object.containerId ?? "";
     message.ociSpecJson = object.ociSpecJson ?? "";
     message.storages = object.storages?.map((e) => Storage.fromPartial(e)) || [];
+    message.sandboxContainerId = object.sandboxContainerId ?? "";
+    return message;
+  },
+};
+
+function createBaseExecProcessRequest(): ExecProcessRequest {
+  return { containerId: "", execId: "", processJson: "" };
+}
+
+export const ExecProcessRequest: MessageFns<ExecProcessRequest> = {
+  encode(message: ExecProcessRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.containerId !== "") {
+      writer.uint32(10).string(message.containerId);
+    }
+    if (message.execId !== "") {
+      writer.uint32(18).string(message.execId);
+    }
+    if (message.processJson !== "") {
+      writer.uint32(26).string(message.processJson);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExecProcessRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExecProcessRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.containerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.execId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.processJson = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ExecProcessRequest {
+    return {
+      containerId: isSet(object.containerId)
+        ? globalThis.String(object.containerId)
+        : isSet(object.container_id)
+        ? globalThis.String(object.container_id)
+        : "",
+      execId: isSet(object.execId)
+        ? globalThis.String(object.execId)
+        : isSet(object.exec_id)
+        ? globalThis.String(object.exec_id)
+        : "",
+      processJson: isSet(object.processJson)
+        ? globalThis.String(object.processJson)
+        : isSet(object.process_json)
+        ? globalThis.String(object.process_json)
+        : "",
+    };
+  },
+
+  toJSON(message: ExecProcessRequest): unknown {
+    const obj: any = {};
+    if (message.containerId !== "") {
+      obj.containerId = message.containerId;
+    }
+    if (message.execId !== "") {
+      obj.execId = message.execId;
+    }
+    if (message.processJson !== "") {
+      obj.processJson = message.processJson;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ExecProcessRequest>): ExecProcessRequest {
+    return ExecProcessRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ExecProcessRequest>): ExecProcessRequest {
+    const message = createBaseExecProcessRequest();
+    message.containerId = object.containerId ?? "";
+    message.execId = object.execId ?? "";
+    message.processJson = object.processJson ?? "";
+    return message;
+  },
+};
+
+function createBaseListProcessesRequest(): ListProcessesRequest {
+  return { containerId: "" };
+}
+
+export const ListProcessesRequest: MessageFns<ListProcessesRequest> = {
+  encode(message: ListProcessesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.containerId !== "") {
+      writer.uint32(10).string(message.containerId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListProcessesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListProcessesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.containerId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListProcessesRequest {
+    return {
+      containerId: isSet(object.containerId)
+        ? globalThis.String(object.containerId)
+        : isSet(object.container_id)
+        ? globalThis.String(object.container_id)
+        : "",
+    };
+  },
+
+  toJSON(message: ListProcessesRequest): unknown {
+    const obj: any = {};
+    if (message.containerId !== "") {
+      obj.containerId = message.containerId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListProcessesRequest>): ListProcessesRequest {
+    return ListProcessesRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListProcessesRequest>): ListProcessesRequest {
+    const message = createBaseListProcessesRequest();
+    message.containerId = object.containerId ?? "";
+    return message;
+  },
+};
+
+function createBaseListProcessesResponse(): ListProcessesResponse {
+  return { pids: [] };
+}
+
+export const ListProcessesResponse: MessageFns<ListProcessesResponse> = {
+  encode(message: ListProcessesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pids.length !== 0) {
+      writer.uint32(10).fork();
+      for (const v of message.pids) {
+        writer.int32(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListProcessesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListProcessesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag === 8) {
+              message.pids.push(reader.int32());
+
+              continue;
+            }
+
+            if (tag === 10) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.pids.push(reader.int32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListProcessesResponse {
+    return { pids: globalThis.Array.isArray(object?.pids) ? object.pids.map((e: any) => globalThis.Number(e)) : [] };
+  },
+
+  toJSON(message: ListProcessesResponse): unknown {
+    const obj: any = {};
+    if (message.pids?.length) {
+      obj.pids = message.pids.map((e) => Math.round(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListProcessesResponse>): ListProcessesResponse {
+    return ListProcessesResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListProcessesResponse>): ListProcessesResponse {
+    const message = createBaseListProcessesResponse();
+    message.pids = object.pids?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseTtyWinResizeRequest(): TtyWinResizeRequest {
+  return { containerId: "", execId: "", rows: 0, columns: 0 };
+}
+
+export const TtyWinResizeRequest: MessageFns<TtyWinResizeRequest> = {
+  encode(message: TtyWinResizeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.containerId !== "") {
+      writer.uint32(10).string(message.containerId);
+    }
+    if (message.execId !== "") {
+      writer.uint32(18).string(message.execId);
+    }
+    if (message.rows !== 0) {
+      writer.uint32(24).uint32(message.rows);
+    }
+    if (message.columns !== 0) {
+      writer.uint32(32).uint32(message.columns);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TtyWinResizeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTtyWinResizeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.containerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.execId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.rows = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.columns = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TtyWinResizeRequest {
+    return {
+      containerId: isSet(object.containerId)
+        ? globalThis.String(object.containerId)
+        : isSet(object.container_id)
+        ? globalThis.String(object.container_id)
+        : "",
+      execId: isSet(object.execId)
+        ? globalThis.String(object.execId)
+        : isSet(object.exec_id)
+        ? globalThis.String(object.exec_id)
+        : "",
+      rows: isSet(object.rows) ? globalThis.Number(object.rows) : 0,
+      columns: isSet(object.columns) ? globalThis.Number(object.columns) : 0,
+    };
+  },
+
+  toJSON(message: TtyWinResizeRequest): unknown {
+    const obj: any = {};
+    if (message.containerId !== "") {
+      obj.containerId = message.containerId;
+    }
+    if (message.execId !== "") {
+      obj.execId = message.execId;
+    }
+    if (message.rows !== 0) {
+      obj.rows = Math.round(message.rows);
+    }
+    if (message.columns !== 0) {
+      obj.columns = Math.round(message.columns);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TtyWinResizeRequest>): TtyWinResizeRequest {
+    return TtyWinResizeRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TtyWinResizeRequest>): TtyWinResizeRequest {
+    const message = createBaseTtyWinResizeRequest();
+    message.containerId = object.containerId ?? "";
+    message.execId = object.execId ?? "";
+    message.rows = object.rows ?? 0;
+    message.columns = object.columns ?? 0;
     return message;
   },
 };
@@ -1102,7 +1728,7 @@ export const WaitProcessResponse: MessageFns<WaitProcessResponse> = {
 };
 
 function createBaseSignalProcessRequest(): SignalProcessRequest {
-  return { containerId: "", execId: "", signal: 0 };
+  return { containerId: "", execId: "", signal: 0, all: false };
 }
 
 export const SignalProcessRequest: MessageFns<SignalProcessRequest> = {
@@ -1115,6 +1741,9 @@ export const SignalProcessRequest: MessageFns<SignalProcessRequest> = {
     }
     if (message.signal !== 0) {
       writer.uint32(24).uint32(message.signal);
+    }
+    if (message.all !== false) {
+      writer.uint32(32).bool(message.all);
     }
     return writer;
   },
@@ -1156,6 +1785,14 @@ export const SignalProcessRequest: MessageFns<SignalProcessRequest> = {
             message.signal = reader.uint32();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.all = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1181,6 +1818,7 @@ export const SignalProcessRequest: MessageFns<SignalProcessRequest> = {
         ? globalThis.String(object.exec_id)
         : "",
       signal: isSet(object.signal) ? globalThis.Number(object.signal) : 0,
+      all: isSet(object.all) ? globalThis.Boolean(object.all) : false,
     };
   },
 
@@ -1195,6 +1833,9 @@ export const SignalProcessRequest: MessageFns<SignalProcessRequest> = {
     if (message.signal !== 0) {
       obj.signal = Math.round(message.signal);
     }
+    if (message.all !== false) {
+      obj.all = message.all;
+    }
     return obj;
   },
 
@@ -1206,6 +1847,7 @@ export const SignalProcessRequest: MessageFns<SignalProcessRequest> = {
     message.containerId = object.containerId ?? "";
     message.execId = object.execId ?? "";
     message.signal = object.signal ?? 0;
+    message.all = object.all ?? false;
     return message;
   },
 };
@@ -1639,6 +2281,1536 @@ export const CloseStdinRequest: MessageFns<CloseStdinRequest> = {
   },
 };
 
+function createBasePauseContainerRequest(): PauseContainerRequest {
+  return { containerId: "" };
+}
+
+export const PauseContainerRequest: MessageFns<PauseContainerRequest> = {
+  encode(message: PauseContainerRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.containerId !== "") {
+      writer.uint32(10).string(message.containerId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PauseContainerRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePauseContainerRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.containerId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PauseContainerRequest {
+    return {
+      containerId: isSet(object.containerId)
+        ? globalThis.String(object.containerId)
+        : isSet(object.container_id)
+        ? globalThis.String(object.container_id)
+        : "",
+    };
+  },
+
+  toJSON(message: PauseContainerRequest): unknown {
+    const obj: any = {};
+    if (message.containerId !== "") {
+      obj.containerId = message.containerId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PauseContainerRequest>): PauseContainerRequest {
+    return PauseContainerRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PauseContainerRequest>): PauseContainerRequest {
+    const message = createBasePauseContainerRequest();
+    message.containerId = object.containerId ?? "";
+    return message;
+  },
+};
+
+function createBaseResumeContainerRequest(): ResumeContainerRequest {
+  return { containerId: "" };
+}
+
+export const ResumeContainerRequest: MessageFns<ResumeContainerRequest> = {
+  encode(message: ResumeContainerRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.containerId !== "") {
+      writer.uint32(10).string(message.containerId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResumeContainerRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResumeContainerRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.containerId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResumeContainerRequest {
+    return {
+      containerId: isSet(object.containerId)
+        ? globalThis.String(object.containerId)
+        : isSet(object.container_id)
+        ? globalThis.String(object.container_id)
+        : "",
+    };
+  },
+
+  toJSON(message: ResumeContainerRequest): unknown {
+    const obj: any = {};
+    if (message.containerId !== "") {
+      obj.containerId = message.containerId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ResumeContainerRequest>): ResumeContainerRequest {
+    return ResumeContainerRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ResumeContainerRequest>): ResumeContainerRequest {
+    const message = createBaseResumeContainerRequest();
+    message.containerId = object.containerId ?? "";
+    return message;
+  },
+};
+
+function createBaseUpdateContainerRequest(): UpdateContainerRequest {
+  return { containerId: "", resourcesJson: "" };
+}
+
+export const UpdateContainerRequest: MessageFns<UpdateContainerRequest> = {
+  encode(message: UpdateContainerRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.containerId !== "") {
+      writer.uint32(10).string(message.containerId);
+    }
+    if (message.resourcesJson !== "") {
+      writer.uint32(18).string(message.resourcesJson);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateContainerRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateContainerRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.containerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.resourcesJson = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateContainerRequest {
+    return {
+      containerId: isSet(object.containerId)
+        ? globalThis.String(object.containerId)
+        : isSet(object.container_id)
+        ? globalThis.String(object.container_id)
+        : "",
+      resourcesJson: isSet(object.resourcesJson)
+        ? globalThis.String(object.resourcesJson)
+        : isSet(object.resources_json)
+        ? globalThis.String(object.resources_json)
+        : "",
+    };
+  },
+
+  toJSON(message: UpdateContainerRequest): unknown {
+    const obj: any = {};
+    if (message.containerId !== "") {
+      obj.containerId = message.containerId;
+    }
+    if (message.resourcesJson !== "") {
+      obj.resourcesJson = message.resourcesJson;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UpdateContainerRequest>): UpdateContainerRequest {
+    return UpdateContainerRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UpdateContainerRequest>): UpdateContainerRequest {
+    const message = createBaseUpdateContainerRequest();
+    message.containerId = object.containerId ?? "";
+    message.resourcesJson = object.resourcesJson ?? "";
+    return message;
+  },
+};
+
+function createBaseStatsContainerRequest(): StatsContainerRequest {
+  return { containerId: "" };
+}
+
+export const StatsContainerRequest: MessageFns<StatsContainerRequest> = {
+  encode(message: StatsContainerRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.containerId !== "") {
+      writer.uint32(10).string(message.containerId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StatsContainerRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStatsContainerRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.containerId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StatsContainerRequest {
+    return {
+      containerId: isSet(object.containerId)
+        ? globalThis.String(object.containerId)
+        : isSet(object.container_id)
+        ? globalThis.String(object.container_id)
+        : "",
+    };
+  },
+
+  toJSON(message: StatsContainerRequest): unknown {
+    const obj: any = {};
+    if (message.containerId !== "") {
+      obj.containerId = message.containerId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<StatsContainerRequest>): StatsContainerRequest {
+    return StatsContainerRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<StatsContainerRequest>): StatsContainerRequest {
+    const message = createBaseStatsContainerRequest();
+    message.containerId = object.containerId ?? "";
+    return message;
+  },
+};
+
+function createBaseCpuUsage(): CpuUsage {
+  return { totalNs: 0, percpuNs: [], kernelNs: 0, userNs: 0 };
+}
+
+export const CpuUsage: MessageFns<CpuUsage> = {
+  encode(message: CpuUsage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.totalNs !== 0) {
+      writer.uint32(8).uint64(message.totalNs);
+    }
+    if (message.percpuNs.length !== 0) {
+      writer.uint32(18).fork();
+      for (const v of message.percpuNs) {
+        writer.uint64(v);
+      }
+      writer.join();
+    }
+    if (message.kernelNs !== 0) {
+      writer.uint32(24).uint64(message.kernelNs);
+    }
+    if (message.userNs !== 0) {
+      writer.uint32(32).uint64(message.userNs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CpuUsage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCpuUsage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.totalNs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag === 16) {
+              message.percpuNs.push(longToNumber(reader.uint64()));
+
+              continue;
+            }
+
+            if (tag === 18) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.percpuNs.push(longToNumber(reader.uint64()));
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.kernelNs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.userNs = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CpuUsage {
+    return {
+      totalNs: isSet(object.totalNs)
+        ? globalThis.Number(object.totalNs)
+        : isSet(object.total_ns)
+        ? globalThis.Number(object.total_ns)
+        : 0,
+      percpuNs: globalThis.Array.isArray(object?.percpuNs)
+        ? object.percpuNs.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.percpu_ns)
+        ? object.percpu_ns.map((e: any) => globalThis.Number(e))
+        : [],
+      kernelNs: isSet(object.kernelNs)
+        ? globalThis.Number(object.kernelNs)
+        : isSet(object.kernel_ns)
+        ? globalThis.Number(object.kernel_ns)
+        : 0,
+      userNs: isSet(object.userNs)
+        ? globalThis.Number(object.userNs)
+        : isSet(object.user_ns)
+        ? globalThis.Number(object.user_ns)
+        : 0,
+    };
+  },
+
+  toJSON(message: CpuUsage): unknown {
+    const obj: any = {};
+    if (message.totalNs !== 0) {
+      obj.totalNs = Math.round(message.totalNs);
+    }
+    if (message.percpuNs?.length) {
+      obj.percpuNs = message.percpuNs.map((e) => Math.round(e));
+    }
+    if (message.kernelNs !== 0) {
+      obj.kernelNs = Math.round(message.kernelNs);
+    }
+    if (message.userNs !== 0) {
+      obj.userNs = Math.round(message.userNs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CpuUsage>): CpuUsage {
+    return CpuUsage.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CpuUsage>): CpuUsage {
+    const message = createBaseCpuUsage();
+    message.totalNs = object.totalNs ?? 0;
+    message.percpuNs = object.percpuNs?.map((e) => e) || [];
+    message.kernelNs = object.kernelNs ?? 0;
+    message.userNs = object.userNs ?? 0;
+    return message;
+  },
+};
+
+function createBaseCpuThrottling(): CpuThrottling {
+  return { periods: 0, throttledPeriods: 0, throttledTimeNs: 0 };
+}
+
+export const CpuThrottling: MessageFns<CpuThrottling> = {
+  encode(message: CpuThrottling, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.periods !== 0) {
+      writer.uint32(8).uint64(message.periods);
+    }
+    if (message.throttledPeriods !== 0) {
+      writer.uint32(16).uint64(message.throttledPeriods);
+    }
+    if (message.throttledTimeNs !== 0) {
+      writer.uint32(24).uint64(message.throttledTimeNs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CpuThrottling {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCpuThrottling();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.periods = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.throttledPeriods = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.throttledTimeNs = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CpuThrottling {
+    return {
+      periods: isSet(object.periods) ? globalThis.Number(object.periods) : 0,
+      throttledPeriods: isSet(object.throttledPeriods)
+        ? globalThis.Number(object.throttledPeriods)
+        : isSet(object.throttled_periods)
+        ? globalThis.Number(object.throttled_periods)
+        : 0,
+      throttledTimeNs: isSet(object.throttledTimeNs)
+        ? globalThis.Number(object.throttledTimeNs)
+        : isSet(object.throttled_time_ns)
+        ? globalThis.Number(object.throttled_time_ns)
+        : 0,
+    };
+  },
+
+  toJSON(message: CpuThrottling): unknown {
+    const obj: any = {};
+    if (message.periods !== 0) {
+      obj.periods = Math.round(message.periods);
+    }
+    if (message.throttledPeriods !== 0) {
+      obj.throttledPeriods = Math.round(message.throttledPeriods);
+    }
+    if (message.throttledTimeNs !== 0) {
+      obj.throttledTimeNs = Math.round(message.throttledTimeNs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CpuThrottling>): CpuThrottling {
+    return CpuThrottling.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CpuThrottling>): CpuThrottling {
+    const message = createBaseCpuThrottling();
+    message.periods = object.periods ?? 0;
+    message.throttledPeriods = object.throttledPeriods ?? 0;
+    message.throttledTimeNs = object.throttledTimeNs ?? 0;
+    return message;
+  },
+};
+
+function createBaseCpuStats(): CpuStats {
+  return { usage: undefined, throttling: undefined };
+}
+
+export const CpuStats: MessageFns<CpuStats> = {
+  encode(message: CpuStats, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.usage !== undefined) {
+      CpuUsage.encode(message.usage, writer.uint32(10).fork()).join();
+    }
+    if (message.throttling !== undefined) {
+      CpuThrottling.encode(message.throttling, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CpuStats {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCpuStats();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.usage = CpuUsage.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.throttling = CpuThrottling.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CpuStats {
+    return {
+      usage: isSet(object.usage) ? CpuUsage.fromJSON(object.usage) : undefined,
+      throttling: isSet(object.throttling) ? CpuThrottling.fromJSON(object.throttling) : undefined,
+    };
+  },
+
+  toJSON(message: CpuStats): unknown {
+    const obj: any = {};
+    if (message.usage !== undefined) {
+      obj.usage = CpuUsage.toJSON(message.usage);
+    }
+    if (message.throttling !== undefined) {
+      obj.throttling = CpuThrottling.toJSON(message.throttling);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CpuStats>): CpuStats {
+    return CpuStats.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CpuStats>): CpuStats {
+    const message = createBaseCpuStats();
+    message.usage = (object.usage !== undefined && object.usage !== null)
+      ? CpuUsage.fromPartial(object.usage)
+      : undefined;
+    message.throttling = (object.throttling !== undefined && object.throttling !== null)
+      ? CpuThrottling.fromPartial(object.throttling)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseMemoryStats(): MemoryStats {
+  return { usage: 0, maxUsage: 0, limit: 0, swapUsage: 0, swapLimit: 0, stats: {}, oomKills: 0 };
+}
+
+export const MemoryStats: MessageFns<MemoryStats> = {
+  encode(message: MemoryStats, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.usage !== 0) {
+      writer.uint32(8).uint64(message.usage);
+    }
+    if (message.maxUsage !== 0) {
+      writer.uint32(16).uint64(message.maxUsage);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(24).uint64(message.limit);
+    }
+    if (message.swapUsage !== 0) {
+      writer.uint32(32).uint64(message.swapUsage);
+    }
+    if (message.swapLimit !== 0) {
+      writer.uint32(40).uint64(message.swapLimit);
+    }
+    globalThis.Object.entries(message.stats).forEach(([key, value]: [string, number]) => {
+      MemoryStats_StatsEntry.encode({ key: key as any, value }, writer.uint32(50).fork()).join();
+    });
+    if (message.oomKills !== 0) {
+      writer.uint32(56).uint64(message.oomKills);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MemoryStats {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMemoryStats();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.usage = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.maxUsage = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.limit = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.swapUsage = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.swapLimit = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            const entry6 = MemoryStats_StatsEntry.decode(reader, reader.uint32());
+            if (entry6.value !== undefined) {
+              message.stats[entry6.key] = entry6.value;
+            }
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.oomKills = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MemoryStats {
+    return {
+      usage: isSet(object.usage) ? globalThis.Number(object.usage) : 0,
+      maxUsage: isSet(object.maxUsage)
+        ? globalThis.Number(object.maxUsage)
+        : isSet(object.max_usage)
+        ? globalThis.Number(object.max_usage)
+        : 0,
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+      swapUsage: isSet(object.swapUsage)
+        ? globalThis.Number(object.swapUsage)
+        : isSet(object.swap_usage)
+        ? globalThis.Number(object.swap_usage)
+        : 0,
+      swapLimit: isSet(object.swapLimit)
+        ? globalThis.Number(object.swapLimit)
+        : isSet(object.swap_limit)
+        ? globalThis.Number(object.swap_limit)
+        : 0,
+      stats: isObject(object.stats)
+        ? (globalThis.Object.entries(object.stats) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      oomKills: isSet(object.oomKills)
+        ? globalThis.Number(object.oomKills)
+        : isSet(object.oom_kills)
+        ? globalThis.Number(object.oom_kills)
+        : 0,
+    };
+  },
+
+  toJSON(message: MemoryStats): unknown {
+    const obj: any = {};
+    if (message.usage !== 0) {
+      obj.usage = Math.round(message.usage);
+    }
+    if (message.maxUsage !== 0) {
+      obj.maxUsage = Math.round(message.maxUsage);
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    if (message.swapUsage !== 0) {
+      obj.swapUsage = Math.round(message.swapUsage);
+    }
+    if (message.swapLimit !== 0) {
+      obj.swapLimit = Math.round(message.swapLimit);
+    }
+    if (message.stats) {
+      const entries = globalThis.Object.entries(message.stats) as [string, number][];
+      if (entries.length > 0) {
+        obj.stats = {};
+        entries.forEach(([k, v]) => {
+          obj.stats[k] = Math.round(v);
+        });
+      }
+    }
+    if (message.oomKills !== 0) {
+      obj.oomKills = Math.round(message.oomKills);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<MemoryStats>): MemoryStats {
+    return MemoryStats.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<MemoryStats>): MemoryStats {
+    const message = createBaseMemoryStats();
+    message.usage = object.usage ?? 0;
+    message.maxUsage = object.maxUsage ?? 0;
+    message.limit = object.limit ?? 0;
+    message.swapUsage = object.swapUsage ?? 0;
+    message.swapLimit = object.swapLimit ?? 0;
+    message.stats = (globalThis.Object.entries(object.stats ?? {}) as [string, number][]).reduce(
+      (acc: { [key: string]: number }, [key, value]: [string, number]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.Number(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.oomKills = object.oomKills ?? 0;
+    return message;
+  },
+};
+
+function createBaseMemoryStats_StatsEntry(): MemoryStats_StatsEntry {
+  return { key: "", value: 0 };
+}
+
+export const MemoryStats_StatsEntry: MessageFns<MemoryStats_StatsEntry> = {
+  encode(message: MemoryStats_StatsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(16).uint64(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MemoryStats_StatsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMemoryStats_StatsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.value = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MemoryStats_StatsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+    };
+  },
+
+  toJSON(message: MemoryStats_StatsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== 0) {
+      obj.value = Math.round(message.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<MemoryStats_StatsEntry>): MemoryStats_StatsEntry {
+    return MemoryStats_StatsEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<MemoryStats_StatsEntry>): MemoryStats_StatsEntry {
+    const message = createBaseMemoryStats_StatsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? 0;
+    return message;
+  },
+};
+
+function createBasePidsStats(): PidsStats {
+  return { current: 0, limit: 0 };
+}
+
+export const PidsStats: MessageFns<PidsStats> = {
+  encode(message: PidsStats, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.current !== 0) {
+      writer.uint32(8).uint64(message.current);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(16).uint64(message.limit);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PidsStats {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePidsStats();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.current = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.limit = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PidsStats {
+    return {
+      current: isSet(object.current) ? globalThis.Number(object.current) : 0,
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+    };
+  },
+
+  toJSON(message: PidsStats): unknown {
+    const obj: any = {};
+    if (message.current !== 0) {
+      obj.current = Math.round(message.current);
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PidsStats>): PidsStats {
+    return PidsStats.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PidsStats>): PidsStats {
+    const message = createBasePidsStats();
+    message.current = object.current ?? 0;
+    message.limit = object.limit ?? 0;
+    return message;
+  },
+};
+
+function createBaseBlkioEntry(): BlkioEntry {
+  return { major: 0, minor: 0, op: "", value: 0 };
+}
+
+export const BlkioEntry: MessageFns<BlkioEntry> = {
+  encode(message: BlkioEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.major !== 0) {
+      writer.uint32(8).uint64(message.major);
+    }
+    if (message.minor !== 0) {
+      writer.uint32(16).uint64(message.minor);
+    }
+    if (message.op !== "") {
+      writer.uint32(26).string(message.op);
+    }
+    if (message.value !== 0) {
+      writer.uint32(32).uint64(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BlkioEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBlkioEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.major = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.minor = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.op = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.value = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BlkioEntry {
+    return {
+      major: isSet(object.major) ? globalThis.Number(object.major) : 0,
+      minor: isSet(object.minor) ? globalThis.Number(object.minor) : 0,
+      op: isSet(object.op) ? globalThis.String(object.op) : "",
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+    };
+  },
+
+  toJSON(message: BlkioEntry): unknown {
+    const obj: any = {};
+    if (message.major !== 0) {
+      obj.major = Math.round(message.major);
+    }
+    if (message.minor !== 0) {
+      obj.minor = Math.round(message.minor);
+    }
+    if (message.op !== "") {
+      obj.op = message.op;
+    }
+    if (message.value !== 0) {
+      obj.value = Math.round(message.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BlkioEntry>): BlkioEntry {
+    return BlkioEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BlkioEntry>): BlkioEntry {
+    const message = createBaseBlkioEntry();
+    message.major = object.major ?? 0;
+    message.minor = object.minor ?? 0;
+    message.op = object.op ?? "";
+    message.value = object.value ?? 0;
+    return message;
+  },
+};
+
+function createBaseBlkioStats(): BlkioStats {
+  return { ioServiceBytesRecursive: [], ioServicedRecursive: [] };
+}
+
+export const BlkioStats: MessageFns<BlkioStats> = {
+  encode(message: BlkioStats, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.ioServiceBytesRecursive) {
+      BlkioEntry.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.ioServicedRecursive) {
+      BlkioEntry.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BlkioStats {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBlkioStats();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ioServiceBytesRecursive.push(BlkioEntry.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.ioServicedRecursive.push(BlkioEntry.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BlkioStats {
+    return {
+      ioServiceBytesRecursive: globalThis.Array.isArray(object?.ioServiceBytesRecursive)
+        ? object.ioServiceBytesRecursive.map((e: any) => BlkioEntry.fromJSON(e))
+        : globalThis.Array.isArray(object?.io_service_bytes_recursive)
+        ? object.io_service_bytes_recursive.map((e: any) => BlkioEntry.fromJSON(e))
+        : [],
+      ioServicedRecursive: globalThis.Array.isArray(object?.ioServicedRecursive)
+        ? object.ioServicedRecursive.map((e: any) => BlkioEntry.fromJSON(e))
+        : globalThis.Array.isArray(object?.io_serviced_recursive)
+        ? object.io_serviced_recursive.map((e: any) => BlkioEntry.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: BlkioStats): unknown {
+    const obj: any = {};
+    if (message.ioServiceBytesRecursive?.length) {
+      obj.ioServiceBytesRecursive = message.ioServiceBytesRecursive.map((e) => BlkioEntry.toJSON(e));
+    }
+    if (message.ioServicedRecursive?.length) {
+      obj.ioServicedRecursive = message.ioServicedRecursive.map((e) => BlkioEntry.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BlkioStats>): BlkioStats {
+    return BlkioStats.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BlkioStats>): BlkioStats {
+    const message = createBaseBlkioStats();
+    message.ioServiceBytesRecursive = object.ioServiceBytesRecursive?.map((e) => BlkioEntry.fromPartial(e)) || [];
+    message.ioServicedRecursive = object.ioServicedRecursive?.map((e) => BlkioEntry.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseStatsContainerResponse(): StatsContainerResponse {
+  return { cpu: undefined, memory: undefined, pids: undefined, blkio: undefined };
+}
+
+export const StatsContainerResponse: MessageFns<StatsContainerResponse> = {
+  encode(message: StatsContainerResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cpu !== undefined) {
+      CpuStats.encode(message.cpu, writer.uint32(10).fork()).join();
+    }
+    if (message.memory !== undefined) {
+      MemoryStats.encode(message.memory, writer.uint32(18).fork()).join();
+    }
+    if (message.pids !== undefined) {
+      PidsStats.encode(message.pids, writer.uint32(26).fork()).join();
+    }
+    if (message.blkio !== undefined) {
+      BlkioStats.encode(message.blkio, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StatsContainerResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStatsContainerResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cpu = CpuStats.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.memory = MemoryStats.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pids = PidsStats.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.blkio = BlkioStats.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StatsContainerResponse {
+    return {
+      cpu: isSet(object.cpu) ? CpuStats.fromJSON(object.cpu) : undefined,
+      memory: isSet(object.memory) ? MemoryStats.fromJSON(object.memory) : undefined,
+      pids: isSet(object.pids) ? PidsStats.fromJSON(object.pids) : undefined,
+      blkio: isSet(object.blkio) ? BlkioStats.fromJSON(object.blkio) : undefined,
+    };
+  },
+
+  toJSON(message: StatsContainerResponse): unknown {
+    const obj: any = {};
+    if (message.cpu !== undefined) {
+      obj.cpu = CpuStats.toJSON(message.cpu);
+    }
+    if (message.memory !== undefined) {
+      obj.memory = MemoryStats.toJSON(message.memory);
+    }
+    if (message.pids !== undefined) {
+      obj.pids = PidsStats.toJSON(message.pids);
+    }
+    if (message.blkio !== undefined) {
+      obj.blkio = BlkioStats.toJSON(message.blkio);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<StatsContainerResponse>): StatsContainerResponse {
+    return StatsContainerResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<StatsContainerResponse>): StatsContainerResponse {
+    const message = createBaseStatsContainerResponse();
+    message.cpu = (object.cpu !== undefined && object.cpu !== null) ? CpuStats.fromPartial(object.cpu) : undefined;
+    message.memory = (object.memory !== undefined && object.memory !== null)
+      ? MemoryStats.fromPartial(object.memory)
+      : undefined;
+    message.pids = (object.pids !== undefined && object.pids !== null) ? PidsStats.fromPartial(object.pids) : undefined;
+    message.blkio = (object.blkio !== undefined && object.blkio !== null)
+      ? BlkioStats.fromPartial(object.blkio)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGetEventsRequest(): GetEventsRequest {
+  return {};
+}
+
+export const GetEventsRequest: MessageFns<GetEventsRequest> = {
+  encode(_: GetEventsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetEventsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetEventsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): GetEventsRequest {
+    return {};
+  },
+
+  toJSON(_: GetEventsRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetEventsRequest>): GetEventsRequest {
+    return GetEventsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<GetEventsRequest>): GetEventsRequest {
+    const message = createBaseGetEventsRequest();
+    return message;
+  },
+};
+
+function createBaseEvent(): Event {
+  return { containerId: "", type: "", timeMs: 0 };
+}
+
+export const Event: MessageFns<Event> = {
+  encode(message: Event, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.containerId !== "") {
+      writer.uint32(10).string(message.containerId);
+    }
+    if (message.type !== "") {
+      writer.uint32(18).string(message.type);
+    }
+    if (message.timeMs !== 0) {
+      writer.uint32(24).int64(message.timeMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Event {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.containerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.type = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.timeMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Event {
+    return {
+      containerId: isSet(object.containerId)
+        ? globalThis.String(object.containerId)
+        : isSet(object.container_id)
+        ? globalThis.String(object.container_id)
+        : "",
+      type: isSet(object.type) ? globalThis.String(object.type) : "",
+      timeMs: isSet(object.timeMs)
+        ? globalThis.Number(object.timeMs)
+        : isSet(object.time_ms)
+        ? globalThis.Number(object.time_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: Event): unknown {
+    const obj: any = {};
+    if (message.containerId !== "") {
+      obj.containerId = message.containerId;
+    }
+    if (message.type !== "") {
+      obj.type = message.type;
+    }
+    if (message.timeMs !== 0) {
+      obj.timeMs = Math.round(message.timeMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Event>): Event {
+    return Event.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Event>): Event {
+    const message = createBaseEvent();
+    message.containerId = object.containerId ?? "";
+    message.type = object.type ?? "";
+    message.timeMs = object.timeMs ?? 0;
+    return message;
+  },
+};
+
 function createBaseDestroySandboxRequest(): DestroySandboxRequest {
   return {};
 }
@@ -1714,6 +3886,21 @@ export const AgentServiceService = {
     responseDeserialize: (value: Buffer): GuestDetailsResponse => GuestDetailsResponse.decode(value),
   },
   /**
+   * --- sandbox setup ---
+   * Mounts what all containers of the sandbox share (the host's shared
+   * directory, over virtio-fs). Optional: a single-container sandbox may pass
+   * its storages with CreateContainer instead.
+   */
+  createSandbox: {
+    path: "/kapsel.agent.v1.AgentService/CreateSandbox" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateSandboxRequest): Buffer => Buffer.from(CreateSandboxRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateSandboxRequest => CreateSandboxRequest.decode(value),
+    responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
+  },
+  /**
    * --- container lifecycle ---
    * Builds the container (namespaces, rootfs) with its init process waiting
    * to exec; StartContainer releases it.
@@ -1751,8 +3938,19 @@ export const AgentServiceService = {
   },
   /**
    * --- processes ---
-   * Resolves once the process has exited (exec_id empty: the container's init).
+   * Starts another process in a running container's namespaces and cgroup
+   * (runc exec). Its stdio, signals and exit are addressed by exec_id.
    */
+  execProcess: {
+    path: "/kapsel.agent.v1.AgentService/ExecProcess" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ExecProcessRequest): Buffer => Buffer.from(ExecProcessRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ExecProcessRequest => ExecProcessRequest.decode(value),
+    responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
+  },
+  /** Resolves once the process has exited (exec_id empty: the container's init). */
   waitProcess: {
     path: "/kapsel.agent.v1.AgentService/WaitProcess" as const,
     requestStream: false as const,
@@ -1768,6 +3966,27 @@ export const AgentServiceService = {
     responseStream: false as const,
     requestSerialize: (value: SignalProcessRequest): Buffer => Buffer.from(SignalProcessRequest.encode(value).finish()),
     requestDeserialize: (value: Buffer): SignalProcessRequest => SignalProcessRequest.decode(value),
+    responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
+  },
+  /** Processes of a container, as pids of the guest. */
+  listProcesses: {
+    path: "/kapsel.agent.v1.AgentService/ListProcesses" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListProcessesRequest): Buffer => Buffer.from(ListProcessesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListProcessesRequest => ListProcessesRequest.decode(value),
+    responseSerialize: (value: ListProcessesResponse): Buffer =>
+      Buffer.from(ListProcessesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListProcessesResponse => ListProcessesResponse.decode(value),
+  },
+  /** Window size of a process's terminal (process.terminal true). */
+  ttyWinResize: {
+    path: "/kapsel.agent.v1.AgentService/TtyWinResize" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: TtyWinResizeRequest): Buffer => Buffer.from(TtyWinResizeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): TtyWinResizeRequest => TtyWinResizeRequest.decode(value),
     responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
     responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
   },
@@ -1812,6 +4031,63 @@ export const AgentServiceService = {
     responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
   },
   /**
+   * --- cgroups ---
+   * Freezes every process of the container (cgroup.freeze) and returns once
+   * the kernel reports it frozen.
+   */
+  pauseContainer: {
+    path: "/kapsel.agent.v1.AgentService/PauseContainer" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PauseContainerRequest): Buffer =>
+      Buffer.from(PauseContainerRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PauseContainerRequest => PauseContainerRequest.decode(value),
+    responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
+  },
+  resumeContainer: {
+    path: "/kapsel.agent.v1.AgentService/ResumeContainer" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ResumeContainerRequest): Buffer =>
+      Buffer.from(ResumeContainerRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ResumeContainerRequest => ResumeContainerRequest.decode(value),
+    responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
+  },
+  /** Applies new linux.resources to a running container. */
+  updateContainer: {
+    path: "/kapsel.agent.v1.AgentService/UpdateContainer" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UpdateContainerRequest): Buffer =>
+      Buffer.from(UpdateContainerRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpdateContainerRequest => UpdateContainerRequest.decode(value),
+    responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
+  },
+  statsContainer: {
+    path: "/kapsel.agent.v1.AgentService/StatsContainer" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: StatsContainerRequest): Buffer =>
+      Buffer.from(StatsContainerRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): StatsContainerRequest => StatsContainerRequest.decode(value),
+    responseSerialize: (value: StatsContainerResponse): Buffer =>
+      Buffer.from(StatsContainerResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): StatsContainerResponse => StatsContainerResponse.decode(value),
+  },
+  /** Events (OOM kills) as they happen, for as long as the call lasts. */
+  getEvents: {
+    path: "/kapsel.agent.v1.AgentService/GetEvents" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: GetEventsRequest): Buffer => Buffer.from(GetEventsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetEventsRequest => GetEventsRequest.decode(value),
+    responseSerialize: (value: Event): Buffer => Buffer.from(Event.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Event => Event.decode(value),
+  },
+  /**
    * --- sandbox ---
    * Kills every container and stops the agent; PID 1 then powers the VM off.
    */
@@ -1832,6 +4108,13 @@ export interface AgentServiceServer extends UntypedServiceImplementation {
   check: handleUnaryCall<CheckRequest, CheckResponse>;
   getGuestDetails: handleUnaryCall<GuestDetailsRequest, GuestDetailsResponse>;
   /**
+   * --- sandbox setup ---
+   * Mounts what all containers of the sandbox share (the host's shared
+   * directory, over virtio-fs). Optional: a single-container sandbox may pass
+   * its storages with CreateContainer instead.
+   */
+  createSandbox: handleUnaryCall<CreateSandboxRequest, Empty>;
+  /**
    * --- container lifecycle ---
    * Builds the container (namespaces, rootfs) with its init process waiting
    * to exec; StartContainer releases it.
@@ -1842,10 +4125,17 @@ export interface AgentServiceServer extends UntypedServiceImplementation {
   removeContainer: handleUnaryCall<RemoveContainerRequest, Empty>;
   /**
    * --- processes ---
-   * Resolves once the process has exited (exec_id empty: the container's init).
+   * Starts another process in a running container's namespaces and cgroup
+   * (runc exec). Its stdio, signals and exit are addressed by exec_id.
    */
+  execProcess: handleUnaryCall<ExecProcessRequest, Empty>;
+  /** Resolves once the process has exited (exec_id empty: the container's init). */
   waitProcess: handleUnaryCall<WaitProcessRequest, WaitProcessResponse>;
   signalProcess: handleUnaryCall<SignalProcessRequest, Empty>;
+  /** Processes of a container, as pids of the guest. */
+  listProcesses: handleUnaryCall<ListProcessesRequest, ListProcessesResponse>;
+  /** Window size of a process's terminal (process.terminal true). */
+  ttyWinResize: handleUnaryCall<TtyWinResizeRequest, Empty>;
   /**
    * --- stdio ---
    * Each stream ends when the process closes its end of the pipe.
@@ -1854,6 +4144,18 @@ export interface AgentServiceServer extends UntypedServiceImplementation {
   readStderr: handleServerStreamingCall<ReadStreamRequest, ReadStreamResponse>;
   writeStdin: handleUnaryCall<WriteStreamRequest, WriteStreamResponse>;
   closeStdin: handleUnaryCall<CloseStdinRequest, Empty>;
+  /**
+   * --- cgroups ---
+   * Freezes every process of the container (cgroup.freeze) and returns once
+   * the kernel reports it frozen.
+   */
+  pauseContainer: handleUnaryCall<PauseContainerRequest, Empty>;
+  resumeContainer: handleUnaryCall<ResumeContainerRequest, Empty>;
+  /** Applies new linux.resources to a running container. */
+  updateContainer: handleUnaryCall<UpdateContainerRequest, Empty>;
+  statsContainer: handleUnaryCall<StatsContainerRequest, StatsContainerResponse>;
+  /** Events (OOM kills) as they happen, for as long as the call lasts. */
+  getEvents: handleServerStreamingCall<GetEventsRequest, Event>;
   /**
    * --- sandbox ---
    * Kills every container and stops the agent; PID 1 then powers the VM off.
@@ -1894,6 +4196,27 @@ export interface AgentServiceClient extends Client {
     callback: (error: ServiceError | null, response: GuestDetailsResponse) => void,
   ): ClientUnaryCall;
   /**
+   * --- sandbox setup ---
+   * Mounts what all containers of the sandbox share (the host's shared
+   * directory, over virtio-fs). Optional: a single-container sandbox may pass
+   * its storages with CreateContainer instead.
+   */
+  createSandbox(
+    request: CreateSandboxRequest,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  createSandbox(
+    request: CreateSandboxRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  createSandbox(
+    request: CreateSandboxRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  /**
    * --- container lifecycle ---
    * Builds the container (namespaces, rootfs) with its init process waiting
    * to exec; StartContainer releases it.
@@ -1946,8 +4269,25 @@ export interface AgentServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * --- processes ---
-   * Resolves once the process has exited (exec_id empty: the container's init).
+   * Starts another process in a running container's namespaces and cgroup
+   * (runc exec). Its stdio, signals and exit are addressed by exec_id.
    */
+  execProcess(
+    request: ExecProcessRequest,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  execProcess(
+    request: ExecProcessRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  execProcess(
+    request: ExecProcessRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  /** Resolves once the process has exited (exec_id empty: the container's init). */
   waitProcess(
     request: WaitProcessRequest,
     callback: (error: ServiceError | null, response: WaitProcessResponse) => void,
@@ -1974,6 +4314,38 @@ export interface AgentServiceClient extends Client {
   ): ClientUnaryCall;
   signalProcess(
     request: SignalProcessRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  /** Processes of a container, as pids of the guest. */
+  listProcesses(
+    request: ListProcessesRequest,
+    callback: (error: ServiceError | null, response: ListProcessesResponse) => void,
+  ): ClientUnaryCall;
+  listProcesses(
+    request: ListProcessesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListProcessesResponse) => void,
+  ): ClientUnaryCall;
+  listProcesses(
+    request: ListProcessesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListProcessesResponse) => void,
+  ): ClientUnaryCall;
+  /** Window size of a process's terminal (process.terminal true). */
+  ttyWinResize(
+    request: TtyWinResizeRequest,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  ttyWinResize(
+    request: TtyWinResizeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  ttyWinResize(
+    request: TtyWinResizeRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Empty) => void,
@@ -2024,6 +4396,79 @@ export interface AgentServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Empty) => void,
   ): ClientUnaryCall;
+  /**
+   * --- cgroups ---
+   * Freezes every process of the container (cgroup.freeze) and returns once
+   * the kernel reports it frozen.
+   */
+  pauseContainer(
+    request: PauseContainerRequest,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  pauseContainer(
+    request: PauseContainerRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  pauseContainer(
+    request: PauseContainerRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  resumeContainer(
+    request: ResumeContainerRequest,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  resumeContainer(
+    request: ResumeContainerRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  resumeContainer(
+    request: ResumeContainerRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  /** Applies new linux.resources to a running container. */
+  updateContainer(
+    request: UpdateContainerRequest,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  updateContainer(
+    request: UpdateContainerRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  updateContainer(
+    request: UpdateContainerRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  statsContainer(
+    request: StatsContainerRequest,
+    callback: (error: ServiceError | null, response: StatsContainerResponse) => void,
+  ): ClientUnaryCall;
+  statsContainer(
+    request: StatsContainerRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: StatsContainerResponse) => void,
+  ): ClientUnaryCall;
+  statsContainer(
+    request: StatsContainerRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: StatsContainerResponse) => void,
+  ): ClientUnaryCall;
+  /** Events (OOM kills) as they happen, for as long as the call lasts. */
+  getEvents(request: GetEventsRequest, options?: Partial<CallOptions>): ClientReadableStream<Event>;
+  getEvents(
+    request: GetEventsRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<Event>;
   /**
    * --- sandbox ---
    * Kills every container and stops the agent; PID 1 then powers the VM off.
@@ -2080,6 +4525,10 @@ function longToNumber(int64: { toString(): string }): number {
     throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
   }
   return num;
+}
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
 }
 
 function isSet(value: any): boolean {

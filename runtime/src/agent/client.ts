@@ -2,7 +2,8 @@ import { credentials, Metadata, type CallOptions, type ServiceError } from '@grp
 import {
   AgentServiceClient,
   type CheckResponse,
-  type CreateContainerRequest,
+  CreateContainerRequest,
+  type DeepPartial,
   type Empty,
   type GuestDetailsResponse,
   type ReadStreamResponse,
@@ -44,8 +45,10 @@ export class AgentClient {
     return this.call((md, o, cb) => this.client.getGuestDetails({}, md, o, cb));
   }
 
-  async createContainer(req: CreateContainerRequest): Promise<void> {
-    await this.call<Empty>((md, o, cb) => this.client.createContainer(req, md, o, cb));
+  /** Fields left out take their proto3 defaults. */
+  async createContainer(req: DeepPartial<CreateContainerRequest>): Promise<void> {
+    const full = CreateContainerRequest.fromPartial(req);
+    await this.call<Empty>((md, o, cb) => this.client.createContainer(full, md, o, cb));
   }
 
   async startContainer(containerId: string): Promise<void> {
@@ -60,9 +63,14 @@ export class AgentClient {
     return this.call((md, o, cb) => this.client.waitProcess({ containerId, execId }, md, o, cb));
   }
 
-  async signalProcess(containerId: string, signal: number, execId = ''): Promise<void> {
+  async signalProcess(
+    containerId: string,
+    signal: number,
+    execId = '',
+    all = false,
+  ): Promise<void> {
     await this.call<Empty>((md, o, cb) =>
-      this.client.signalProcess({ containerId, execId, signal }, md, o, cb),
+      this.client.signalProcess({ containerId, execId, signal, all }, md, o, cb),
     );
   }
 
