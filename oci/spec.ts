@@ -1,5 +1,6 @@
 // The parts of the OCI runtime spec (config.json, v1.2) that kapsel reads.
 // Shared by runtime/ and agent/; neither imports the other.
+import type { LinuxResources } from './resources.js';
 
 export interface Spec {
   ociVersion: string;
@@ -109,7 +110,7 @@ export interface Linux {
   gidMappings?: IdMapping[];
   devices?: Device[];
   cgroupsPath?: string;
-  resources?: Record<string, unknown>;
+  resources?: LinuxResources;
   rootfsPropagation?: string;
   seccomp?: Record<string, unknown>;
   sysctl?: Record<string, string>;

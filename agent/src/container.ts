@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { failedPrecondition } from './errors.js';
 import type { ContainerProcess, ProcessExit } from './native/types.js';
 
-export type ContainerStatus = 'created' | 'running' | 'stopped';
+export type ContainerStatus = 'created' | 'running' | 'paused' | 'stopped';
 
 /**
  * One container in the guest: its init process, held between create and
@@ -13,12 +13,16 @@ export class Container {
   private started = false;
   private exit: ProcessExit | undefined;
   private readers = new Set<Readable>();
+  /** Set while its cgroup is frozen (PauseContainer). */
+  paused = false;
 
   constructor(
     readonly id: string,
     private readonly init: ContainerProcess,
     readonly storageMounts: readonly string[],
     private readonly log: Logger,
+    /** Its cgroup v2 directory, when the agent has cgroups; exec joins it. */
+    readonly cgroupDir?: string,
   ) {
     void init.exited.then((exit) => {
       this.exit = exit;
@@ -28,6 +32,7 @@ export class Container {
 
   get status(): ContainerStatus {
     if (this.exit !== undefined) return 'stopped';
+    if (this.paused) return 'paused';
     return this.started ? 'running' : 'created';
   }
 

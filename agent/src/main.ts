@@ -1,8 +1,10 @@
 import type { Duplex } from 'node:stream';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
 import { AgentServiceService } from '../../proto/generated/agent.js';
+import { CgroupManager } from './cgroups/manager.js';
 import { createLogger } from './log.js';
-import { loadNative } from './native/index.js';
+import { loadNative, type Native } from './native/index.js';
 import { agentService } from './rpc.js';
 import { Sandbox } from './sandbox.js';
 import { findVirtioPort } from './transport/virtio-port.js';
@@ -19,7 +21,7 @@ async function main(argv: readonly string[]): Promise<void> {
   const log = createLogger();
   const listen = parseListen(argv);
   const native = loadNative();
-  const sandbox = new Sandbox(native, log);
+  const sandbox = new Sandbox(native, log, cgroupManager(native, log));
   const server = new Server();
   const exit = (code: number): void => {
     log.info({ code }, 'agent exiting');
@@ -73,6 +75,21 @@ async function main(argv: readonly string[]): Promise<void> {
 }
 
 const HANG_UP_TIMEOUT_MS = 5000;
+
+/**
+ * The guest's PID 1 mounts cgroup2 at /sys/fs/cgroup; standalone on a host,
+ * KAPSEL_CGROUP_ROOT may point at another cgroup v2 mount (a hybrid host's
+ * /sys/fs/cgroup/unified). Without one the agent runs containers without
+ * cgroups and refuses linux.resources.
+ */
+function cgroupManager(native: Native, log: Logger): CgroupManager | undefined {
+  const root = process.env['KAPSEL_CGROUP_ROOT'] ?? '/sys/fs/cgroup';
+  if (!CgroupManager.isCgroup2(root)) {
+    log.warn({ root }, 'no cgroup v2 hierarchy: containers get no cgroups');
+    return undefined;
+  }
+  return new CgroupManager({ root, native, log });
+}
 
 function parseListen(argv: readonly string[]): string | undefined {
   const i = argv.indexOf('--listen');

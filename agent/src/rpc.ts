@@ -1,7 +1,6 @@
 import { cpus, release, totalmem } from 'node:os';
 import type { Readable } from 'node:stream';
 import {
-  status as GrpcStatus,
   type sendUnaryData,
   type ServerUnaryCall,
   type ServerWritableStream,
@@ -79,16 +78,27 @@ export function agentService(
     execProcess: notYet(log, 'ExecProcess'),
     listProcesses: notYet(log, 'ListProcesses'),
     ttyWinResize: notYet(log, 'TtyWinResize'),
-    pauseContainer: notYet(log, 'PauseContainer'),
-    resumeContainer: notYet(log, 'ResumeContainer'),
-    updateContainer: notYet(log, 'UpdateContainer'),
-    statsContainer: notYet(log, 'StatsContainer'),
+    pauseContainer: unary(log, 'PauseContainer', async (r) => {
+      await sandbox.pauseContainer(r.containerId);
+      return empty;
+    }),
+    resumeContainer: unary(log, 'ResumeContainer', async (r) => {
+      await sandbox.resumeContainer(r.containerId);
+      return empty;
+    }),
+    updateContainer: unary(log, 'UpdateContainer', async (r) => {
+      await sandbox.updateContainer(r.containerId, r.resourcesJson);
+      return empty;
+    }),
+    statsContainer: unary(log, 'StatsContainer', (r) => sandbox.statsContainer(r.containerId)),
     getEvents: (call) => {
-      call.destroy(
-        Object.assign(new Error('GetEvents is not implemented yet'), {
-          code: GrpcStatus.UNIMPLEMENTED,
-        }),
-      );
+      log.debug({ rpc: 'GetEvents' }, 'request');
+      // Until the host cancels; backpressure is not needed at OOM rates.
+      const unsubscribe = sandbox.events.subscribe((e) => {
+        call.write(e);
+      });
+      call.on('cancelled', unsubscribe);
+      call.on('close', unsubscribe);
     },
     destroySandbox: unary(log, 'DestroySandbox', async () => {
       await sandbox.destroy();

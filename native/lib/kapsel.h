@@ -35,6 +35,11 @@ int kapsel_spawn(const void *request, size_t len, int32_t *out, struct kapsel_re
 int kapsel_mount(const char *source, const char *target, const char *fstype, uint32_t flags,
                  uint32_t propagation, const char *data, struct kapsel_record *err);
 int kapsel_umount(const char *target, int32_t flags, struct kapsel_record *err);
+/* Loads insns (ninsns struct bpf_insn) as a cgroup device program, attaches
+ * it to the cgroup directory, detaches replace_fd (if >= 0) and returns the
+ * new program's fd. bpf_devices.c */
+int kapsel_bpf_device_filter(const char *cgroup, const void *insns, uint32_t ninsns,
+                             int32_t replace_fd, struct kapsel_record *err);
 
 /* ---- Internal: hidden from the .so's dynamic symbol table. ---- */
 #pragma GCC visibility push(hidden)

@@ -15,6 +15,7 @@ export type FakeCall =
   | { op: 'mount'; source: string; target: string; fstype: string; flags: number; data: string }
   | { op: 'umount'; target: string; flags: number }
   | { op: 'exit'; status: number }
+  | { op: 'attachDeviceFilter'; cgroupDir: string; program: Buffer; replaceFd: number }
   | { op: 'start'; pid: number }
   | { op: 'signal'; pid: number; signo: number };
 
@@ -120,6 +121,12 @@ export class FakeNative implements Native {
     this.calls.push({ op: 'mount', source, target, fstype, flags, data });
     const failure = this.mountFailures.get(target);
     return failure !== undefined ? Promise.reject(failure) : Promise.resolve();
+  }
+
+  /** Records the call; returns made-up fds counting up from 100. */
+  attachDeviceFilter(cgroupDir: string, program: Buffer, replaceFd = -1): number {
+    this.calls.push({ op: 'attachDeviceFilter', cgroupDir, program, replaceFd });
+    return 100 + this.callsOf('attachDeviceFilter').length - 1;
   }
 
   /** Records the call and throws FakeExit, so a test can see the agent leave. */

@@ -37,6 +37,14 @@ export interface KapselLib {
   ): Promise<number>;
   /** int kapsel_umount(const char *target, int32_t flags, struct kapsel_record *err) */
   umount(target: string, flags: number, err: Buffer): Promise<number>;
+  /** int kapsel_bpf_device_filter(const char *cgroup, const void *insns, uint32 n, int32 replace_fd, record *err) */
+  bpfDeviceFilter(
+    cgroup: string,
+    insns: Buffer,
+    count: number,
+    replaceFd: number,
+    err: Buffer,
+  ): number;
   /** pid_t waitpid(pid_t pid, int *status, int options) */
   waitpid(pid: number, status: Int32Array, options: number): number;
   /** The calling thread's errno after the last call. */
@@ -76,6 +84,9 @@ export function loadKapselLib(): KapselLib {
     'int kapsel_mount(const char *source, const char *target, const char *fstype, uint32_t flags, uint32_t propagation, const char *data, void *err)',
   );
   const umount = lib.func('int kapsel_umount(const char *target, int32_t flags, void *err)');
+  const bpfDeviceFilter = lib.func(
+    'int kapsel_bpf_device_filter(const char *cgroup, const void *insns, uint32_t ninsns, int32_t replace_fd, void *err)',
+  );
   const waitpid = libc.func('int waitpid(int pid, int *status, int options)');
   const exit = libc.func('void _exit(int status)');
 
@@ -88,6 +99,9 @@ export function loadKapselLib(): KapselLib {
     mount: (source, target, fstype, flags, propagation, data, err) =>
       promisify(mount, source, target, fstype, flags, propagation, data, err),
     umount: (target, flags, err) => promisify(umount, target, flags, err),
+    // bpf(2) is quick and not namespace-bound: fine on the main thread.
+    bpfDeviceFilter: (cgroup, insns, count, replaceFd, err) =>
+      bpfDeviceFilter(cgroup, insns, count, replaceFd, err) as number,
     waitpid: (pid, status, options) => waitpid(pid, status, options) as number,
     errno: () => koffi.errno(),
     exit: (status) => {

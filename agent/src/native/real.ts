@@ -210,6 +210,13 @@ export class RealNative implements Native {
     if (rc < 0) throw errorFromRecord(decodeRecord(err));
   }
 
+  attachDeviceFilter(cgroupDir: string, program: Buffer, replaceFd = -1): number {
+    const err = Buffer.alloc(RECORD_SIZE);
+    const fd = this.lib.bpfDeviceFilter(cgroupDir, program, program.length / 8, replaceFd, err);
+    if (fd < 0) throw errorFromRecord(decodeRecord(err));
+    return fd;
+  }
+
   exit(status: number): never {
     return this.lib.exit(status);
   }

@@ -96,6 +96,13 @@ export interface Native {
   /** umount2(2); flags e.g. MNT_DETACH. */
   umount(target: string, flags?: number): Promise<void>;
   /**
+   * Loads `program` (struct bpf_insn array) as a BPF_PROG_TYPE_CGROUP_DEVICE
+   * program and attaches it to the cgroup directory (BPF_F_ALLOW_MULTI);
+   * detaches and closes `replaceFd` when given. Returns the new program's fd,
+   * to be replaced or closed later; throws NativeError.
+   */
+  attachDeviceFilter(cgroupDir: string, program: Buffer, replaceFd?: number): number;
+  /**
    * _exit(2): ends the agent without exit handlers. process.exit() runs
    * libuv's, which join the threadpool, and a threadpool write to a
    * virtio-serial port whose host has gone blocks forever.

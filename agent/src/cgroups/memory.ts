@@ -1,0 +1,63 @@
+import type { LinuxResources, MemoryResources } from '../../../oci/resources.js';
+import { invalidArgument } from '../errors.js';
+import { writeCgroupFile } from './fs.js';
+import type { Controller } from './types.js';
+
+/** runc's numToStr: 0 is "unset", -1 is "max". */
+export function limitValue(n: number | undefined): string | undefined {
+  if (n === undefined || n === 0) return undefined;
+  return n === -1 ? 'max' : String(n);
+}
+
+/**
+ * OCI's swap is memory+swap (a cgroup v1 notion); memory.swap.max is swap
+ * alone. runc's ConvertMemorySwapToCgroupV2Value: -1 is max, 0 unset, and
+ * an unlimited memory with unset swap makes swap unlimited too.
+ */
+export function swapMaxValue(mem: MemoryResources): string | undefined {
+  const memory = mem.limit ?? 0;
+  const swap = mem.swap ?? 0;
+  if (memory === -1 && swap === 0) return 'max';
+  if (swap === -1) return 'max';
+  if (swap === 0) return undefined;
+  if (memory === 0 || memory === -1) {
+    throw invalidArgument(
+      'linux.resources.memory.swap: a swap limit needs a memory limit (memory.limit)',
+    );
+  }
+  if (swap < memory) {
+    throw invalidArgument(
+      `linux.resources.memory.swap: memory+swap (${swap}) must be >= memory.limit (${memory})`,
+    );
+  }
+  return String(swap - memory);
+}
+
+/** memory.max, memory.low (reservation), memory.swap.max. */
+export const memoryController: Controller = {
+  name: 'memory',
+  async apply(resources: LinuxResources, dir: string): Promise<void> {
+    const mem = resources.memory;
+    if (mem === undefined) return;
+    const swap = swapMaxValue(mem);
+    // Swap first, as runc does: lowering memory.max below the current
+    // memory.swap.max is fine, the other order can fail transiently.
+    if (swap !== undefined) {
+      await writeCgroupFile(dir, 'memory.swap.max', swap, 'linux.resources.memory.swap').catch(
+        (err: unknown) => {
+          // No swap accounting in this kernel: "max" and "0" are what the
+          // guest has anyway (runc ignores ENOENT for exactly these two).
+          if (swap !== 'max' && swap !== '0') throw err;
+        },
+      );
+    }
+    const max = limitValue(mem.limit);
+    if (max !== undefined) {
+      await writeCgroupFile(dir, 'memory.max', max, 'linux.resources.memory.limit');
+    }
+    const low = limitValue(mem.reservation);
+    if (low !== undefined) {
+      await writeCgroupFile(dir, 'memory.low', low, 'linux.resources.memory.reservation');
+    }
+  },
+};
