@@ -43,7 +43,33 @@ int kapsel_bpf_device_filter(const char *cgroup, const void *insns, uint32_t nin
   kapsel_strlcpy(attr.prog_name, "kapsel_devices", sizeof attr.prog_name);
   prog = sys_bpf(BPF_PROG_LOAD, &attr);
   if (prog < 0) {
-    kapsel_record_error(err, errno, "bpf BPF_PROG_LOAD", cgroup);
+    int e = errno;
+    /* Load again with the verifier's log, and put its last line (the
+     * reason) into the message. */
+    static char log[16384];
+    log[0] = '\0';
+    attr.log_level = 1;
+    attr.log_buf = (uint64_t)(uintptr_t)log;
+    attr.log_size = sizeof log;
+    int again = sys_bpf(BPF_PROG_LOAD, &attr);
+    if (again >= 0)
+      close(again);
+    kapsel_record_error(err, e, "bpf BPF_PROG_LOAD", cgroup);
+    /* The log ends with a "processed N insns" summary; the reason is the
+     * line before it. */
+    size_t n = strnlen(log, sizeof log);
+    while (n > 0 && log[n - 1] == '\n')
+      log[--n] = '\0';
+    char *last = strrchr(log, '\n');
+    if (last != NULL && strncmp(last + 1, "processed ", 10) == 0) {
+      *last = '\0';
+      last = strrchr(log, '\n');
+    }
+    if (log[0] != '\0') {
+      kapsel_strlcat(err->message, " (verifier: ", sizeof err->message);
+      kapsel_strlcat(err->message, last != NULL ? last + 1 : log, sizeof err->message);
+      kapsel_strlcat(err->message, ")", sizeof err->message);
+    }
     close(cg);
     return -err->err;
   }

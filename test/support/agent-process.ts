@@ -14,7 +14,8 @@ export class StandaloneAgent {
     readonly output: () => string,
   ) {}
 
-  static async start(): Promise<StandaloneAgent> {
+  /** env adds to the agent's environment (e.g. KAPSEL_CGROUP_ROOT). */
+  static async start(env: Record<string, string> = {}): Promise<StandaloneAgent> {
     const socket = join(mkdtempSync(join(tmpdir(), 'kapsel-agent-')), 'agent.sock');
     let output = '';
     const child = spawn(
@@ -23,7 +24,7 @@ export class StandaloneAgent {
       {
         cwd: ROOT,
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, KAPSEL_LOG: 'debug' },
+        env: { ...process.env, KAPSEL_LOG: 'debug', ...env },
       },
     );
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));

@@ -102,8 +102,16 @@ export function deviceFilterProgram(rules: readonly DeviceRule[]): Buffer {
     insn(LDX_MEM_W, R4, R1, 4, 0),
     insn(LDX_MEM_W, R5, R1, 8, 0),
   ];
-  for (let i = rules.length - 1; i >= 0; i--) prog.push(...ruleBlock(rules[i] as DeviceRule));
-  prog.push(insn(ALU32_MOV_K, R0, 0, 0, 0), insn(JMP_EXIT, 0, 0, 0, 0));
+  let unconditional = false;
+  for (let i = rules.length - 1; i >= 0 && !unconditional; i--) {
+    const block = ruleBlock(rules[i] as DeviceRule);
+    prog.push(...block);
+    // A rule matching everything (e.g. runc spec's leading "deny a rwm")
+    // decides alone: what comes before it is unreachable, and the verifier
+    // refuses unreachable instructions.
+    unconditional = block.length === 2;
+  }
+  if (!unconditional) prog.push(insn(ALU32_MOV_K, R0, 0, 0, 0), insn(JMP_EXIT, 0, 0, 0, 0));
   return encode(prog);
 }
 
