@@ -1,11 +1,13 @@
-import { credentials, Metadata, type CallOptions, type ServiceError } from '@grpc/grpc-js';
+import { credentials, Metadata, status, type CallOptions, type ServiceError } from '@grpc/grpc-js';
 import {
   AgentServiceClient,
   type CheckResponse,
   CreateContainerRequest,
   type DeepPartial,
   type Empty,
+  type Event,
   type GuestDetailsResponse,
+  type StatsContainerResponse,
   type ReadStreamResponse,
   type WaitProcessResponse,
 } from '../../../proto/generated/agent.js';
@@ -84,6 +86,47 @@ export class AgentClient {
     await this.call<Empty>((md, o, cb) =>
       this.client.closeStdin({ containerId, execId }, md, o, cb),
     );
+  }
+
+  async pauseContainer(containerId: string): Promise<void> {
+    await this.call<Empty>((md, o, cb) => this.client.pauseContainer({ containerId }, md, o, cb));
+  }
+
+  async resumeContainer(containerId: string): Promise<void> {
+    await this.call<Empty>((md, o, cb) => this.client.resumeContainer({ containerId }, md, o, cb));
+  }
+
+  /** resources: OCI linux.resources; what it leaves out stays as it is. */
+  async updateContainer(containerId: string, resources: object): Promise<void> {
+    const resourcesJson = JSON.stringify(resources);
+    await this.call<Empty>((md, o, cb) =>
+      this.client.updateContainer({ containerId, resourcesJson }, md, o, cb),
+    );
+  }
+
+  statsContainer(containerId: string): Promise<StatsContainerResponse> {
+    return this.call((md, o, cb) => this.client.statsContainer({ containerId }, md, o, cb));
+  }
+
+  /**
+   * Guest events (OOM kills) as they happen, until cancel() is called or the
+   * connection ends.
+   */
+  events(): { events: AsyncIterable<Event>; cancel: () => void } {
+    const stream = this.client.getEvents({});
+    return {
+      events: (async function* () {
+        try {
+          for await (const e of stream) yield e as Event;
+        } catch (err) {
+          // Cancelling is how a caller stops reading, not a failure.
+          if ((err as Partial<ServiceError>).code !== status.CANCELLED) throw err;
+        }
+      })(),
+      cancel: () => {
+        stream.cancel();
+      },
+    };
   }
 
   async destroySandbox(deadlineMs = 10_000): Promise<void> {
