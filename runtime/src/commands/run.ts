@@ -1,8 +1,10 @@
+import { cpus } from 'node:os';
 import type { Logger } from 'pino';
 import type { ServiceError } from '@grpc/grpc-js';
 import { loadBundle } from '../bundle.js';
 import { RuntimeError } from '../errors.js';
 import { Sandbox } from '../sandbox.js';
+import { sandboxSize, sizingFromEnv } from '../sizing.js';
 import { StateStore, type ContainerRecord } from '../state.js';
 import { signalNumber } from '../signals.js';
 
@@ -37,7 +39,9 @@ export async function run(opts: RunOptions): Promise<number> {
   let sandbox: Sandbox | undefined;
   const forwarders: [NodeJS.Signals, () => void][] = [];
   try {
-    sandbox = await Sandbox.start({ stateDir, rootfs: bundle.rootfs, log: opts.log });
+    // Sized for the container's limits, as Kata sizes its VMs.
+    const size = sandboxSize([bundle.spec], sizingFromEnv(process.env, cpus().length));
+    sandbox = await Sandbox.start({ stateDir, rootfs: bundle.rootfs, log: opts.log, ...size });
     record.qemuPid = sandbox.vm.pid;
     const { agent } = sandbox;
     const guest = Sandbox.guestSpec(opts.id, bundle.spec);
