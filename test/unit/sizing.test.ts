@@ -3,9 +3,9 @@ import type { Spec } from '../../oci/spec.js';
 import { DEFAULT_SIZING, sandboxSize, sizingFromEnv } from '../../runtime/src/sizing.js';
 
 const GiB = 1024 ** 3;
-const spec = (resources: NonNullable<Spec['linux']>['resources']): Spec => ({
+const spec = (resources?: NonNullable<Spec['linux']>['resources']): Spec => ({
   ociVersion: '1.2.0',
-  linux: { resources },
+  linux: resources === undefined ? {} : { resources },
 });
 
 describe('sandbox sizing', () => {
@@ -17,7 +17,7 @@ describe('sandbox sizing', () => {
   });
 
   it('keeps the base for containers without limits or with -1', () => {
-    expect(sandboxSize([spec(undefined), spec({ memory: { limit: -1 } })])).toEqual({
+    expect(sandboxSize([spec(), spec({ memory: { limit: -1 } })])).toEqual({
       memoryMiB: 1024,
       cpus: 1,
     });
