@@ -259,7 +259,9 @@ describe.skipIf(skip !== undefined)(
       await sandbox.agent.waitProcess('checker');
       await out.done;
       const [cgroups, procs] = out.text.split('procs\n');
-      expect((cgroups ?? '').split('\n').filter((l) => l !== '')).toEqual(['/sys/fs/cgroup/kapsel/checker']);
+      expect((cgroups ?? '').split('\n').filter((l) => l !== '')).toEqual([
+        '/sys/fs/cgroup/kapsel/checker',
+      ]);
       expect(procs).not.toContain('sleep 60');
       await sandbox.agent.removeContainer('checker');
     });
