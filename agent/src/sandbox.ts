@@ -1,13 +1,68 @@
 import type { Logger } from 'pino';
+import type { Process } from '../../oci/spec.js';
 import type { Storage } from '../../proto/generated/agent.js';
-import { Container } from './container.js';
+import { Container, type ExecContext } from './container.js';
 import { alreadyExists, invalidArgument, notFound } from './errors.js';
-import type { Native, ProcessExit } from './native/types.js';
-import { parseSpec, toSpawnRequest } from './spec.js';
+import {
+  NativeError,
+  type JoinNamespace,
+  type Native,
+  type NamespaceKind,
+  type ProcessExit,
+  type SpawnRequest,
+} from './native/types.js';
+import { containerPids, signalAll } from './processes.js';
+import { parseJsonObject, parseSpec, toSpawnRequest } from './spec.js';
+import { toProcessParts } from './spec/process.js';
 import { mountStorages, unmountAll } from './storage.js';
 
 /** runc's rule for container ids. */
 const ID_PATTERN = /^[\w+\-.]+$/;
+
+/** Names under /proc/<pid>/ns/. */
+const NS_FILES: Readonly<Record<NamespaceKind, string>> = {
+  user: 'user',
+  cgroup: 'cgroup',
+  ipc: 'ipc',
+  uts: 'uts',
+  network: 'net',
+  pid: 'pid',
+  mount: 'mnt',
+};
+
+/**
+ * setns order: the user namespace first (it owns the others, so entering it
+ * grants the rights to join them), the mount namespace last (it changes the
+ * root the remaining /proc paths would be looked up in). runc's nsexec does
+ * the same.
+ */
+const JOIN_ORDER: readonly NamespaceKind[] = [
+  'user',
+  'cgroup',
+  'ipc',
+  'uts',
+  'network',
+  'pid',
+  'mount',
+];
+
+function joinsOf(pid: number, kinds: readonly NamespaceKind[]): JoinNamespace[] {
+  return JOIN_ORDER.filter((k) => kinds.includes(k)).map((kind) => ({
+    kind,
+    path: `/proc/${pid}/ns/${NS_FILES[kind]}`,
+  }));
+}
+
+/**
+ * libkapsel compiles the seccomp profile at create; a syscall name libseccomp
+ * knows for no architecture is the spec's fault, like any other bad field.
+ */
+function specRefusal(err: unknown): unknown {
+  if (err instanceof NativeError && err.syscall === 'seccomp' && err.errno === 22) {
+    return invalidArgument(`linux.seccomp.syscalls: ${err.message}`);
+  }
+  return err;
+}
 
 /** The containers of this guest, and everything done to them. */
 export class Sandbox {
@@ -20,18 +75,42 @@ export class Sandbox {
     private readonly log: Logger,
   ) {}
 
-  async createContainer(id: string, specJson: string, storages: readonly Storage[]): Promise<void> {
+  async createContainer(
+    id: string,
+    specJson: string,
+    storages: readonly Storage[],
+    sandboxContainerId = '',
+  ): Promise<void> {
     checkId(id);
     if (this.containers.has(id) || this.creating.has(id)) {
       throw alreadyExists(`container ${id} already exists`);
     }
     this.creating.add(id);
     try {
-      const request = toSpawnRequest(parseSpec(specJson));
+      const spec = parseSpec(specJson);
+      const { request, join } = toSpawnRequest(spec);
+      if (join.length > 0) {
+        // A path in linux.namespaces is the host's; in the guest the pod's
+        // namespaces are those of its sandbox container's init.
+        if (sandboxContainerId === '') {
+          throw invalidArgument(
+            'linux.namespaces: an entry with a path needs sandbox_container_id to join from',
+          );
+        }
+        request.joinNamespaces = joinsOf(this.get(sandboxContainerId).pid, join);
+      }
+      const context: ExecContext = { namespaces: [...request.namespaces, ...join] };
+      if (request.seccomp !== undefined) context.seccomp = request.seccomp;
+      if (request.namespaces.includes('user')) {
+        context.idMaps = { uid: spec.linux?.uidMappings ?? [], gid: spec.linux?.gidMappings ?? [] };
+      }
+      if (request.cgroup !== undefined) context.cgroupDir = request.cgroup;
       const mounted = await mountStorages(this.native, storages);
       try {
-        const init = await this.native.spawn(request);
-        this.containers.set(id, new Container(id, init, mounted, this.log));
+        const init = await this.native.spawn(request).catch((err: unknown) => {
+          throw specRefusal(err);
+        });
+        this.containers.set(id, new Container(id, init, mounted, context, this.log));
         this.log.info({ container: id, pid: init.pid }, 'container created');
       } catch (err) {
         await unmountAll(this.native, mounted);
@@ -53,17 +132,66 @@ export class Sandbox {
     this.log.info({ container: id }, 'container started');
   }
 
-  waitProcess(id: string, execId: string): Promise<ProcessExit> {
-    checkExecId(execId);
-    return this.get(id).wait();
+  /**
+   * runc exec: a process in all the container's namespaces (through
+   * /proc/<init>/ns) and its cgroup, with its own stdio, addressed by execId.
+   */
+  async execProcess(id: string, execId: string, processJson: string): Promise<void> {
+    const c = this.get(id);
+    c.checkExec(execId);
+    const proc = parseJsonObject(processJson, 'process_json') as Process;
+    const ctx = c.execContext;
+    const request: SpawnRequest = {
+      ...toProcessParts(proc, 'process', ctx.idMaps),
+      namespaces: [],
+      joinNamespaces: joinsOf(c.pid, ctx.namespaces),
+      mounts: [],
+    };
+    if (ctx.cgroupDir !== undefined) request.cgroup = ctx.cgroupDir;
+    if (ctx.seccomp !== undefined) request.seccomp = ctx.seccomp;
+    const spawned = await this.native.spawn(request).catch((err: unknown) => {
+      throw specRefusal(err);
+    });
+    // A second exec with this id may have raced us through the await.
+    try {
+      c.checkExec(execId);
+    } catch (err) {
+      spawned.signal(9);
+      throw err;
+    }
+    await c.addExec(execId, spawned);
+    this.log.info({ container: id, exec: execId, pid: spawned.pid }, 'exec started');
   }
 
-  signalProcess(id: string, execId: string, signal: number): void {
-    checkExecId(execId);
+  waitProcess(id: string, execId: string): Promise<ProcessExit> {
+    return this.get(id).wait(execId);
+  }
+
+  signalProcess(id: string, execId: string, signal: number, all = false): void {
     if (!Number.isInteger(signal) || signal < 0 || signal > 64) {
       throw invalidArgument(`signal: ${signal} is not a signal number`);
     }
-    this.get(id).signal(signal);
+    if (all) {
+      signalAll(this.listProcesses(id), signal);
+      return;
+    }
+    this.get(id).signal(execId, signal);
+  }
+
+  listProcesses(id: string): number[] {
+    const c = this.get(id);
+    if (c.status === 'stopped') return [];
+    return containerPids({
+      initPid: c.pid,
+      ownPidNamespace: c.execContext.namespaces.includes('pid'),
+      cgroupDir: c.cgroupDir,
+      execPids: c.execPids(),
+    });
+  }
+
+  ttyWinResize(id: string, execId: string, rows: number, cols: number): void {
+    if (rows > 0xffff || cols > 0xffff) throw invalidArgument('rows, columns: must be 0..65535');
+    this.get(id).resize(execId, rows, cols);
   }
 
   async removeContainer(id: string): Promise<void> {
@@ -85,8 +213,4 @@ export class Sandbox {
 
 function checkId(id: string): void {
   if (!ID_PATTERN.test(id)) throw invalidArgument(`container_id: invalid id ${JSON.stringify(id)}`);
-}
-
-function checkExecId(execId: string): void {
-  if (execId !== '') throw invalidArgument('exec_id: exec processes are not supported yet');
 }

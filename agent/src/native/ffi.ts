@@ -37,6 +37,8 @@ export interface KapselLib {
   ): Promise<number>;
   /** int kapsel_umount(const char *target, int32_t flags, struct kapsel_record *err) */
   umount(target: string, flags: number, err: Buffer): Promise<number>;
+  /** int kapsel_tty_resize(int32_t fd, uint32_t rows, uint32_t cols, struct kapsel_record *err) */
+  ttyResize(fd: number, rows: number, cols: number, err: Buffer): number;
   /** pid_t waitpid(pid_t pid, int *status, int options) */
   waitpid(pid: number, status: Int32Array, options: number): number;
   /** The calling thread's errno after the last call. */
@@ -76,6 +78,9 @@ export function loadKapselLib(): KapselLib {
     'int kapsel_mount(const char *source, const char *target, const char *fstype, uint32_t flags, uint32_t propagation, const char *data, void *err)',
   );
   const umount = lib.func('int kapsel_umount(const char *target, int32_t flags, void *err)');
+  const ttyResize = lib.func(
+    'int kapsel_tty_resize(int32_t fd, uint32_t rows, uint32_t cols, void *err)',
+  );
   const waitpid = libc.func('int waitpid(int pid, int *status, int options)');
   const exit = libc.func('void _exit(int status)');
 
@@ -88,6 +93,7 @@ export function loadKapselLib(): KapselLib {
     mount: (source, target, fstype, flags, propagation, data, err) =>
       promisify(mount, source, target, fstype, flags, propagation, data, err),
     umount: (target, flags, err) => promisify(umount, target, flags, err),
+    ttyResize: (fd, rows, cols, err) => ttyResize(fd, rows, cols, err) as number,
     waitpid: (pid, status, options) => waitpid(pid, status, options) as number,
     errno: () => koffi.errno(),
     exit: (status) => {
