@@ -145,6 +145,7 @@ function stream(
   which: 'stdout' | 'stderr',
 ): (call: ServerWritableStream<ReadStreamRequest, ReadStreamResponse>) => void {
   return (call) => {
+    log.debug({ rpc: name, exec: call.request.execId }, 'request');
     let source: Readable;
     let release: () => void;
     try {
@@ -177,6 +178,13 @@ function stream(
       detach();
       call.end();
     };
+    // An empty output that hit EOF before anyone asked has already ended
+    // (and auto-destroyed): its 'end' will not come again.
+    if (source.readableEnded || (source.destroyed && source.readableLength === 0)) {
+      release();
+      call.end();
+      return;
+    }
     call.on('cancelled', detach);
     source.on('data', onData);
     source.once('end', onEnd);

@@ -92,8 +92,11 @@ class MonitoredProcess implements ContainerProcess {
       this.stderr = endedStream();
     } else {
       this.stdin = new Socket({ fd: fd(1), readable: false, writable: true });
-      this.stdout = new Socket({ fd: fd(2), readable: true, writable: false });
-      this.stderr = new Socket({ fd: fd(3), readable: true, writable: false });
+      // allowHalfOpen: at EOF a socket would otherwise destroy itself, and
+      // output nobody had read yet (an exec that finished before ReadStdout
+      // came) would never be delivered, nor its end.
+      this.stdout = new Socket({ fd: fd(2), readable: true, writable: false, allowHalfOpen: true });
+      this.stderr = new Socket({ fd: fd(3), readable: true, writable: false, allowHalfOpen: true });
     }
     // A container that stops reading its stdin must not crash the agent.
     this.stdin.on('error', () => undefined);
