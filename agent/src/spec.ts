@@ -56,6 +56,8 @@ export function toSpawnRequest(spec: Spec): CreatePlan {
   const linux = spec.linux;
   const ns = namespacesOf(linux);
   const userns = ns.create.includes('user');
+  // The mappings first: a missing one is the better message than "uid not mapped".
+  const idMaps = userns ? idMapsOf(linux) : undefined;
   const maps: IdMaps | undefined = userns
     ? { uid: linux?.uidMappings ?? [], gid: linux?.gidMappings ?? [] }
     : undefined;
@@ -67,7 +69,7 @@ export function toSpawnRequest(spec: Spec): CreatePlan {
     mounts: (spec.mounts ?? []).map((m, i) => toMountSpec(m, i)),
   };
   if (spec.hostname !== undefined && spec.hostname !== '') request.hostname = spec.hostname;
-  if (userns) Object.assign(request, idMapsOf(linux));
+  if (idMaps !== undefined) Object.assign(request, idMaps);
   const propagation = rootPropagationOf(linux);
   if (propagation !== undefined) request.rootPropagation = propagation;
   const has = (k: NamespaceKind): boolean => ns.create.includes(k) || ns.join.includes(k);
