@@ -8,7 +8,9 @@ import { isRoot, StandaloneAgent } from '../support/agent-process.js';
 import { busyboxMissing } from '../support/busybox.js';
 import { checkerMissing, makeCheckerRootfs, parseChecker } from '../support/checker.js';
 import { lockdownSpec, usernsSpec } from '../support/lockdown.js';
+import { dockerLikeProfile, dockerLikeProfileMissing } from '../support/docker-seccomp.js';
 import { runSpec } from '../support/engine.js';
+import { testSpec } from '../support/spec.js';
 
 const skip = !isRoot ? 'needs root' : (busyboxMissing() ?? checkerMissing());
 
@@ -101,6 +103,27 @@ describe.skipIf(skip !== undefined)(
       // rprivate: no shared:/master: tags (the default, rslave, has master:).
       expect(rootLine).not.toMatch(/ (shared|master):/);
     });
+
+    it.skipIf(dockerLikeProfileMissing() !== undefined)(
+      `loads a Docker-style default seccomp profile${dockerLikeProfileMissing() ?? ''}`,
+      async () => {
+        const spec = testSpec(rootfs, [
+          'sh',
+          '-c',
+          'checker status Seccomp; mount -t tmpfs t /tmp; echo mount=$?; (sleep 0 &); wait; echo forked=$?',
+        ]);
+        spec.linux = { ...spec.linux, seccomp: dockerLikeProfile() };
+        const r = await runSpec(client, nextId(), spec);
+        expect(r.exit).toEqual({ exitCode: 0, signal: 0 });
+        expect(r.stdout).toContain('Seccomp 2\n');
+        // mount is not in the list: the default action, EPERM (root with
+        // every capability could mount otherwise).
+        expect(r.stderr).toMatch(/mount: .*(Operation not permitted|permission denied)/i);
+        expect(r.stdout).toContain('mount=1\n');
+        // fork goes through clone without CLONE_NEW* flags: allowed.
+        expect(r.stdout).toContain('forked=0');
+      },
+    );
 
     it('runs in a user namespace with the uid/gid mappings', async () => {
       const r = await runSpec(
