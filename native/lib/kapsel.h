@@ -132,6 +132,7 @@ struct kapsel_request {
   struct kapsel_seccomp_rule *seccomp_rules;
   size_t nseccomp_rules;
   void *seccomp_prog; /* struct sock_fprog, compiled by kapsel_spawn before fork */
+  char *rootfs_parent; /* with a shared rootfsPropagation: the mount holding rootfs */
 };
 
 enum { KAPSEL_CAP_BOUNDING, KAPSEL_CAP_EFFECTIVE, KAPSEL_CAP_PERMITTED, KAPSEL_CAP_INHERITABLE,
@@ -209,6 +210,10 @@ void kapsel_seccomp_free(struct kapsel_request *req);
 
 /* userns.c (monitor): writes the child's uid_map and gid_map. */
 int kapsel_write_id_maps(const struct kapsel_request *req, pid_t pid, struct kapsel_record *err);
+
+/* rootfs_parent.c (Node thread): the mount point holding req->rootfs, from
+ * /proc/self/mountinfo, when the root propagation is shared. */
+int kapsel_find_rootfs_parent(struct kapsel_request *req, struct kapsel_record *err);
 
 /* pty.c (Node thread): a pty pair; the master gets the window size. */
 int kapsel_pty_open(const struct kapsel_request *req, int *master, int *slave,

@@ -76,6 +76,7 @@ void kapsel_request_free(struct kapsel_request *req) {
   free(req->seccomp_arches);
   free(req->seccomp_rules);
   kapsel_seccomp_free(req);
+  free(req->rootfs_parent);
   memset(req, 0, sizeof *req);
 }
 

@@ -92,6 +92,12 @@ int kapsel_prepare_rootfs(const struct kapsel_request *req, struct kapsel_record
    * (rootfsPropagation, default MS_SLAVE|MS_REC) before touching anything. */
   if (mount(NULL, "/", NULL, req->root_propagation, NULL) < 0)
     return fail(err, "mount", "/");
+  /* runc rootfsParentMountPrivate(): pivot_root refuses a shared parent
+   * of the new root, so with a shared rootfsPropagation the mount holding
+   * the rootfs becomes private (the bind below then is, too); "/" gets the
+   * requested propagation back after the pivot. */
+  if (req->rootfs_parent != NULL && mount(NULL, req->rootfs_parent, NULL, MS_PRIVATE, NULL) < 0)
+    return fail(err, "mount", req->rootfs_parent);
   /* pivot_root needs the new root to be a mount point. */
   if (mount(req->rootfs, req->rootfs, "bind", MS_BIND | MS_REC, NULL) < 0)
     return fail(err, "mount", req->rootfs);
@@ -118,6 +124,8 @@ int kapsel_prepare_rootfs(const struct kapsel_request *req, struct kapsel_record
   }
   if (r < 0)
     return r;
+  if (req->rootfs_parent != NULL && mount(NULL, "/", NULL, req->root_propagation, NULL) < 0)
+    return fail(err, "mount", "/");
 
   /* runc's order after the root is in place: sysctls (through the
    * container's own /proc), readonlyPaths, maskedPaths, then the root

@@ -83,6 +83,8 @@ int kapsel_spawn(const void *request, size_t len, int32_t *out, struct kapsel_re
   }
   if (req.has_caps && (r = read_cap_last(&req, err)) < 0)
     return r;
+  if ((r = kapsel_find_rootfs_parent(&req, err)) < 0)
+    return r;
   /* A bad profile (an unknown syscall name) fails create, before any fork. */
   if ((r = kapsel_seccomp_compile(&req, err)) < 0)
     return r;

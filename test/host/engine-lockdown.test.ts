@@ -104,6 +104,15 @@ describe.skipIf(skip !== undefined)(
       expect(rootLine).not.toMatch(/ (shared|master):/);
     });
 
+    it('pivots with a shared rootfsPropagation, as runc makes the rootfs parent private', async () => {
+      const spec = testSpec(rootfs, ['sh', '-c', 'checker mounts']);
+      spec.linux = { ...spec.linux, rootfsPropagation: 'rshared' };
+      const r = await runSpec(client, nextId(), spec);
+      expect(r.stderr).toBe('');
+      const rootLine = r.stdout.split('\n').find((l) => l.split(' ')[4] === '/');
+      expect(rootLine).toMatch(/ shared:\d+ /);
+    });
+
     it.skipIf(dockerLikeProfileMissing() !== undefined)(
       `loads a Docker-style default seccomp profile${dockerLikeProfileMissing() ?? ''}`,
       async () => {
