@@ -4,14 +4,21 @@
 // crun running the same bundle (`<runtime> run`, which does the same four
 // steps). Printed as ratios, since absolute times on these machines are noise.
 //
-//   npm run bench:engine [-- --runs N]
+// With --guest, the same comparison inside one guest too: a bench variant of
+// the image (bench/guest/image.sh: runc, crun and bench/guest/bench-agent.ts
+// in place of the agent) times the three engines on the guest kernel.
+//
+//   npm run bench:engine [-- --runs N] [--guest]
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { pino } from 'pino';
 import type { Spec } from '../oci/spec.js';
 import { AgentClient } from '../runtime/src/agent/client.js';
+import { guestImage, packageRoot } from '../runtime/src/paths.js';
+import { Vm } from '../runtime/src/vm/index.js';
 import { StandaloneAgent } from '../test/support/agent-process.js';
 import { makeBusyboxRootfs } from '../test/support/busybox.js';
 import { testSpec } from '../test/support/spec.js';
@@ -22,6 +29,7 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '3' },
     // Internal: time `<runtime> run` in this process and print the times as JSON.
     loop: { type: 'string' },
+    guest: { type: 'boolean', default: false },
     bundle: { type: 'string' },
   },
 });
@@ -138,6 +146,74 @@ function benchOci(runtime: string, bundle: string, pureCgroup2: boolean): number
 
 const fmt = (v: number): string => v.toFixed(1).padStart(8);
 
+type Results = [string, number[] | string][];
+
+function report(where: string, results: Results): void {
+  console.log(
+    `${where}: create+start+wait+delete of /bin/true, ${runs} runs after ${warmup} warm-up (ms)`,
+  );
+  console.log(
+    `${'engine'.padEnd(28)}${'median'.padStart(8)}${'mean'.padStart(8)}${'p90'.padStart(8)}`,
+  );
+  const kapsel = results[0]?.[1];
+  const kStats = Array.isArray(kapsel) ? stats(kapsel) : undefined;
+  for (const [name, r] of results) {
+    if (typeof r === 'string') {
+      console.log(`${name.padEnd(28)}${r}`);
+      continue;
+    }
+    const s = stats(r);
+    console.log(`${name.padEnd(28)}${fmt(s.median)}${fmt(s.mean)}${fmt(s.p90)}`);
+  }
+  for (const [name, r] of results.slice(1)) {
+    if (typeof r === 'string' || kStats === undefined) continue;
+    const s = stats(r);
+    console.log(
+      `${where} ratio kapsel / ${name.split(' ')[0] ?? name}: median ${(kStats.median / s.median).toFixed(2)}, mean ${(kStats.mean / s.mean).toFixed(2)}`,
+    );
+  }
+}
+
+/** One VM of the bench image; its bench program prints one KAPSEL-BENCH line. */
+async function benchGuest(spec: Spec): Promise<Results> {
+  const out = join(packageRoot(), 'build', 'guest-bench');
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'config.json'), JSON.stringify({ ...spec, root: { path: 'rootfs' } }));
+  const built = spawnSync(join(packageRoot(), 'bench/guest/image.sh'), { stdio: 'inherit' });
+  if (built.status !== 0)
+    return [['guest image', `failed: bench/guest/image.sh exited ${built.status}`]];
+  const stateDir = mkdtempSync(join(tmpdir(), 'kapsel-bench-guest-'));
+  const vm = await Vm.boot(
+    {
+      stateDir,
+      kernel: guestImage().kernel,
+      initrd: join(out, 'initrd.img'),
+      memoryMiB: 1024,
+      cpus: 1,
+      kernelParams: [`kapsel.bench_runs=${runs}`],
+    },
+    pino({ level: 'warn' }),
+  );
+  try {
+    const line = await vm.console.waitFor(/KAPSEL-BENCH /, { includeTail: true });
+    const r = JSON.parse(line.text.slice(line.text.indexOf('{'))) as {
+      kapsel?: number[];
+      runc?: number[] | string;
+      crun?: number[] | string;
+      error?: string;
+    };
+    if (r.error !== undefined) return [['guest bench', `failed: ${r.error}`]];
+    return [
+      ['kapsel (libkapsel, no gRPC)', r.kapsel ?? 'missing'],
+      ['runc run', r.runc ?? 'missing'],
+      ['crun run', r.crun ?? 'missing'],
+    ];
+  } finally {
+    await vm.shutdown(5000);
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('bench:engine needs root');
   const { bundle, spec } = makeBundle();
@@ -147,27 +223,8 @@ async function main(): Promise<void> {
       ['runc run', benchOci('runc', bundle, false)],
       ['crun run (cgroup2 view)', benchOci('crun', bundle, true)],
     ];
-    console.log(`create+start+wait+delete of /bin/true, ${runs} runs after ${warmup} warm-up (ms)`);
-    console.log(
-      `${'engine'.padEnd(28)}${'median'.padStart(8)}${'mean'.padStart(8)}${'p90'.padStart(8)}`,
-    );
-    const kapsel = results[0]?.[1];
-    const kStats = Array.isArray(kapsel) ? stats(kapsel) : undefined;
-    for (const [name, r] of results) {
-      if (typeof r === 'string') {
-        console.log(`${name.padEnd(28)}${r}`);
-        continue;
-      }
-      const s = stats(r);
-      console.log(`${name.padEnd(28)}${fmt(s.median)}${fmt(s.mean)}${fmt(s.p90)}`);
-    }
-    for (const [name, r] of results.slice(1)) {
-      if (typeof r === 'string' || kStats === undefined) continue;
-      const s = stats(r);
-      console.log(
-        `ratio kapsel / ${name.split(' ')[0] ?? name}: median ${(kStats.median / s.median).toFixed(2)}, mean ${(kStats.mean / s.mean).toFixed(2)}`,
-      );
-    }
+    report('host', results);
+    if (values.guest) report('guest', await benchGuest(spec));
   } finally {
     rmSync(bundle, { recursive: true, force: true });
   }
