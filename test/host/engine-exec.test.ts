@@ -1,6 +1,6 @@
 // ExecProcess, ListProcesses, SignalProcess.all and terminals, against the
 // real agent standalone on a unix socket (root, no VM).
-import { existsSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Process } from '../../oci/spec.js';
@@ -183,6 +183,18 @@ describe.skipIf(skip !== undefined)(
       const sid = lines.find((l) => l.startsWith('sid '));
       expect(sid).toMatch(/^sid 1 pgrp 1 tcpgrp 1$/);
       await client.removeContainer(id);
+    });
+
+    it('leaves no fd behind in the agent after execs and terminals', async () => {
+      const fds = (): number => readdirSync(`/proc/${agent.child.pid}/fd`).length;
+      const before = fds();
+      const id = await startSleeper();
+      await client.execProcess(id, 'p', execProcess(['true']));
+      await client.execProcess(id, 't', execProcess(['true'], { terminal: true }));
+      await client.waitProcess(id, 'p');
+      await client.waitProcess(id, 't');
+      await client.removeContainer(id);
+      await until(() => fds() === before, `agent fds back to ${before} (now ${fds()})`);
     });
 
     it('gives an exec a terminal of its own; closing stdin sends EOF', async () => {

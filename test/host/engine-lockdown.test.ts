@@ -3,6 +3,7 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Spec } from '../../oci/spec.js';
 import { AgentClient } from '../../runtime/src/agent/client.js';
 import { isRoot, StandaloneAgent } from '../support/agent-process.js';
 import { busyboxMissing } from '../support/busybox.js';
@@ -102,6 +103,51 @@ describe.skipIf(skip !== undefined)(
       expect(rootLine).toBeDefined();
       // rprivate: no shared:/master: tags (the default, rslave, has master:).
       expect(rootLine).not.toMatch(/ (shared|master):/);
+    });
+
+    it("runs runc spec's default config: every mount type, its caps, rlimit and masks", async () => {
+      const spec = JSON.parse(
+        readFileSync(new URL('../../rootfs/default-spec.json', import.meta.url), 'utf8'),
+      ) as Spec;
+      spec.root = { path: rootfs, readonly: true };
+      if (spec.process) {
+        spec.process.args = [
+          'sh',
+          '-c',
+          'checker mounts; checker caps; checker rlimits; checker status NoNewPrivs; checker read /proc/keys; echo end-of-keys; checker access /proc/sys/kernel/hostname /tmp',
+        ];
+      }
+      const r = await runSpec(client, nextId(), spec);
+      expect(r.stderr).toBe('');
+      expect(r.exit).toEqual({ exitCode: 0, signal: 0 });
+      const mounts = new Map(
+        r.stdout
+          .split('\n')
+          .filter((l) => l.includes(' - '))
+          .map((l) => [l.split(' ')[4], l.split(' - ')[1]?.split(' ')[0]]),
+      );
+      expect(Object.fromEntries(mounts)).toMatchObject({
+        '/proc': 'proc',
+        '/dev': 'tmpfs',
+        '/dev/pts': 'devpts',
+        '/dev/shm': 'tmpfs',
+        '/dev/mqueue': 'mqueue',
+        '/sys': 'sysfs',
+        '/sys/fs/cgroup': 'cgroup2',
+      });
+      const o = parseChecker(r.stdout);
+      // AUDIT_WRITE(29) KILL(5) NET_BIND_SERVICE(10)
+      expect(o.get('CapBnd')).toBe('0000000020000420');
+      expect(o.get('CapEff')).toBe('0000000020000420');
+      expect(parseChecker(r.stdout, 2).get('rlimit NOFILE')).toBe('1024 1024');
+      expect(o.get('NoNewPrivs')).toBe('1');
+      // maskedPaths: /proc/keys reads as /dev/null (empty); readonlyPaths
+      // and root.readonly.
+      expect(r.stdout).toContain('NoNewPrivs 1\nend-of-keys\n');
+      expect(r.stdout).toMatch(/ \/proc\/keys .* - tmpfs /);
+      const access = parseChecker(r.stdout, 2);
+      expect(access.get('access /proc/sys/kernel/hostname')).toBe('r=1 w=0');
+      expect(access.get('access /tmp')).toBe('r=1 w=0');
     });
 
     it('pivots with a shared rootfsPropagation, as runc makes the rootfs parent private', async () => {
