@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Process } from '../../oci/spec.js';
+import type { Process, Seccomp } from '../../oci/spec.js';
 import type { Storage } from '../../proto/generated/agent.js';
 import { Container, type ExecContext } from './container.js';
 import { alreadyExists, invalidArgument, notFound } from './errors.js';
@@ -55,13 +55,17 @@ function joinsOf(pid: number, kinds: readonly NamespaceKind[]): JoinNamespace[] 
 
 /**
  * libkapsel compiles the seccomp profile at create; a syscall name libseccomp
- * knows for no architecture is the spec's fault, like any other bad field.
+ * knows for no architecture is the spec's fault, like any other bad field,
+ * and is named as one.
  */
-function specRefusal(err: unknown): unknown {
-  if (err instanceof NativeError && err.syscall === 'seccomp' && err.errno === 22) {
-    return invalidArgument(`linux.seccomp.syscalls: ${err.message}`);
-  }
-  return err;
+function specRefusal(err: unknown, seccomp: Seccomp | undefined): unknown {
+  if (!(err instanceof NativeError) || err.syscall !== 'seccomp' || err.errno !== 22) return err;
+  let field = 'linux.seccomp.syscalls';
+  (seccomp?.syscalls ?? []).forEach((s, i) => {
+    const j = s.names.indexOf(err.path ?? '');
+    if (j >= 0 && field === 'linux.seccomp.syscalls') field = `${field}[${i}].names[${j}]`;
+  });
+  return invalidArgument(`${field}: ${err.message}`);
 }
 
 /** The containers of this guest, and everything done to them. */
@@ -108,7 +112,7 @@ export class Sandbox {
       const mounted = await mountStorages(this.native, storages);
       try {
         const init = await this.native.spawn(request).catch((err: unknown) => {
-          throw specRefusal(err);
+          throw specRefusal(err, spec.linux?.seccomp);
         });
         this.containers.set(id, new Container(id, init, mounted, context, this.log));
         this.log.info({ container: id, pid: init.pid }, 'container created');
@@ -149,9 +153,8 @@ export class Sandbox {
     };
     if (ctx.cgroupDir !== undefined) request.cgroup = ctx.cgroupDir;
     if (ctx.seccomp !== undefined) request.seccomp = ctx.seccomp;
-    const spawned = await this.native.spawn(request).catch((err: unknown) => {
-      throw specRefusal(err);
-    });
+    // The container's profile compiled once at create; nothing to refuse here.
+    const spawned = await this.native.spawn(request);
     // A second exec with this id may have raced us through the await.
     try {
       c.checkExec(execId);
@@ -196,6 +199,12 @@ export class Sandbox {
 
   async removeContainer(id: string): Promise<void> {
     const c = this.get(id);
+    // Without a pid namespace of its own, killing the init and the execs
+    // would leave their children behind: kill everything the container has
+    // first (with one, the kernel kills the namespace with its init).
+    if (c.status !== 'stopped' && !c.execContext.namespaces.includes('pid')) {
+      signalAll(this.listProcesses(id), 9);
+    }
     this.containers.delete(id);
     await c.kill();
     await unmountAll(this.native, c.storageMounts);

@@ -1,6 +1,6 @@
 // ExecProcess, ListProcesses, SignalProcess.all and terminals, against the
 // real agent standalone on a unix socket (root, no VM).
-import { existsSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Process } from '../../oci/spec.js';
@@ -183,6 +183,28 @@ describe.skipIf(skip !== undefined)(
       const sid = lines.find((l) => l.startsWith('sid '));
       expect(sid).toMatch(/^sid 1 pgrp 1 tcpgrp 1$/);
       await client.removeContainer(id);
+    });
+
+    it('remove kills what a container without a pid namespace left behind', async () => {
+      const id = await startSleeper((s) => {
+        s.linux = { namespaces: [{ type: 'mount' }, { type: 'uts' }, { type: 'ipc' }] };
+        if (s.process) s.process.args = ['sh', '-c', 'sleep 1000 & sleep 1000 & wait'];
+      });
+      await client.execProcess(id, 'bg', execProcess(['sh', '-c', 'sleep 1000 & wait']));
+      await until(async () => (await client.listProcesses(id)).length === 5, '5 processes');
+      const pids = await client.listProcesses(id);
+      await client.removeContainer(id);
+      for (const pid of pids) {
+        await until(() => {
+          try {
+            return (
+              readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.startsWith('Z') ?? true
+            );
+          } catch {
+            return true;
+          }
+        }, `pid ${pid} to be gone`);
+      }
     });
 
     it('leaves no fd behind in the agent after execs and terminals', async () => {

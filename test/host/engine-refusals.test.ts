@@ -75,7 +75,7 @@ const CASES: [string, Edit, string][] = [
         },
       };
     },
-    'linux.seccomp.syscalls: seccomp: unknown syscall `no_such_syscall`',
+    'linux.seccomp.syscalls[0].names[1]: seccomp: unknown syscall `no_such_syscall`',
   ],
   [
     'unknown rlimit type',
