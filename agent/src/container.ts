@@ -21,6 +21,8 @@ export interface ExecContext {
   seccomp?: SeccompProgram;
   /** With a user namespace: exec users must be mapped. */
   idMaps?: IdMaps;
+  /** Its uid_map/gid_map text: a terminal is chowned to the mapped ids. */
+  mapText?: { uid: string; gid: string };
 }
 
 /** A process of the container (its init, or an exec) and who reads its output. */

@@ -107,6 +107,7 @@ export class Sandbox {
       if (request.seccomp !== undefined) context.seccomp = request.seccomp;
       if (request.namespaces.includes('user')) {
         context.idMaps = { uid: spec.linux?.uidMappings ?? [], gid: spec.linux?.gidMappings ?? [] };
+        context.mapText = { uid: request.uidMap ?? '', gid: request.gidMap ?? '' };
       }
       if (request.cgroup !== undefined) context.cgroupDir = request.cgroup;
       const mounted = await mountStorages(this.native, storages);
@@ -153,6 +154,12 @@ export class Sandbox {
     };
     if (ctx.cgroupDir !== undefined) request.cgroup = ctx.cgroupDir;
     if (ctx.seccomp !== undefined) request.seccomp = ctx.seccomp;
+    if (ctx.mapText !== undefined) {
+      // Not written again (no new user namespace): they translate the
+      // terminal's owner to the ids outside.
+      request.uidMap = ctx.mapText.uid;
+      request.gidMap = ctx.mapText.gid;
+    }
     // The container's profile compiled once at create; nothing to refuse here.
     const spawned = await this.native.spawn(request);
     // A second exec with this id may have raced us through the await.

@@ -13,6 +13,7 @@
  *   access PATH...     "access PATH r=0|1 w=0|1"
  *   read PATH          the file's content
  *   stat PATH...       "stat PATH type major minor mode uid gid" (no such: "stat PATH none")
+ *   fdstat FD          the same for an open fd ("fdstat 0 c 136 3 0620 7 8")
  *   mkdir PATH         "mkdir PATH ok" or "mkdir PATH errno NAME"
  *   tty                whether 0 is a terminal, its window size and pgrp
  */
@@ -141,11 +142,12 @@ int main(int argc, char **argv) {
              access(argv[i], W_OK) == 0);
   } else if (strcmp(cmd, "read") == 0 && argc > 2) {
     cat(argv[2]);
-  } else if (strcmp(cmd, "stat") == 0) {
+  } else if (strcmp(cmd, "stat") == 0 || strcmp(cmd, "fdstat") == 0) {
+    int fd = strcmp(cmd, "fdstat") == 0;
     for (int i = 2; i < argc; i++) {
       struct stat st;
-      if (lstat(argv[i], &st) < 0) {
-        printf("stat %s none\n", argv[i]);
+      if ((fd ? fstat(atoi(argv[i]), &st) : lstat(argv[i], &st)) < 0) {
+        printf("%s %s none\n", cmd, argv[i]);
         continue;
       }
       const char *t = S_ISCHR(st.st_mode)   ? "c"
@@ -154,7 +156,7 @@ int main(int argc, char **argv) {
                       : S_ISDIR(st.st_mode) ? "d"
                       : S_ISLNK(st.st_mode) ? "l"
                                             : "f";
-      printf("stat %s %s %u %u %04o %u %u\n", argv[i], t, major(st.st_rdev), minor(st.st_rdev),
+      printf("%s %s %s %u %u %04o %u %u\n", cmd, argv[i], t, major(st.st_rdev), minor(st.st_rdev),
              (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid, (unsigned)st.st_gid);
     }
   } else if (strcmp(cmd, "mkdir") == 0 && argc > 2) {

@@ -158,11 +158,6 @@ void kapsel_container_init(const struct kapsel_request *req, const struct kapsel
   if (!nnp && kapsel_seccomp_load(req, &rec) < 0)
     report_and_exit(sync, &rec, 1);
 
-  /* A terminal's slave must be owned by the process user (runc chowns the
-   * console), and becomes the controlling terminal after setsid. */
-  if (fds->pty_slave >= 0)
-    CHECK(fchown(fds->pty_slave, req->uid, req->gid), "fchown", "pty");
-
   /* runc finalizeNamespace(): bounding set, keep caps across setuid,
    * groups, then gid, then uid (after setuid we could no longer change the
    * others), then the other capability sets. Raw syscalls: we are a raw

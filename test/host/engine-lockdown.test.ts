@@ -10,7 +10,7 @@ import { busyboxMissing } from '../support/busybox.js';
 import { checkerMissing, makeCheckerRootfs, parseChecker } from '../support/checker.js';
 import { lockdownSpec, usernsSpec } from '../support/lockdown.js';
 import { dockerLikeProfile, dockerLikeProfileMissing } from '../support/docker-seccomp.js';
-import { runSpec } from '../support/engine.js';
+import { collect, runSpec } from '../support/engine.js';
 import { testSpec } from '../support/spec.js';
 
 const skip = !isRoot ? 'needs root' : (busyboxMissing() ?? checkerMissing());
@@ -207,6 +207,25 @@ describe.skipIf(skip !== undefined)(
         .split('\n')
         .find((l) => l.startsWith('Uid:'));
       expect(uidLine?.split(/\s+/)[1]).toBe('100000');
+      // An exec joins the user namespace too, and its terminal belongs to
+      // the exec user as the container sees it.
+      await client.execProcess(
+        id,
+        'e',
+        JSON.stringify({
+          user: { uid: 7, gid: 8 },
+          args: ['sh', '-c', 'checker uidmap; checker id; checker fdstat 0'],
+          env: ['PATH=/bin'],
+          cwd: '/',
+          terminal: true,
+        }),
+      );
+      const out = collect(client.readOutput('stdout', id, 'e'));
+      expect(await client.waitProcess(id, 'e')).toEqual({ exitCode: 0, signal: 0 });
+      const text = (await out).replaceAll('\r', '');
+      expect(text).toMatch(/^\s*0\s+100000\s+65536\n/);
+      expect(parseChecker(text).get('uid')).toBe('7');
+      expect(text).toMatch(/^fdstat 0 c \d+ \d+ 0\d+ 7 8$/m);
       await client.removeContainer(id);
     });
   },
