@@ -68,7 +68,14 @@ export function toSpawnRequest(spec: Spec): CreatePlan {
     readonlyRootfs: spec.root?.readonly === true,
     mounts: (spec.mounts ?? []).map((m, i) => toMountSpec(m, i)),
   };
-  if (spec.hostname !== undefined && spec.hostname !== '') request.hostname = spec.hostname;
+  if (spec.hostname !== undefined && spec.hostname !== '') {
+    // runc refuses a hostname without a UTS namespace: it would rename the
+    // guest. One joined from the pod already has the pod's name.
+    if (ns.create.includes('uts')) request.hostname = spec.hostname;
+    else if (!ns.join.includes('uts')) {
+      throw invalidArgument('hostname: needs a uts namespace in linux.namespaces');
+    }
+  }
   if (idMaps !== undefined) Object.assign(request, idMaps);
   const propagation = rootPropagationOf(linux);
   if (propagation !== undefined) request.rootPropagation = propagation;

@@ -95,6 +95,39 @@ describe.skipIf(skip !== undefined)(
       await client.removeContainer(id);
     });
 
+    it('joins the namespaces of the pod sandbox container for entries with a path', async () => {
+      const pause = await startSleeper((s) => {
+        s.linux = { namespaces: [...(s.linux?.namespaces ?? []), { type: 'network' }] };
+      });
+      const ns = async (id: string, execId: string) =>
+        parseChecker((await exec(id, execId, execProcess(['checker', 'ns']))).stdout, 2);
+      const spec = testSpec(rootfs, ['sleep', '1000']);
+      spec.linux = {
+        namespaces: [
+          { type: 'mount' },
+          { type: 'pid' },
+          { type: 'uts' },
+          { type: 'network', path: '/var/run/netns/from-the-host' },
+          { type: 'ipc', path: '/proc/1/ns/ipc' },
+        ],
+      };
+      const member = nextId();
+      await client.createContainer({
+        containerId: member,
+        ociSpecJson: JSON.stringify(spec),
+        sandboxContainerId: pause,
+      });
+      await client.startContainer(member);
+      const a = await ns(pause, 'n1');
+      const b = await ns(member, 'n2');
+      expect(b.get('ns net')).toBe(a.get('ns net'));
+      expect(b.get('ns ipc')).toBe(a.get('ns ipc'));
+      expect(b.get('ns pid')).not.toBe(a.get('ns pid'));
+      expect(b.get('ns mnt')).not.toBe(a.get('ns mnt'));
+      await client.removeContainer(member);
+      await client.removeContainer(pause);
+    });
+
     it('addresses stdin, signals and wait by exec id, and refuses a duplicate exec id', async () => {
       const id = await startSleeper();
       await client.execProcess(id, 'cat', execProcess(['cat']));

@@ -197,6 +197,13 @@ describe('lock-down fields become native numbers', () => {
 describe('refusals name the field', () => {
   it.each<[string, (s: Spec) => void, string]>([
     [
+      'hostname without a uts namespace',
+      (s) => {
+        s.hostname = 'h';
+      },
+      'hostname: needs a uts namespace',
+    ],
+    [
       'unknown namespace',
       (s) => {
         s.linux = { namespaces: [{ type: 'mount' }, { type: 'nope' as 'pid' }] };
