@@ -267,6 +267,10 @@ done
 
 install -D -m 0644 "$AGENT" "$STAGE/opt/kapsel/agent.mjs"
 install_exe "$LIBKAPSEL" "$STAGE/opt/kapsel/lib/libkapsel.so"
+# libkapsel links libseccomp (native/Makefile): its loader needs, as for node.
+for lib in $(ldd "$LIBKAPSEL" | awk '/=> \//{print $3}'); do
+  [ -e "$STAGE$lib" ] || install -D -m 0755 "$(readlink -f "$lib")" "$STAGE$lib"
+done
 
 # koffi 3: the JS front end in node_modules/koffi, the prebuilt binary in the
 # optional dependency @koromix/koffi-linux-x64 (glibc and musl builds). Keep

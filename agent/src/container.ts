@@ -1,91 +1,193 @@
 import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
-import { failedPrecondition } from './errors.js';
-import type { ContainerProcess, ProcessExit } from './native/types.js';
+import { alreadyExists, failedPrecondition, invalidArgument, notFound } from './errors.js';
+import type {
+  ContainerProcess,
+  NamespaceKind,
+  ProcessExit,
+  SeccompProgram,
+} from './native/types.js';
+import type { IdMaps } from './spec/process.js';
 
 export type ContainerStatus = 'created' | 'running' | 'paused' | 'stopped';
 
+/** What an exec into this container inherits from it. */
+export interface ExecContext {
+  /** Namespaces the init has (created or joined): an exec joins all of them. */
+  namespaces: readonly NamespaceKind[];
+  /** The container's cgroup v2 directory, when it has one: execs are born in it. */
+  cgroupDir?: string;
+  /** linux.seccomp applies to every process of the container, as in runc. */
+  seccomp?: SeccompProgram;
+  /** With a user namespace: exec users must be mapped. */
+  idMaps?: IdMaps;
+  /** Its uid_map/gid_map text: a terminal is chowned to the mapped ids. */
+  mapText?: { uid: string; gid: string };
+}
+
+/** A process of the container (its init, or an exec) and who reads its output. */
+class Proc {
+  exit: ProcessExit | undefined;
+  readonly readers = new Set<Readable>();
+
+  constructor(readonly process: ContainerProcess) {
+    void process.exited.then((exit) => {
+      this.exit = exit;
+    });
+  }
+}
+
+const EXEC_ID = /^[\w+\-.]+$/;
+
 /**
  * One container in the guest: its init process, held between create and
- * start, and the storages the agent mounted for it.
+ * start, the processes exec'd into it, and the storages the agent mounted
+ * for it.
  */
 export class Container {
   private started = false;
-  private exit: ProcessExit | undefined;
-  private readers = new Set<Readable>();
+  private readonly init: Proc;
+  private readonly execs = new Map<string, Proc>();
   /** Set while its cgroup is frozen (PauseContainer). */
   paused = false;
 
   constructor(
     readonly id: string,
-    private readonly init: ContainerProcess,
+    init: ContainerProcess,
     readonly storageMounts: readonly string[],
+    readonly execContext: ExecContext,
     private readonly log: Logger,
-    /** Its cgroup v2 directory, when the agent has cgroups; exec joins it. */
-    readonly cgroupDir?: string,
   ) {
+    this.init = new Proc(init);
     void init.exited.then((exit) => {
-      this.exit = exit;
       log.info({ container: id, ...exit }, 'container init exited');
     });
   }
 
   get status(): ContainerStatus {
-    if (this.exit !== undefined) return 'stopped';
+    if (this.init.exit !== undefined) return 'stopped';
     if (this.paused) return 'paused';
     return this.started ? 'running' : 'created';
   }
 
   get pid(): number {
-    return this.init.pid;
+    return this.init.process.pid;
+  }
+
+  get cgroupDir(): string | undefined {
+    return this.execContext.cgroupDir;
+  }
+
+  /** The init ('' as runc and Kata address it) or an exec. */
+  private proc(execId: string): Proc {
+    if (execId === '') return this.init;
+    const p = this.execs.get(execId);
+    if (p === undefined) throw notFound(`exec ${execId} of container ${this.id} does not exist`);
+    return p;
+  }
+
+  /** Pids of the execs still running, in the agent's pid namespace. */
+  execPids(): number[] {
+    return [...this.execs.values()].filter((p) => p.exit === undefined).map((p) => p.process.pid);
   }
 
   async start(): Promise<void> {
     if (this.started) throw failedPrecondition(`container ${this.id} has already been started`);
-    if (this.exit !== undefined) throw failedPrecondition(`container ${this.id} is stopped`);
+    if (this.init.exit !== undefined) throw failedPrecondition(`container ${this.id} is stopped`);
     this.started = true;
-    await this.init.start();
+    await this.init.process.start();
   }
 
-  wait(): Promise<ProcessExit> {
-    return this.init.exited;
+  /** Checks an exec may be added now; the caller spawns it and hands it to addExec. */
+  checkExec(execId: string): void {
+    if (execId === '' || !EXEC_ID.test(execId)) {
+      throw invalidArgument(`exec_id: invalid id ${JSON.stringify(execId)}`);
+    }
+    if (this.execs.has(execId)) {
+      throw alreadyExists(`exec ${execId} of container ${this.id} already exists`);
+    }
+    if (this.status !== 'running') {
+      throw failedPrecondition(`container ${this.id} is ${this.status}, not running`);
+    }
   }
 
-  signal(signo: number): void {
-    if (this.exit !== undefined) throw failedPrecondition(`container ${this.id} is not running`);
-    this.init.signal(signo);
+  async addExec(execId: string, proc: ContainerProcess): Promise<void> {
+    this.execs.set(execId, new Proc(proc));
+    void proc.exited.then((exit) => {
+      this.log.info({ container: this.id, exec: execId, ...exit }, 'exec exited');
+    });
+    await proc.start();
   }
 
-  stdin(): Writable {
-    return this.init.stdin;
+  wait(execId: string): Promise<ProcessExit> {
+    return this.proc(execId).process.exited;
+  }
+
+  signal(execId: string, signo: number): void {
+    const p = this.proc(execId);
+    if (p.exit !== undefined) {
+      throw failedPrecondition(`process ${execId || 'init'} of ${this.id} is not running`);
+    }
+    p.process.signal(signo);
+  }
+
+  resize(execId: string, rows: number, cols: number): void {
+    const p = this.proc(execId);
+    if (!p.process.terminal) {
+      throw failedPrecondition(`process ${execId || 'init'} of ${this.id} has no terminal`);
+    }
+    p.process.resize(rows, cols);
+  }
+
+  stdin(execId: string): Writable {
+    return this.proc(execId).process.stdin;
+  }
+
+  /**
+   * Ends stdin. On a terminal that is the EOF character (VEOF, ^D) as a
+   * shell's user types it, since the master stays open for output.
+   */
+  closeStdin(execId: string): void {
+    const p = this.proc(execId).process;
+    if (p.terminal) p.stdin.write(Buffer.from([4]));
+    p.stdin.end();
   }
 
   /** Hands out stdout or stderr to one reader at a time. */
-  claimOutput(which: 'stdout' | 'stderr'): Readable {
-    const stream = this.init[which];
-    if (this.readers.has(stream)) {
-      throw failedPrecondition(`${which} of container ${this.id} is already being read`);
+  claimOutput(which: 'stdout' | 'stderr', execId: string): Readable {
+    const p = this.proc(execId);
+    const stream = p.process[which];
+    if (p.readers.has(stream)) {
+      throw failedPrecondition(
+        `${which} of ${execId || 'init'} of ${this.id} is already being read`,
+      );
     }
-    this.readers.add(stream);
+    p.readers.add(stream);
     return stream;
   }
 
-  releaseOutput(stream: Readable): void {
-    this.readers.delete(stream);
+  releaseOutput(stream: Readable, execId: string): void {
+    this.execs.get(execId)?.readers.delete(stream);
+    if (execId === '') this.init.readers.delete(stream);
   }
 
-  /** Kills the init (and with it its PID namespace) and waits for it. */
+  /** Kills every exec and the init (and with it its PID namespace) and waits for them. */
   async kill(): Promise<void> {
-    if (this.exit === undefined) {
-      try {
-        this.init.signal(9);
-      } catch (err) {
-        this.log.warn({ err, container: this.id }, 'SIGKILL of container init failed');
-      }
-      await this.init.exited;
-    }
-    this.init.stdin.destroy();
-    this.init.stdout.destroy();
-    this.init.stderr.destroy();
+    const all = [...this.execs.values(), this.init];
+    await Promise.all(
+      all.map(async (p) => {
+        if (p.exit === undefined) {
+          try {
+            p.process.signal(9);
+          } catch (err) {
+            this.log.warn({ err, container: this.id }, 'SIGKILL failed');
+          }
+          await p.process.exited;
+        }
+        p.process.stdin.destroy();
+        p.process.stdout.destroy();
+        p.process.stderr.destroy();
+      }),
+    );
   }
 }

@@ -42,7 +42,7 @@ export function agentService(
       }),
     ),
     createContainer: unary(log, 'CreateContainer', async (r) => {
-      await sandbox.createContainer(r.containerId, r.ociSpecJson, r.storages);
+      await sandbox.createContainer(r.containerId, r.ociSpecJson, r.storages, r.sandboxContainerId);
       return empty;
     }),
     startContainer: unary(log, 'StartContainer', async (r) => {
@@ -55,13 +55,24 @@ export function agentService(
     }),
     waitProcess: unary(log, 'WaitProcess', (r) => sandbox.waitProcess(r.containerId, r.execId)),
     signalProcess: unary(log, 'SignalProcess', (r) => {
-      sandbox.signalProcess(r.containerId, r.execId, r.signal);
+      sandbox.signalProcess(r.containerId, r.execId, r.signal, r.all);
+      return Promise.resolve(empty);
+    }),
+    execProcess: unary(log, 'ExecProcess', async (r) => {
+      await sandbox.execProcess(r.containerId, r.execId, r.processJson);
+      return empty;
+    }),
+    listProcesses: unary(log, 'ListProcesses', (r) =>
+      Promise.resolve({ pids: sandbox.listProcesses(r.containerId) }),
+    ),
+    ttyWinResize: unary(log, 'TtyWinResize', (r) => {
+      sandbox.ttyWinResize(r.containerId, r.execId, r.rows, r.columns);
       return Promise.resolve(empty);
     }),
     readStdout: stream(log, 'ReadStdout', sandbox, 'stdout'),
     readStderr: stream(log, 'ReadStderr', sandbox, 'stderr'),
     writeStdin: unary(log, 'WriteStdin', async (r) => {
-      const stdin = sandbox.get(r.containerId).stdin();
+      const stdin = sandbox.get(r.containerId).stdin(r.execId);
       await new Promise<void>((resolve, reject) => {
         stdin.write(r.data, (err) => {
           if (err) reject(err);
@@ -71,13 +82,10 @@ export function agentService(
       return { len: r.data.length };
     }),
     closeStdin: unary(log, 'CloseStdin', (r) => {
-      sandbox.get(r.containerId).stdin().end();
+      sandbox.get(r.containerId).closeStdin(r.execId);
       return Promise.resolve(empty);
     }),
     createSandbox: notYet(log, 'CreateSandbox'),
-    execProcess: notYet(log, 'ExecProcess'),
-    listProcesses: notYet(log, 'ListProcesses'),
-    ttyWinResize: notYet(log, 'TtyWinResize'),
     pauseContainer: unary(log, 'PauseContainer', async (r) => {
       await sandbox.pauseContainer(r.containerId);
       return empty;
@@ -147,13 +155,15 @@ function stream(
   which: 'stdout' | 'stderr',
 ): (call: ServerWritableStream<ReadStreamRequest, ReadStreamResponse>) => void {
   return (call) => {
+    log.debug({ rpc: name, exec: call.request.execId }, 'request');
     let source: Readable;
     let release: () => void;
     try {
-      const container = sandbox.get(call.request.containerId);
-      source = container.claimOutput(which);
+      const { containerId, execId } = call.request;
+      const container = sandbox.get(containerId);
+      source = container.claimOutput(which, execId);
       release = () => {
-        container.releaseOutput(source);
+        container.releaseOutput(source, execId);
       };
     } catch (err) {
       const status = toGrpcStatus(err);
@@ -178,6 +188,13 @@ function stream(
       detach();
       call.end();
     };
+    // An empty output that hit EOF before anyone asked has already ended
+    // (and auto-destroyed): its 'end' will not come again.
+    if (source.readableEnded || (source.destroyed && source.readableLength === 0)) {
+      release();
+      call.end();
+      return;
+    }
     call.on('cancelled', detach);
     source.on('data', onData);
     source.once('end', onEnd);

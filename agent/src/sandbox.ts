@@ -1,17 +1,75 @@
 import type { Logger } from 'pino';
-import type { Spec } from '../../oci/spec.js';
+import type { Process, Seccomp, Spec } from '../../oci/spec.js';
 import type { StatsContainerResponse, Storage } from '../../proto/generated/agent.js';
 import { OomWatcher } from './cgroups/events.js';
 import type { CgroupManager } from './cgroups/manager.js';
-import { Container } from './container.js';
+import { Container, type ExecContext } from './container.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from './errors.js';
 import { EventHub } from './events.js';
-import type { Native, ProcessExit } from './native/types.js';
-import { parseSpec, toSpawnRequest } from './spec.js';
+import {
+  NativeError,
+  type JoinNamespace,
+  type Native,
+  type NamespaceKind,
+  type ProcessExit,
+  type SpawnRequest,
+} from './native/types.js';
+import { containerPids, signalAll } from './processes.js';
+import { parseJsonObject, parseSpec, toSpawnRequest } from './spec.js';
+import { toProcessParts } from './spec/process.js';
 import { mountStorages, unmountAll } from './storage.js';
 
 /** runc's rule for container ids. */
 const ID_PATTERN = /^[\w+\-.]+$/;
+
+/** Names under /proc/<pid>/ns/. */
+const NS_FILES: Readonly<Record<NamespaceKind, string>> = {
+  user: 'user',
+  cgroup: 'cgroup',
+  ipc: 'ipc',
+  uts: 'uts',
+  network: 'net',
+  pid: 'pid',
+  mount: 'mnt',
+};
+
+/**
+ * setns order: the user namespace first (it owns the others, so entering it
+ * grants the rights to join them), the mount namespace last (it changes the
+ * root the remaining /proc paths would be looked up in). runc's nsexec does
+ * the same.
+ */
+const JOIN_ORDER: readonly NamespaceKind[] = [
+  'user',
+  'cgroup',
+  'ipc',
+  'uts',
+  'network',
+  'pid',
+  'mount',
+];
+
+function joinsOf(pid: number, kinds: readonly NamespaceKind[]): JoinNamespace[] {
+  return JOIN_ORDER.filter((k) => kinds.includes(k)).map((kind) => ({
+    kind,
+    path: `/proc/${pid}/ns/${NS_FILES[kind]}`,
+  }));
+}
+
+/**
+ * libkapsel compiles the seccomp profile at create; a syscall name libseccomp
+ * knows for no architecture is the spec's fault, like any other bad field,
+ * and is named as one.
+ */
+function specRefusal(err: unknown, seccomp: Seccomp | undefined): unknown {
+  if (!(err instanceof NativeError) || err.syscall !== 'seccomp' || err.errno !== 22) return err;
+  let field = 'linux.seccomp.syscalls';
+  (seccomp?.syscalls ?? []).forEach((s, i) => {
+    const j = s.names.indexOf(err.path ?? '');
+    if (j >= 0 && field === 'linux.seccomp.syscalls') field = `${field}[${i}].names[${j}]`;
+  });
+  return invalidArgument(`${field}: ${err.message}`);
+}
 
 /** The containers of this guest, and everything done to them. */
 export class Sandbox {
@@ -33,7 +91,12 @@ export class Sandbox {
     private readonly cgroups?: CgroupManager,
   ) {}
 
-  async createContainer(id: string, specJson: string, storages: readonly Storage[]): Promise<void> {
+  async createContainer(
+    id: string,
+    specJson: string,
+    storages: readonly Storage[],
+    sandboxContainerId = '',
+  ): Promise<void> {
     checkId(id);
     if (this.containers.has(id) || this.creating.has(id)) {
       throw alreadyExists(`container ${id} already exists`);
@@ -41,16 +104,38 @@ export class Sandbox {
     this.creating.add(id);
     try {
       const spec = parseSpec(specJson);
-      const request = toSpawnRequest(spec);
+      const { request, join } = toSpawnRequest(spec);
+      if (join.length > 0) {
+        // A path in linux.namespaces is the host's; in the guest the pod's
+        // namespaces are those of its sandbox container's init.
+        if (sandboxContainerId === '') {
+          throw invalidArgument(
+            'linux.namespaces: an entry with a path needs sandbox_container_id to join from',
+          );
+        }
+        request.joinNamespaces = joinsOf(this.get(sandboxContainerId).pid, join);
+      }
       // Validated and made before anything else, so that bad resources
       // leave nothing behind; the init is then born in it.
       const cgroup = await this.createCgroup(id, spec);
       if (cgroup !== undefined) request.cgroup = cgroup;
       try {
+        const context: ExecContext = { namespaces: [...request.namespaces, ...join] };
+        if (request.seccomp !== undefined) context.seccomp = request.seccomp;
+        if (request.namespaces.includes('user')) {
+          context.idMaps = {
+            uid: spec.linux?.uidMappings ?? [],
+            gid: spec.linux?.gidMappings ?? [],
+          };
+          context.mapText = { uid: request.uidMap ?? '', gid: request.gidMap ?? '' };
+        }
+        if (request.cgroup !== undefined) context.cgroupDir = request.cgroup;
         const mounted = await mountStorages(this.native, storages);
         try {
-          const init = await this.native.spawn(request);
-          this.containers.set(id, new Container(id, init, mounted, this.log, cgroup));
+          const init = await this.native.spawn(request).catch((err: unknown) => {
+            throw specRefusal(err, spec.linux?.seccomp);
+          });
+          this.containers.set(id, new Container(id, init, mounted, context, this.log));
           if (cgroup !== undefined) await this.oom.add(id, cgroup);
           this.log.info({ container: id, pid: init.pid, cgroup }, 'container created');
         } catch (err) {
@@ -77,21 +162,81 @@ export class Sandbox {
     this.log.info({ container: id }, 'container started');
   }
 
-  waitProcess(id: string, execId: string): Promise<ProcessExit> {
-    checkExecId(execId);
-    return this.get(id).wait();
+  /**
+   * runc exec: a process in all the container's namespaces (through
+   * /proc/<init>/ns) and its cgroup, with its own stdio, addressed by execId.
+   */
+  async execProcess(id: string, execId: string, processJson: string): Promise<void> {
+    const c = this.get(id);
+    c.checkExec(execId);
+    const proc = parseJsonObject(processJson, 'process_json') as Process;
+    const ctx = c.execContext;
+    const request: SpawnRequest = {
+      ...toProcessParts(proc, 'process', ctx.idMaps),
+      namespaces: [],
+      joinNamespaces: joinsOf(c.pid, ctx.namespaces),
+      mounts: [],
+    };
+    if (ctx.cgroupDir !== undefined) request.cgroup = ctx.cgroupDir;
+    if (ctx.seccomp !== undefined) request.seccomp = ctx.seccomp;
+    if (ctx.mapText !== undefined) {
+      // Not written again (no new user namespace): they translate the
+      // terminal's owner to the ids outside.
+      request.uidMap = ctx.mapText.uid;
+      request.gidMap = ctx.mapText.gid;
+    }
+    // The container's profile compiled once at create; nothing to refuse here.
+    const spawned = await this.native.spawn(request);
+    // A second exec with this id may have raced us through the await.
+    try {
+      c.checkExec(execId);
+    } catch (err) {
+      spawned.signal(9);
+      throw err;
+    }
+    await c.addExec(execId, spawned);
+    this.log.info({ container: id, exec: execId, pid: spawned.pid }, 'exec started');
   }
 
-  signalProcess(id: string, execId: string, signal: number): void {
-    checkExecId(execId);
+  waitProcess(id: string, execId: string): Promise<ProcessExit> {
+    return this.get(id).wait(execId);
+  }
+
+  signalProcess(id: string, execId: string, signal: number, all = false): void {
     if (!Number.isInteger(signal) || signal < 0 || signal > 64) {
       throw invalidArgument(`signal: ${signal} is not a signal number`);
     }
-    this.get(id).signal(signal);
+    if (all) {
+      signalAll(this.listProcesses(id), signal);
+      return;
+    }
+    this.get(id).signal(execId, signal);
+  }
+
+  listProcesses(id: string): number[] {
+    const c = this.get(id);
+    if (c.status === 'stopped') return [];
+    return containerPids({
+      initPid: c.pid,
+      ownPidNamespace: c.execContext.namespaces.includes('pid'),
+      cgroupDir: c.cgroupDir,
+      execPids: c.execPids(),
+    });
+  }
+
+  ttyWinResize(id: string, execId: string, rows: number, cols: number): void {
+    if (rows > 0xffff || cols > 0xffff) throw invalidArgument('rows, columns: must be 0..65535');
+    this.get(id).resize(execId, rows, cols);
   }
 
   async removeContainer(id: string): Promise<void> {
     const c = this.get(id);
+    // Without a pid namespace of its own, killing the init and the execs
+    // would leave their children behind: kill everything the container has
+    // first (with one, the kernel kills the namespace with its init).
+    if (c.status !== 'stopped' && !c.execContext.namespaces.includes('pid')) {
+      signalAll(this.listProcesses(id), 9);
+    }
     this.containers.delete(id);
     await c.kill();
     if (c.cgroupDir !== undefined) {
@@ -182,8 +327,4 @@ export class Sandbox {
 
 function checkId(id: string): void {
   if (!ID_PATTERN.test(id)) throw invalidArgument(`container_id: invalid id ${JSON.stringify(id)}`);
-}
-
-function checkExecId(execId: string): void {
-  if (execId !== '') throw invalidArgument('exec_id: exec processes are not supported yet');
 }

@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -110,6 +111,21 @@ void kapsel_container_init(const struct kapsel_request *req, const struct kapsel
   memset(&rec, 0, sizeof rec);
   close(fds->control);
   close(fds->sync_mon);
+
+  /* In a new user namespace nothing works until the monitor has written
+   * our maps; then become its root, as runc's nsexec does. */
+  if (req->new_ns & CLONE_NEWUSER) {
+    ssize_t got;
+    do
+      got = recv(sync, &rec, sizeof rec, 0);
+    while (got < 0 && errno == EINTR);
+    if (got != (ssize_t)sizeof rec || rec.type != KAPSEL_MSG_MAP_IDS)
+      _exit(1);
+    memset(&rec, 0, sizeof rec);
+    CHECK(syscall(SYS_setresgid, 0, 0, 0), "setresgid", "0");
+    CHECK(syscall(SYS_setresuid, 0, 0, 0), "setresuid", "0");
+  }
+
   if (fds->cgroup >= 0) {
     close(fds->cgroup);
     /* Born in its cgroup (see clone_init in monitor.c): now the cgroup
@@ -119,9 +135,14 @@ void kapsel_container_init(const struct kapsel_request *req, const struct kapsel
   }
 
   /* runc's nsexec makes the init a session leader (needed for a
-   * controlling terminal later, and so the agent's job control does not
-   * reach it). */
+   * controlling terminal, and so the agent's job control does not reach
+   * it). */
   CHECK(setsid(), "setsid", NULL);
+
+  /* Still root and still seeing the agent's /proc: the limits that need
+   * privilege (raising a hard limit, lowering oom_score_adj). */
+  if (kapsel_apply_oom_score_adj(req, &rec) < 0 || kapsel_apply_rlimits(req, &rec) < 0)
+    report_and_exit(sync, &rec, 1);
 
   if (req->rootfs != NULL && kapsel_prepare_rootfs(req, &rec) < 0)
     report_and_exit(sync, &rec, 1);
@@ -130,21 +151,49 @@ void kapsel_container_init(const struct kapsel_request *req, const struct kapsel
     CHECK(sethostname(req->hostname, strlen(req->hostname)), "sethostname", req->hostname);
   umask(req->umask);
 
-  /* runc finalizeNamespace(): groups, then gid, then uid (after setuid we
-   * could no longer change the others). Raw syscalls: we are a raw clone()
-   * of the monitor, and glibc's wrappers would broadcast to "all threads"
-   * (nptl setxid) from state that describes the monitor. One process, and
-   * the kernel applies these per thread, which is all there is. */
-  CHECK(syscall(SYS_setgroups, req->ngroups, req->groups), "setgroups", NULL);
+  /* runc: without noNewPrivileges, loading a filter needs CAP_SYS_ADMIN,
+   * so it goes in before the capabilities are dropped; with it, as late as
+   * possible (below), so the filter sees fewer of our own calls. */
+  int nnp = (req->flags & KAPSEL_FLAG_NO_NEW_PRIVS) != 0;
+  if (!nnp && kapsel_seccomp_load(req, &rec) < 0)
+    report_and_exit(sync, &rec, 1);
+
+  /* runc finalizeNamespace(): bounding set, keep caps across setuid,
+   * groups, then gid, then uid (after setuid we could no longer change the
+   * others), then the other capability sets. Raw syscalls: we are a raw
+   * clone() of the monitor, and glibc's wrappers would broadcast to "all
+   * threads" (nptl setxid) from state that describes the monitor. One
+   * process, and the kernel applies these per thread, which is all there
+   * is. */
+  if (kapsel_drop_bounding(req, &rec) < 0)
+    report_and_exit(sync, &rec, 1);
+  if (req->has_caps)
+    CHECK(prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), "prctl", "PR_SET_KEEPCAPS");
+  /* setgroups is refused in a user namespace whose setgroups file says
+   * deny; with no additional gids there is nothing to set then. */
+  if (req->ngroups > 0 || !(req->new_ns & CLONE_NEWUSER))
+    CHECK(syscall(SYS_setgroups, req->ngroups, req->groups), "setgroups", NULL);
   CHECK(syscall(SYS_setgid, req->gid), "setgid", NULL);
   CHECK(syscall(SYS_setuid, req->uid), "setuid", NULL);
+  if (req->has_caps) {
+    CHECK(prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0), "prctl", "PR_SET_KEEPCAPS");
+    if (kapsel_apply_caps(req, &rec) < 0)
+      report_and_exit(sync, &rec, 1);
+  }
   CHECK(chdir(req->cwd), "chdir", req->cwd);
 
-  /* kapsel_spawn made sure all three are >= 3, so no dup2 clobbers another;
-   * dup2 clears O_CLOEXEC on the copy. */
-  for (int i = 0; i < 3; i++) {
-    CHECK(dup2(fds->stdio[i], i), "dup2", stdio_names[i]);
-    close(fds->stdio[i]);
+  if (fds->pty_slave >= 0) {
+    for (int i = 0; i < 3; i++)
+      CHECK(dup2(fds->pty_slave, i), "dup2", stdio_names[i]);
+    close(fds->pty_slave);
+    CHECK(ioctl(0, TIOCSCTTY, 0), "ioctl", "TIOCSCTTY");
+  } else {
+    /* kapsel_spawn made sure all three are >= 3, so no dup2 clobbers
+     * another; dup2 clears O_CLOEXEC on the copy. */
+    for (int i = 0; i < 3; i++) {
+      CHECK(dup2(fds->stdio[i], i), "dup2", stdio_names[i]);
+      close(fds->stdio[i]);
+    }
   }
 
   if (look_path(req->argv[0], req->path_env, exe, sizeof exe, &rec) < 0)
@@ -166,6 +215,12 @@ void kapsel_container_init(const struct kapsel_request *req, const struct kapsel
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
+
+  if (nnp) {
+    CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl", "PR_SET_NO_NEW_PRIVS");
+    if (kapsel_seccomp_load(req, &rec) < 0)
+      report_and_exit(sync, &rec, 127);
+  }
 
   /* Only 0, 1, 2 cross execve, as in runc (CloseExecFrom(3)): anything
    * Node opened without O_CLOEXEC gets it now. The sync socket already has

@@ -40,6 +40,8 @@ int kapsel_umount(const char *target, int32_t flags, struct kapsel_record *err);
  * new program's fd. bpf_devices.c */
 int kapsel_bpf_device_filter(const char *cgroup, const void *insns, uint32_t ninsns,
                              int32_t replace_fd, struct kapsel_record *err);
+/* TIOCSWINSZ on a pty master (TtyWinResize). */
+int kapsel_tty_resize(int32_t fd, uint32_t rows, uint32_t cols, struct kapsel_record *err);
 
 /* ---- Internal: hidden from the .so's dynamic symbol table. ---- */
 #pragma GCC visibility push(hidden)
@@ -54,6 +56,28 @@ struct kapsel_mount_entry {
 };
 
 #define KAPSEL_MAX_JOIN 8 /* one per namespace type */
+
+struct kapsel_rlimit {
+  int resource;
+  uint64_t soft, hard;
+};
+
+struct kapsel_device {
+  uint32_t mode; /* S_IF* | permission bits */
+  uint32_t major, minor, uid, gid;
+  const char *path; /* absolute, inside the container */
+};
+
+struct kapsel_sysctl {
+  const char *key; /* relative to /proc/sys, with slashes */
+  const char *value;
+};
+
+/* A seccomp rule as the request carries it: points into the request. */
+struct kapsel_seccomp_rule {
+  const char *data;
+  uint32_t len;
+};
 
 struct kapsel_join_ns {
   int nstype;
@@ -87,7 +111,37 @@ struct kapsel_request {
   const char *cgroup;   /* cgroup v2 directory, or NULL */
   const char *path_env; /* the container's $PATH, or the default */
   int dev_is_tmpfs;     /* a tmpfs on /dev: create the default device nodes */
+
+  int terminal; /* stdio is a pty made by kapsel_spawn */
+  uint16_t rows, cols;
+  int has_caps; /* else the init keeps the caps it has (root: all) */
+  uint64_t caps[5]; /* KAPSEL_CAP_* */
+  int cap_last;     /* /proc/sys/kernel/cap_last_cap, read before fork */
+  struct kapsel_rlimit *rlimits;
+  size_t nrlimits;
+  int has_oom_score_adj;
+  int oom_score_adj;
+  const char **masked;
+  size_t nmasked;
+  const char **readonly;
+  size_t nreadonly;
+  struct kapsel_sysctl *sysctls;
+  size_t nsysctls;
+  struct kapsel_device *devices;
+  size_t ndevices;
+  const char *uid_map, *gid_map; /* with CLONE_NEWUSER, written by the monitor */
+  int has_seccomp;
+  uint32_t seccomp_default, seccomp_flags;
+  const char **seccomp_arches;
+  size_t nseccomp_arches;
+  struct kapsel_seccomp_rule *seccomp_rules;
+  size_t nseccomp_rules;
+  void *seccomp_prog; /* struct sock_fprog, compiled by kapsel_spawn before fork */
+  char *rootfs_parent; /* with a shared rootfsPropagation: the mount holding rootfs */
 };
+
+enum { KAPSEL_CAP_BOUNDING, KAPSEL_CAP_EFFECTIVE, KAPSEL_CAP_PERMITTED, KAPSEL_CAP_INHERITABLE,
+       KAPSEL_CAP_AMBIENT };
 
 /* The fds the monitor and the container init inherit from kapsel_spawn. */
 struct kapsel_child_fds {
@@ -95,6 +149,7 @@ struct kapsel_child_fds {
   int sync_mon;   /* monitor's end of the sync socket */
   int sync_child; /* container init's end */
   int stdio[3];   /* container ends of the stdio pipes */
+  int pty_slave;  /* with a terminal: the slave, which becomes 0, 1 and 2; else -1 */
   int cgroup;     /* the request's cgroup directory, or -1 */
 };
 
@@ -117,9 +172,57 @@ int kapsel_read_full(int fd, void *buf, size_t len);
 int kapsel_mkdir_p(const char *path, mode_t mode);
 int kapsel_do_mount(const struct kapsel_mount_entry *m, const char *target,
                     struct kapsel_record *err);
+/* The two halves of kapsel_do_mount, for a caller that re-resolves the target
+ * in between (a mount on /proc/self/fd/N must be reopened to reach the new
+ * mount): the mount itself, then the bind remount and propagation. */
+int kapsel_mount_first(const struct kapsel_mount_entry *m, const char *target,
+                       struct kapsel_record *err);
+int kapsel_mount_finish(const struct kapsel_mount_entry *m, const char *target,
+                        struct kapsel_record *err);
+int kapsel_needs_finish(const struct kapsel_mount_entry *m);
+int kapsel_mount_is_file(const struct kapsel_mount_entry *m);
 
-/* devices.c (async-signal-safe; cwd is the rootfs) */
-int kapsel_create_default_devices(struct kapsel_record *err);
+/* devices.c (async-signal-safe; rootfd is the rootfs before pivot_root) */
+int kapsel_create_default_devices(int rootfd, struct kapsel_record *err);
+int kapsel_create_spec_devices(const struct kapsel_request *req, int rootfd,
+                               struct kapsel_record *err);
+
+/* securejoin.c (async-signal-safe): opens `path` (absolute in the container)
+ * with O_PATH, resolved inside rootfd as if it were "/" (openat2
+ * RESOLVE_IN_ROOT), so no symlink or ".." leaves it. With create, missing
+ * components are made as directories, and the last one as a file when
+ * create == KAPSEL_CREATE_FILE. Returns the fd or a negative errno. */
+enum { KAPSEL_CREATE_NONE, KAPSEL_CREATE_DIR, KAPSEL_CREATE_FILE };
+int kapsel_open_in_root(int rootfd, const char *path, int create);
+/* "/proc/self/fd/N" for an fd, into buf[32]. */
+const char *kapsel_fd_path(int fd, char *buf);
+
+/* Lock-down, in the container init (async-signal-safe). */
+int kapsel_apply_rlimits(const struct kapsel_request *req, struct kapsel_record *err);
+int kapsel_apply_oom_score_adj(const struct kapsel_request *req, struct kapsel_record *err);
+int kapsel_drop_bounding(const struct kapsel_request *req, struct kapsel_record *err);
+int kapsel_apply_caps(const struct kapsel_request *req, struct kapsel_record *err);
+int kapsel_apply_sysctls(const struct kapsel_request *req, struct kapsel_record *err);
+int kapsel_apply_readonly_paths(const struct kapsel_request *req, int rootfd,
+                                struct kapsel_record *err);
+int kapsel_apply_masked_paths(const struct kapsel_request *req, int rootfd,
+                              struct kapsel_record *err);
+int kapsel_seccomp_load(const struct kapsel_request *req, struct kapsel_record *err);
+
+/* seccomp.c (Node thread, before fork): compiles req's rules to BPF. */
+int kapsel_seccomp_compile(struct kapsel_request *req, struct kapsel_record *err);
+void kapsel_seccomp_free(struct kapsel_request *req);
+
+/* userns.c (monitor): writes the child's uid_map and gid_map. */
+int kapsel_write_id_maps(const struct kapsel_request *req, pid_t pid, struct kapsel_record *err);
+
+/* rootfs_parent.c (Node thread): the mount point holding req->rootfs, from
+ * /proc/self/mountinfo, when the root propagation is shared. */
+int kapsel_find_rootfs_parent(struct kapsel_request *req, struct kapsel_record *err);
+
+/* pty.c (Node thread): a pty pair; the master gets the window size. */
+int kapsel_pty_open(const struct kapsel_request *req, int *master, int *slave,
+                    struct kapsel_record *err);
 
 /* rootfs.c (async-signal-safe) */
 int kapsel_prepare_rootfs(const struct kapsel_request *req, struct kapsel_record *err);

@@ -191,7 +191,7 @@ void kapsel_monitor(const struct kapsel_request *req, const struct kapsel_child_
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
 
-  int keep[7 + KAPSEL_MAX_JOIN];
+  int keep[8 + KAPSEL_MAX_JOIN];
   size_t nkeep = 0;
   keep[nkeep++] = fds->control;
   keep[nkeep++] = fds->sync_mon;
@@ -200,6 +200,8 @@ void kapsel_monitor(const struct kapsel_request *req, const struct kapsel_child_
     keep[nkeep++] = fds->stdio[i];
   if (fds->cgroup >= 0)
     keep[nkeep++] = fds->cgroup;
+  if (fds->pty_slave >= 0)
+    keep[nkeep++] = fds->pty_slave;
   for (size_t i = 0; i < req->njoin; i++)
     keep[nkeep++] = req->join[i].fd;
   close_other_fds(keep, nkeep);
@@ -225,6 +227,21 @@ void kapsel_monitor(const struct kapsel_request *req, const struct kapsel_child_
     close(fds->cgroup);
   for (int i = 0; i < 3; i++)
     close(fds->stdio[i]);
+  if (fds->pty_slave >= 0)
+    close(fds->pty_slave);
+
+  /* A new user namespace: its maps, then the go-ahead the init waits for. */
+  if (req->new_ns & CLONE_NEWUSER) {
+    struct kapsel_record rec;
+    if (kapsel_write_id_maps(req, m.pid, &rec) < 0) {
+      kill(m.pid, SIGKILL);
+      send_record(&m, &rec);
+      finish(&m);
+    }
+    memset(&rec, 0, sizeof rec);
+    rec.type = KAPSEL_MSG_MAP_IDS;
+    (void)send(m.sync, &rec, sizeof rec, MSG_NOSIGNAL);
+  }
 
   /* A pidfd turns "the child exited" into a pollable event, no SIGCHLD
    * handler needed (Linux >= 5.3). */

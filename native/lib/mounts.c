@@ -39,8 +39,7 @@ int kapsel_mkdir_p(const char *path, mode_t mode) {
 /* A bind mount of a file needs a file to mount on (docker binds
  * /etc/resolv.conf, /etc/hosts, ...); everything else needs a directory. */
 static int make_mountpoint(const struct kapsel_mount_entry *m, const char *target) {
-  struct stat st;
-  if ((m->flags & MS_BIND) && stat(m->source, &st) == 0 && !S_ISDIR(st.st_mode)) {
+  if (kapsel_mount_is_file(m)) {
     char parent[PATH_MAX];
     if (kapsel_strlcpy(parent, target, sizeof parent) >= sizeof parent)
       return -ENAMETOOLONG;
@@ -60,40 +59,44 @@ static int make_mountpoint(const struct kapsel_mount_entry *m, const char *targe
   return kapsel_mkdir_p(target, 0755);
 }
 
-/* `target` is where to mount now (relative to the rootfs while it is being
- * built); m->target is the container path used in messages. */
-int kapsel_do_mount(const struct kapsel_mount_entry *m, const char *target,
-                    struct kapsel_record *err) {
+int kapsel_mount_is_file(const struct kapsel_mount_entry *m) {
+  struct stat st;
+  return (m->flags & MS_BIND) && stat(m->source, &st) == 0 && !S_ISDIR(st.st_mode);
+}
+
+int kapsel_needs_finish(const struct kapsel_mount_entry *m) {
+  return ((m->flags & MS_BIND) && (m->flags & BIND_REMOUNT_FLAGS)) || m->propagation != 0;
+}
+
+/* The mount itself, on `target` (which exists); m->target names it in
+ * messages. */
+int kapsel_mount_first(const struct kapsel_mount_entry *m, const char *target,
+                       struct kapsel_record *err) {
   const char *fstype = m->fstype[0] != '\0' ? m->fstype : NULL;
   const char *data = m->data[0] != '\0' ? m->data : NULL;
-  int r = make_mountpoint(m, target);
-  if (r < 0) {
-    kapsel_record_error(err, -r, "mkdir", m->target);
-    return r;
-  }
-
-  if (m->flags & MS_BIND) {
-    if (mount(m->source, target, fstype, m->flags & (MS_BIND | MS_REC), data) < 0) {
-      r = -errno;
-      kapsel_record_mount_error(err, -r, m->source, m->target);
-      return r;
-    }
-    /* runc: "bind mount won't change mount options, we need remount to make
-     * mount options effective". */
-    if (m->flags & BIND_REMOUNT_FLAGS) {
-      unsigned long fl = MS_REMOUNT | MS_BIND | (m->flags & BIND_REMOUNT_FLAGS);
-      if (mount(NULL, target, NULL, fl, NULL) < 0) {
-        r = -errno;
-        kapsel_record_error(err, -r, "remount", m->target);
-        return r;
-      }
-    }
-  } else if (mount(m->source, target, fstype, m->flags, data) < 0) {
-    r = -errno;
+  unsigned long flags = m->flags & MS_BIND ? m->flags & (MS_BIND | MS_REC) : m->flags;
+  if (mount(m->source, target, fstype, flags, data) < 0) {
+    int r = -errno;
     kapsel_record_mount_error(err, -r, m->source, m->target);
     return r;
   }
+  return 0;
+}
 
+/* `target` must now name the new mount. */
+int kapsel_mount_finish(const struct kapsel_mount_entry *m, const char *target,
+                        struct kapsel_record *err) {
+  int r;
+  /* runc: "bind mount won't change mount options, we need remount to make
+   * mount options effective". */
+  if ((m->flags & MS_BIND) && (m->flags & BIND_REMOUNT_FLAGS)) {
+    unsigned long fl = MS_REMOUNT | MS_BIND | (m->flags & BIND_REMOUNT_FLAGS);
+    if (mount(NULL, target, NULL, fl, NULL) < 0) {
+      r = -errno;
+      kapsel_record_error(err, -r, "remount", m->target);
+      return r;
+    }
+  }
   /* Propagation cannot be combined with other flags in one call (mount(2):
    * "changing the propagation type"), so it is a call of its own. */
   if (m->propagation != 0 && mount(NULL, target, NULL, m->propagation, NULL) < 0) {
@@ -102,4 +105,17 @@ int kapsel_do_mount(const struct kapsel_mount_entry *m, const char *target,
     return r;
   }
   return 0;
+}
+
+/* `target` is where to mount now (a path in the agent's namespace);
+ * m->target is the path used in messages. */
+int kapsel_do_mount(const struct kapsel_mount_entry *m, const char *target,
+                    struct kapsel_record *err) {
+  int r = make_mountpoint(m, target);
+  if (r < 0) {
+    kapsel_record_error(err, -r, "mkdir", m->target);
+    return r;
+  }
+  r = kapsel_mount_first(m, target, err);
+  return r < 0 ? r : kapsel_mount_finish(m, target, err);
 }

@@ -27,10 +27,26 @@ enum kapsel_req_tag {
   KAPSEL_REQ_FLAGS = 13,      /* u32, KAPSEL_FLAG_* */
   KAPSEL_REQ_ROOT_PROPAGATION = 14, /* u32 MS_* applied to "/" first */
   KAPSEL_REQ_CGROUP = 15,     /* string: cgroup v2 directory to be born in */
+  KAPSEL_REQ_TERMINAL = 16,   /* u32 rows, u32 cols: a pty for stdio (0 0: kernel default) */
+  KAPSEL_REQ_CAPS = 17,       /* 5 x (u32 lo, u32 hi): bounding, effective, permitted,
+                                 inheritable, ambient; absent: caps are left as they are */
+  KAPSEL_REQ_RLIMIT = 18,     /* u32 resource, u32 soft lo, hi, u32 hard lo, hi */
+  KAPSEL_REQ_OOM_SCORE_ADJ = 19, /* i32 */
+  KAPSEL_REQ_MASKED = 20,     /* string: path in the container */
+  KAPSEL_REQ_READONLY = 21,   /* string: path in the container */
+  KAPSEL_REQ_SYSCTL = 22,     /* 2 strings: path under /proc/sys, value */
+  KAPSEL_REQ_DEVICE = 23,     /* u32 mode (S_IF* | perm), major, minor, uid, gid, then path */
+  KAPSEL_REQ_SECCOMP = 24,    /* u32 default action, u32 SECCOMP_FILTER_FLAG_* */
+  KAPSEL_REQ_SECCOMP_ARCH = 25, /* string: libseccomp arch name ("x86_64") */
+  KAPSEL_REQ_SECCOMP_RULE = 26, /* u32 action, u32 nargs, nargs x (u32 index, u32 op,
+                                   u32 value lo, hi, u32 value2 lo, hi), then name */
+  KAPSEL_REQ_UID_MAP = 27,    /* string: uid_map content, written by the monitor */
+  KAPSEL_REQ_GID_MAP = 28,    /* string: gid_map content */
 };
 
 #define KAPSEL_FLAG_READONLY_ROOT 0x1u /* OCI root.readonly */
 #define KAPSEL_FLAG_NO_PIVOT 0x2u      /* runc --no-pivot: MS_MOVE + chroot */
+#define KAPSEL_FLAG_NO_NEW_PRIVS 0x4u  /* OCI process.noNewPrivileges */
 
 /* ---- Records: fixed 1024 bytes, both on the control socket (monitor <->
  * Node, SOCK_STREAM) and on the sync socket (container init <-> monitor,
@@ -41,6 +57,8 @@ enum kapsel_msg_type {
   KAPSEL_MSG_ERROR = 2,   /* err, syscall, path, message */
   KAPSEL_MSG_STARTED = 3, /* execve succeeded */
   KAPSEL_MSG_EXITED = 4,  /* value: raw wait status; the monitor exits next */
+  /* init <-> monitor (sync socket) */
+  KAPSEL_MSG_MAP_IDS = 8, /* init -> monitor: write my uid_map/gid_map; monitor -> init: done */
   /* Node -> monitor */
   KAPSEL_MSG_START = 16,
   KAPSEL_MSG_SIGNAL = 17, /* value: signal number */

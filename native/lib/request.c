@@ -68,6 +68,15 @@ void kapsel_request_free(struct kapsel_request *req) {
   free(req->argv);
   free(req->envp);
   free(req->groups);
+  free(req->rlimits);
+  free(req->masked);
+  free(req->readonly);
+  free(req->sysctls);
+  free(req->devices);
+  free(req->seccomp_arches);
+  free(req->seccomp_rules);
+  kapsel_seccomp_free(req);
+  free(req->rootfs_parent);
   memset(req, 0, sizeof *req);
 }
 
@@ -93,6 +102,13 @@ int kapsel_request_parse(struct kapsel_request *req, const void *buf, size_t len
     case KAPSEL_REQ_ARG: req->argc++; break;
     case KAPSEL_REQ_ENV: req->envc++; break;
     case KAPSEL_REQ_GROUP: req->ngroups++; break;
+    case KAPSEL_REQ_RLIMIT: req->nrlimits++; break;
+    case KAPSEL_REQ_MASKED: req->nmasked++; break;
+    case KAPSEL_REQ_READONLY: req->nreadonly++; break;
+    case KAPSEL_REQ_SYSCTL: req->nsysctls++; break;
+    case KAPSEL_REQ_DEVICE: req->ndevices++; break;
+    case KAPSEL_REQ_SECCOMP_ARCH: req->nseccomp_arches++; break;
+    case KAPSEL_REQ_SECCOMP_RULE: req->nseccomp_rules++; break;
     default: break;
     }
   }
@@ -109,14 +125,24 @@ int kapsel_request_parse(struct kapsel_request *req, const void *buf, size_t len
   req->argv = calloc(req->argc + 1, sizeof *req->argv);
   req->envp = calloc(req->envc + 1, sizeof *req->envp);
   req->groups = calloc(req->ngroups + 1, sizeof *req->groups);
-  if (!req->storage || !req->join || !req->mounts || !req->argv || !req->envp || !req->groups) {
+  req->rlimits = calloc(req->nrlimits + 1, sizeof *req->rlimits);
+  req->masked = calloc(req->nmasked + 1, sizeof *req->masked);
+  req->readonly = calloc(req->nreadonly + 1, sizeof *req->readonly);
+  req->sysctls = calloc(req->nsysctls + 1, sizeof *req->sysctls);
+  req->devices = calloc(req->ndevices + 1, sizeof *req->devices);
+  req->seccomp_arches = calloc(req->nseccomp_arches + 1, sizeof *req->seccomp_arches);
+  req->seccomp_rules = calloc(req->nseccomp_rules + 1, sizeof *req->seccomp_rules);
+  if (!req->storage || !req->join || !req->mounts || !req->argv || !req->envp || !req->groups ||
+      !req->rlimits || !req->masked || !req->readonly || !req->sysctls || !req->devices ||
+      !req->seccomp_arches || !req->seccomp_rules) {
     kapsel_request_free(req);
     kapsel_record_error(err, ENOMEM, "spawn", NULL);
     return -ENOMEM;
   }
   memcpy(req->storage, buf, len);
 
-  size_t nj = 0, nm = 0, na = 0, ne = 0, ng = 0;
+  size_t nj = 0, nm = 0, na = 0, ne = 0, ng = 0, nrl = 0, nmk = 0, nro = 0, nsc = 0, ndv = 0;
+  size_t nsa = 0, nsr = 0;
   off = 4;
   while ((r = next_field(req->storage, len, &off, &f)) > 0) {
     const char *s[4];
@@ -182,6 +208,99 @@ int kapsel_request_parse(struct kapsel_request *req, const void *buf, size_t len
     case KAPSEL_REQ_UMASK: bad = get_u32(&f, &v); req->umask = v & 07777; break;
     case KAPSEL_REQ_FLAGS: bad = get_u32(&f, &req->flags); break;
     case KAPSEL_REQ_ROOT_PROPAGATION: bad = get_u32(&f, &req->root_propagation); break;
+    case KAPSEL_REQ_TERMINAL:
+      bad = f.len != 8;
+      if (!bad) {
+        uint32_t rc[2];
+        memcpy(rc, f.data, 8);
+        req->terminal = 1;
+        req->rows = (uint16_t)rc[0];
+        req->cols = (uint16_t)rc[1];
+      }
+      break;
+    case KAPSEL_REQ_CAPS:
+      bad = f.len != 40;
+      if (!bad) {
+        uint32_t w[10];
+        memcpy(w, f.data, 40);
+        for (int i = 0; i < 5; i++)
+          req->caps[i] = (uint64_t)w[2 * i] | ((uint64_t)w[2 * i + 1] << 32);
+        req->has_caps = 1;
+      }
+      break;
+    case KAPSEL_REQ_RLIMIT:
+      bad = f.len != 20;
+      if (!bad) {
+        uint32_t w[5];
+        memcpy(w, f.data, 20);
+        req->rlimits[nrl].resource = (int)w[0];
+        req->rlimits[nrl].soft = (uint64_t)w[1] | ((uint64_t)w[2] << 32);
+        req->rlimits[nrl].hard = (uint64_t)w[3] | ((uint64_t)w[4] << 32);
+        nrl++;
+      }
+      break;
+    case KAPSEL_REQ_OOM_SCORE_ADJ:
+      bad = get_u32(&f, &v);
+      req->oom_score_adj = (int32_t)v;
+      req->has_oom_score_adj = 1;
+      break;
+    case KAPSEL_REQ_MASKED:
+    case KAPSEL_REQ_READONLY:
+    case KAPSEL_REQ_SECCOMP_ARCH:
+    case KAPSEL_REQ_UID_MAP:
+    case KAPSEL_REQ_GID_MAP:
+      bad = get_strings(f.data, f.len, s, 1);
+      if (bad)
+        break;
+      if (f.tag == KAPSEL_REQ_MASKED)
+        req->masked[nmk++] = s[0];
+      else if (f.tag == KAPSEL_REQ_READONLY)
+        req->readonly[nro++] = s[0];
+      else if (f.tag == KAPSEL_REQ_SECCOMP_ARCH)
+        req->seccomp_arches[nsa++] = s[0];
+      else if (f.tag == KAPSEL_REQ_UID_MAP)
+        req->uid_map = s[0];
+      else
+        req->gid_map = s[0];
+      bad = (f.tag == KAPSEL_REQ_MASKED || f.tag == KAPSEL_REQ_READONLY) && s[0][0] != '/';
+      break;
+    case KAPSEL_REQ_SYSCTL:
+      bad = get_strings(f.data, f.len, s, 2);
+      if (!bad) {
+        req->sysctls[nsc].key = s[0];
+        req->sysctls[nsc].value = s[1];
+        nsc++;
+        bad = s[0][0] == '/' || strstr(s[0], "..") != NULL;
+      }
+      break;
+    case KAPSEL_REQ_DEVICE:
+      bad = f.len < 20 || get_strings(f.data + 20, f.len - 20, s, 1);
+      if (!bad) {
+        uint32_t w[5];
+        memcpy(w, f.data, 20);
+        struct kapsel_device *d = &req->devices[ndv++];
+        d->mode = w[0];
+        d->major = w[1];
+        d->minor = w[2];
+        d->uid = w[3];
+        d->gid = w[4];
+        d->path = s[0];
+        bad = s[0][0] != '/';
+      }
+      break;
+    case KAPSEL_REQ_SECCOMP:
+      bad = f.len != 8;
+      if (!bad) {
+        memcpy(&req->seccomp_default, f.data, 4);
+        memcpy(&req->seccomp_flags, f.data + 4, 4);
+        req->has_seccomp = 1;
+      }
+      break;
+    case KAPSEL_REQ_SECCOMP_RULE:
+      req->seccomp_rules[nsr].data = f.data;
+      req->seccomp_rules[nsr].len = f.len;
+      nsr++;
+      break; /* checked by kapsel_seccomp_compile */
     default: bad = 1; break;
     }
     if (bad) {

@@ -59,47 +59,86 @@ static int move_root(struct kapsel_record *err) {
   return 0;
 }
 
+/* One OCI mount, its target resolved inside the rootfs (securejoin.c) and
+ * mounted through /proc/self/fd/N, then reopened so the remount and the
+ * propagation change reach the new mount, as runc's WithProcfd does. */
+static int mount_in_root(int rootfd, const struct kapsel_mount_entry *m,
+                         struct kapsel_record *err) {
+  char fdpath[32];
+  int fd = kapsel_open_in_root(rootfd, m->target,
+                               kapsel_mount_is_file(m) ? KAPSEL_CREATE_FILE : KAPSEL_CREATE_DIR);
+  if (fd < 0) {
+    kapsel_record_error(err, -fd, "mkdir", m->target);
+    return fd;
+  }
+  int r = kapsel_mount_first(m, kapsel_fd_path(fd, fdpath), err);
+  close(fd);
+  if (r < 0 || !kapsel_needs_finish(m))
+    return r;
+  fd = kapsel_open_in_root(rootfd, m->target, KAPSEL_CREATE_NONE);
+  if (fd < 0) {
+    kapsel_record_error(err, -fd, "open", m->target);
+    return fd;
+  }
+  r = kapsel_mount_finish(m, kapsel_fd_path(fd, fdpath), err);
+  close(fd);
+  return r;
+}
+
 int kapsel_prepare_rootfs(const struct kapsel_request *req, struct kapsel_record *err) {
-  int r;
+  int r = 0;
 
   /* Stop our mounts propagating back to the agent: runc makes "/" rslave
    * (rootfsPropagation, default MS_SLAVE|MS_REC) before touching anything. */
   if (mount(NULL, "/", NULL, req->root_propagation, NULL) < 0)
     return fail(err, "mount", "/");
+  /* runc rootfsParentMountPrivate(): pivot_root refuses a shared parent
+   * of the new root, so with a shared rootfsPropagation the mount holding
+   * the rootfs becomes private (the bind below then is, too); "/" gets the
+   * requested propagation back after the pivot. */
+  if (req->rootfs_parent != NULL && mount(NULL, req->rootfs_parent, NULL, MS_PRIVATE, NULL) < 0)
+    return fail(err, "mount", req->rootfs_parent);
   /* pivot_root needs the new root to be a mount point. */
   if (mount(req->rootfs, req->rootfs, "bind", MS_BIND | MS_REC, NULL) < 0)
     return fail(err, "mount", req->rootfs);
   if (chdir(req->rootfs) < 0)
     return fail(err, "chdir", req->rootfs);
+  int rootfd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0)
+    return fail(err, "open", req->rootfs);
 
-  for (size_t i = 0; i < req->nmounts; i++) {
-    const struct kapsel_mount_entry *m = &req->mounts[i];
-    char rel[PATH_MAX];
-    const char *t = m->target;
-    while (*t == '/')
-      t++;
-    /* TODO(security): like runc's securejoin, resolve the target inside the
-     * rootfs so a symlink planted in the image cannot point a mount outside. */
-    if (kapsel_strlcpy(rel, *t != '\0' ? t : ".", sizeof rel) >= sizeof rel) {
-      kapsel_record_error(err, ENAMETOOLONG, "mount", m->target);
-      return -ENAMETOOLONG;
-    }
-    r = kapsel_do_mount(m, rel, err);
-    if (r < 0)
-      return r;
-  }
-
-  if (req->dev_is_tmpfs) {
-    r = kapsel_create_default_devices(err);
-    if (r < 0)
-      return r;
-  }
+  for (size_t i = 0; i < req->nmounts && r >= 0; i++)
+    r = mount_in_root(rootfd, &req->mounts[i], err);
+  if (r >= 0 && req->dev_is_tmpfs)
+    r = kapsel_create_default_devices(rootfd, err);
+  if (r >= 0)
+    r = kapsel_create_spec_devices(req, rootfd, err);
+  close(rootfd);
+  if (r < 0)
+    return r;
 
   if (req->flags & KAPSEL_FLAG_NO_PIVOT) {
     r = move_root(err);
   } else {
     r = pivot_root_dot(req->rootfs, err);
   }
+  if (r < 0)
+    return r;
+  if (req->rootfs_parent != NULL && mount(NULL, "/", NULL, req->root_propagation, NULL) < 0)
+    return fail(err, "mount", "/");
+
+  /* runc's order after the root is in place: sysctls (through the
+   * container's own /proc), readonlyPaths, maskedPaths, then the root
+   * itself read-only. */
+  rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0)
+    return fail(err, "open", "/");
+  r = kapsel_apply_sysctls(req, err);
+  if (r >= 0)
+    r = kapsel_apply_readonly_paths(req, rootfd, err);
+  if (r >= 0)
+    r = kapsel_apply_masked_paths(req, rootfd, err);
+  close(rootfd);
   if (r < 0)
     return r;
 

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -51,17 +52,49 @@ static int above_stdio(int *fd) {
   return 0;
 }
 
+/* The highest capability this kernel knows, for dropping the rest of the
+ * bounding set (runc reads the same file). */
+static int read_cap_last(struct kapsel_request *req, struct kapsel_record *err) {
+  char buf[16] = {0};
+  int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || read(fd, buf, sizeof buf - 1) <= 0) {
+    if (fd >= 0)
+      close(fd);
+    return fail(err, "read", "/proc/sys/kernel/cap_last_cap");
+  }
+  close(fd);
+  req->cap_last = atoi(buf);
+  if (req->cap_last > 63)
+    req->cap_last = 63;
+  return 0;
+}
+
 int kapsel_spawn(const void *request, size_t len, int32_t *out, struct kapsel_record *err) {
   cleanup_request struct kapsel_request req;
   cleanup_fd int ctl_node = -1, ctl_mon = -1, sync_mon = -1, sync_child = -1;
   cleanup_fd int in_r = -1, in_w = -1, out_r = -1, out_w = -1, err_r = -1, err_w = -1;
-  cleanup_fd int cgroup = -1;
+  cleanup_fd int cgroup = -1, pty_master = -1, pty_dup = -1, pty_slave = -1;
   int sv[2], p[3][2];
 
   int r = kapsel_request_parse(&req, request, len, err);
   if (r < 0) {
     memset(&req, 0, sizeof req); /* parse already freed it */
     return r;
+  }
+  if (req.has_caps && (r = read_cap_last(&req, err)) < 0)
+    return r;
+  if ((r = kapsel_find_rootfs_parent(&req, err)) < 0)
+    return r;
+  /* A bad profile (an unknown syscall name) fails create, before any fork. */
+  if ((r = kapsel_seccomp_compile(&req, err)) < 0)
+    return r;
+  if (req.terminal) {
+    if ((r = kapsel_pty_open(&req, &pty_master, &pty_slave, err)) < 0)
+      return r;
+    /* Two fds for Node: one read stream, one writer, each closed alone. */
+    pty_dup = fcntl(pty_master, F_DUPFD_CLOEXEC, 3);
+    if (pty_dup < 0 || (r = above_stdio(&pty_slave)) < 0)
+      return fail(err, "fcntl", "F_DUPFD_CLOEXEC");
   }
 
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
@@ -110,6 +143,7 @@ int kapsel_spawn(const void *request, size_t len, int32_t *out, struct kapsel_re
       .sync_mon = sync_mon,
       .sync_child = sync_child,
       .stdio = {in_r, out_w, err_w},
+      .pty_slave = pty_slave,
       .cgroup = cgroup,
   };
   pid_t node_pid = getpid();
@@ -122,13 +156,25 @@ int kapsel_spawn(const void *request, size_t len, int32_t *out, struct kapsel_re
     close(in_w);
     close(out_r);
     close(err_r);
+    if (pty_master >= 0) {
+      close(pty_master);
+      close(pty_dup);
+    }
     kapsel_monitor(&req, &fds, node_pid);
   }
 
   out[KAPSEL_OUT_CONTROL] = steal(&ctl_node);
-  out[KAPSEL_OUT_STDIN] = steal(&in_w);
-  out[KAPSEL_OUT_STDOUT] = steal(&out_r);
-  out[KAPSEL_OUT_STDERR] = steal(&err_r);
+  if (req.terminal) {
+    /* stdin writes and stdout reads both go to the master; there is no
+     * separate stderr on a terminal. */
+    out[KAPSEL_OUT_STDIN] = steal(&pty_dup);
+    out[KAPSEL_OUT_STDOUT] = steal(&pty_master);
+    out[KAPSEL_OUT_STDERR] = -1;
+  } else {
+    out[KAPSEL_OUT_STDIN] = steal(&in_w);
+    out[KAPSEL_OUT_STDOUT] = steal(&out_r);
+    out[KAPSEL_OUT_STDERR] = steal(&err_r);
+  }
   out[KAPSEL_OUT_MONITOR] = pid;
   return 0; /* the cleanups close every fd that belongs to the children */
 }

@@ -5,13 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../runtime/src/agent/client.js';
 import { isRoot, StandaloneAgent } from '../support/agent-process.js';
 import { busyboxMissing, makeBusyboxRootfs } from '../support/busybox.js';
+import { cgroup2Root } from '../support/cgroup.js';
 import { testSpec } from '../support/spec.js';
 
-/** The first cgroup v2 mount here (/sys/fs/cgroup, or a hybrid host's .../unified). */
-const cgroup2 = readFileSync('/proc/self/mountinfo', 'utf8')
-  .split('\n')
-  .map((l) => l.split(' '))
-  .find((f) => f[f.indexOf('-') + 1] === 'cgroup2')?.[4];
+const cgroup2 = cgroup2Root;
 
 const skip = !isRoot
   ? 'needs root'

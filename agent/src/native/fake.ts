@@ -17,7 +17,8 @@ export type FakeCall =
   | { op: 'exit'; status: number }
   | { op: 'attachDeviceFilter'; cgroupDir: string; program: Buffer; replaceFd: number }
   | { op: 'start'; pid: number }
-  | { op: 'signal'; pid: number; signo: number };
+  | { op: 'signal'; pid: number; signo: number }
+  | { op: 'resize'; pid: number; rows: number; cols: number };
 
 const SIGKILL = 9;
 
@@ -27,6 +28,7 @@ export class FakeProcess implements ContainerProcess {
   readonly stderr = new PassThrough();
   readonly exited: Promise<ProcessExit>;
   started = false;
+  readonly terminal: boolean;
   /** Set to make start() reject, as an execve failure would. */
   startError: NativeError | undefined;
   /** Signals that end the process (as signal exits); SIGKILL always does. */
@@ -42,6 +44,13 @@ export class FakeProcess implements ContainerProcess {
     this.exited = new Promise((resolve) => {
       this.resolveExit = resolve;
     });
+    this.terminal = request.terminal !== undefined;
+    if (this.terminal) this.stderr.end();
+  }
+
+  resize(rows: number, cols: number): void {
+    if (!this.terminal) throw new NativeError('resize: the process has no terminal', 22);
+    this.calls.push({ op: 'resize', pid: this.pid, rows, cols });
   }
 
   start(): Promise<void> {

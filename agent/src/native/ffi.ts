@@ -45,6 +45,8 @@ export interface KapselLib {
     replaceFd: number,
     err: Buffer,
   ): number;
+  /** int kapsel_tty_resize(int32_t fd, uint32_t rows, uint32_t cols, struct kapsel_record *err) */
+  ttyResize(fd: number, rows: number, cols: number, err: Buffer): number;
   /** pid_t waitpid(pid_t pid, int *status, int options) */
   waitpid(pid: number, status: Int32Array, options: number): number;
   /** The calling thread's errno after the last call. */
@@ -87,6 +89,9 @@ export function loadKapselLib(): KapselLib {
   const bpfDeviceFilter = lib.func(
     'int kapsel_bpf_device_filter(const char *cgroup, const void *insns, uint32_t ninsns, int32_t replace_fd, void *err)',
   );
+  const ttyResize = lib.func(
+    'int kapsel_tty_resize(int32_t fd, uint32_t rows, uint32_t cols, void *err)',
+  );
   const waitpid = libc.func('int waitpid(int pid, int *status, int options)');
   const exit = libc.func('void _exit(int status)');
 
@@ -102,6 +107,7 @@ export function loadKapselLib(): KapselLib {
     // bpf(2) is quick and not namespace-bound: fine on the main thread.
     bpfDeviceFilter: (cgroup, insns, count, replaceFd, err) =>
       bpfDeviceFilter(cgroup, insns, count, replaceFd, err) as number,
+    ttyResize: (fd, rows, cols, err) => ttyResize(fd, rows, cols, err) as number,
     waitpid: (pid, status, options) => waitpid(pid, status, options) as number,
     errno: () => koffi.errno(),
     exit: (status) => {

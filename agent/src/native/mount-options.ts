@@ -79,6 +79,11 @@ const PROPAGATION_OPTIONS: Readonly<Record<string, number>> = {
   runbindable: MS.UNBINDABLE | MS.REC,
 };
 
+/** MS_* flags of a propagation name ("rslave"), or undefined. */
+export function propagationFlags(name: string): number | undefined {
+  return Object.hasOwn(PROPAGATION_OPTIONS, name) ? PROPAGATION_OPTIONS[name] : undefined;
+}
+
 /** Options runc handles itself and never passes to the kernel. */
 const RUNTIME_ONLY = new Set(['tmpcopyup', 'idmap', 'ridmap']);
 

@@ -13,6 +13,7 @@ export const CLONE_FLAGS: Readonly<Record<NamespaceKind, number>> = {
   ipc: 0x08000000, // CLONE_NEWIPC
   pid: 0x20000000, // CLONE_NEWPID
   network: 0x40000000, // CLONE_NEWNET
+  user: 0x10000000, // CLONE_NEWUSER
 };
 
 export const REQ_MAGIC = 'KPS1';
@@ -32,10 +33,30 @@ export const Tag = {
   flags: 13,
   rootPropagation: 14,
   cgroup: 15,
+  terminal: 16,
+  caps: 17,
+  rlimit: 18,
+  oomScoreAdj: 19,
+  masked: 20,
+  readonly: 21,
+  sysctl: 22,
+  device: 23,
+  seccomp: 24,
+  seccompArch: 25,
+  seccompRule: 26,
+  uidMap: 27,
+  gidMap: 28,
 } as const;
 
 export const FLAG_READONLY_ROOT = 0x1;
 export const FLAG_NO_PIVOT = 0x2;
+export const FLAG_NO_NEW_PRIVS = 0x4;
+
+/** A u64 as the two u32 words (low, high) the C side reassembles. */
+function u64(v: bigint): [number, number] {
+  if (v < 0n || v > 0xffffffffffffffffn) throw new RangeError(`not a u64: ${v}`);
+  return [Number(v & 0xffffffffn), Number(v >> 32n)];
+}
 
 class Writer {
   private readonly parts: Buffer[] = [Buffer.from(REQ_MAGIC, 'latin1')];
@@ -96,10 +117,39 @@ export function encodeSpawnRequest(req: SpawnRequest): Buffer {
   if (req.umask !== undefined) w.field(Tag.umask, req.umask);
   const flags =
     (req.readonlyRootfs === true ? FLAG_READONLY_ROOT : 0) |
-    (req.noPivot === true ? FLAG_NO_PIVOT : 0);
+    (req.noPivot === true ? FLAG_NO_PIVOT : 0) |
+    (req.noNewPrivileges === true ? FLAG_NO_NEW_PRIVS : 0);
   if (flags !== 0) w.field(Tag.flags, flags);
   if (req.rootPropagation !== undefined) w.field(Tag.rootPropagation, req.rootPropagation);
   if (req.cgroup !== undefined) w.field(Tag.cgroup, req.cgroup);
+  if (req.terminal !== undefined) w.field(Tag.terminal, req.terminal.rows, req.terminal.cols);
+  const c = req.capabilities;
+  if (c !== undefined) {
+    w.field(
+      Tag.caps,
+      ...[c.bounding, c.effective, c.permitted, c.inheritable, c.ambient].flatMap(u64),
+    );
+  }
+  for (const r of req.rlimits ?? [])
+    w.field(Tag.rlimit, r.resource, ...u64(r.soft), ...u64(r.hard));
+  if (req.oomScoreAdj !== undefined) w.field(Tag.oomScoreAdj, req.oomScoreAdj >>> 0);
+  for (const p of req.maskedPaths ?? []) w.field(Tag.masked, p);
+  for (const p of req.readonlyPaths ?? []) w.field(Tag.readonly, p);
+  for (const s of req.sysctl ?? []) w.field(Tag.sysctl, s.key, s.value);
+  for (const d of req.devices ?? []) {
+    w.field(Tag.device, d.mode, d.major, d.minor, d.uid, d.gid, d.path);
+  }
+  const sc = req.seccomp;
+  if (sc !== undefined) {
+    w.field(Tag.seccomp, sc.defaultAction, sc.flags);
+    for (const a of sc.architectures) w.field(Tag.seccompArch, a);
+    for (const r of sc.rules) {
+      const args = r.args.flatMap((a) => [a.index, a.op, ...u64(a.value), ...u64(a.valueTwo)]);
+      w.field(Tag.seccompRule, r.action, r.args.length, ...args, r.name);
+    }
+  }
+  if (req.uidMap !== undefined) w.field(Tag.uidMap, req.uidMap);
+  if (req.gidMap !== undefined) w.field(Tag.gidMap, req.gidMap);
   return w.done();
 }
 

@@ -6,6 +6,7 @@
 //   us -> monitor: START, SIGNAL{signo}; closing the socket kills the container
 import { Socket } from 'node:net';
 import { constants } from 'node:os';
+import type { Readable, Writable } from 'node:stream';
 import type { KapselLib } from './ffi.js';
 import {
   Msg,
@@ -17,6 +18,7 @@ import {
   encodeSpawnRequest,
   type ControlRecord,
 } from './protocol.js';
+import { endedStream, ptyReader, ptyWriter } from './pty-streams.js';
 import {
   NativeError,
   type ContainerProcess,
@@ -55,9 +57,12 @@ type Phase = 'setup' | 'ready' | 'starting' | 'running' | 'exited';
 
 class MonitoredProcess implements ContainerProcess {
   pid = 0;
-  readonly stdin: Socket;
-  readonly stdout: Socket;
-  readonly stderr: Socket;
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  readonly terminal: boolean;
+  private readonly ptyMaster: number;
+  private ptyOpen: () => boolean = () => false;
   readonly ready = deferred<ContainerProcess>();
   private readonly exitedD = deferred<ProcessExit>();
   readonly exited = this.exitedD.promise;
@@ -75,9 +80,24 @@ class MonitoredProcess implements ContainerProcess {
     // libuv sees pipes and unix sockets as pipes; net.Socket works on both,
     // EOF included.
     this.control = new Socket({ fd: fd(0), readable: true, writable: true });
-    this.stdin = new Socket({ fd: fd(1), readable: false, writable: true });
-    this.stdout = new Socket({ fd: fd(2), readable: true, writable: false });
-    this.stderr = new Socket({ fd: fd(3), readable: true, writable: false });
+    // A terminal: kapsel_spawn hands out the pty master twice (stdin,
+    // stdout) and no stderr.
+    this.terminal = fd(3) < 0;
+    this.ptyMaster = this.terminal ? fd(2) : -1;
+    if (this.terminal) {
+      this.stdin = ptyWriter(fd(1));
+      const reader = ptyReader(fd(2));
+      this.stdout = reader.stream;
+      this.ptyOpen = reader.isOpen;
+      this.stderr = endedStream();
+    } else {
+      this.stdin = new Socket({ fd: fd(1), readable: false, writable: true });
+      // allowHalfOpen: at EOF a socket would otherwise destroy itself, and
+      // output nobody had read yet (an exec that finished before ReadStdout
+      // came) would never be delivered, nor its end.
+      this.stdout = new Socket({ fd: fd(2), readable: true, writable: false, allowHalfOpen: true });
+      this.stderr = new Socket({ fd: fd(3), readable: true, writable: false, allowHalfOpen: true });
+    }
     // A container that stops reading its stdin must not crash the agent.
     this.stdin.on('error', () => undefined);
     this.control.on('data', (chunk: Buffer) => {
@@ -110,6 +130,17 @@ class MonitoredProcess implements ContainerProcess {
     }
     if (this.phase === 'exited' || this.control.destroyed) return;
     this.control.write(encodeCommand(Msg.signal, signo));
+  }
+
+  resize(rows: number, cols: number): void {
+    if (!this.terminal) {
+      throw new NativeError('resize: the process has no terminal', EINVAL, { syscall: 'ioctl' });
+    }
+    if (!this.ptyOpen()) return;
+    const err = Buffer.alloc(RECORD_SIZE);
+    if (this.lib.ttyResize(this.ptyMaster, rows, cols, err) < 0) {
+      throw errorFromRecord(decodeRecord(err));
+    }
   }
 
   private onRecord(rec: ControlRecord): void {

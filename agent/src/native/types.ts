@@ -4,7 +4,7 @@ import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 
 /** Namespaces the container init gets new copies of (clone flags). */
-export type NamespaceKind = 'mount' | 'uts' | 'ipc' | 'pid' | 'network' | 'cgroup';
+export type NamespaceKind = 'mount' | 'uts' | 'ipc' | 'pid' | 'network' | 'cgroup' | 'user';
 
 export interface MountSpec {
   /** A host path for bind mounts, else what mount(2) takes ("proc", "tmpfs", ...). */
@@ -57,6 +57,67 @@ export interface SpawnRequest {
    * in (clone3 CLONE_INTO_CGROUP); with a 'cgroup' namespace, its root.
    */
   cgroup?: string;
+  /** stdio is a new pty; rows/cols 0 leave the kernel's default size. */
+  terminal?: { rows: number; cols: number };
+  /** Capability bit masks; absent: the init keeps what it has (root: all). */
+  capabilities?: CapabilitySets;
+  noNewPrivileges?: boolean;
+  rlimits?: readonly RlimitSpec[];
+  oomScoreAdj?: number;
+  maskedPaths?: readonly string[];
+  readonlyPaths?: readonly string[];
+  /** Keys relative to /proc/sys with slashes ("net/ipv4/ip_forward"). */
+  sysctl?: readonly SysctlSpec[];
+  devices?: readonly DeviceSpec[];
+  seccomp?: SeccompProgram;
+  /** With a 'user' namespace: uid_map / gid_map contents. */
+  uidMap?: string;
+  gidMap?: string;
+}
+
+export interface RlimitSpec {
+  /** setrlimit(2) resource number. */
+  resource: number;
+  soft: bigint;
+  hard: bigint;
+}
+
+export interface SysctlSpec {
+  key: string;
+  value: string;
+}
+
+export interface CapabilitySets {
+  bounding: bigint;
+  effective: bigint;
+  permitted: bigint;
+  inheritable: bigint;
+  ambient: bigint;
+}
+
+export interface DeviceSpec {
+  path: string;
+  /** S_IFCHR / S_IFBLK / S_IFIFO | permission bits. */
+  mode: number;
+  major: number;
+  minor: number;
+  uid: number;
+  gid: number;
+}
+
+/** An OCI seccomp profile in libseccomp's numbers (spec/seccomp.ts). */
+export interface SeccompProgram {
+  defaultAction: number;
+  flags: number;
+  /** libseccomp arch names, e.g. "x86_64". */
+  architectures: readonly string[];
+  rules: readonly SeccompRule[];
+}
+
+export interface SeccompRule {
+  name: string;
+  action: number;
+  args: readonly { index: number; op: number; value: bigint; valueTwo: bigint }[];
 }
 
 /** How the container init ended: signal is 0 when it exited, else exitCode is 128 + signal. */
@@ -84,6 +145,10 @@ export interface ContainerProcess {
   start(): Promise<void>;
   /** kill(2) on the init; ignored once it has been reaped. */
   signal(signo: number): void;
+  /** TIOCSWINSZ on the pty master; throws NativeError without a terminal. */
+  resize(rows: number, cols: number): void;
+  /** Whether stdio is a terminal (then stderr ends at once). */
+  readonly terminal: boolean;
   /** Resolves when the init has been reaped; all its pipes see EOF after it. */
   readonly exited: Promise<ProcessExit>;
 }

@@ -8,6 +8,7 @@ import {
   type Event,
   type GuestDetailsResponse,
   type StatsContainerResponse,
+  type ListProcessesResponse,
   type ReadStreamResponse,
   type WaitProcessResponse,
 } from '../../../proto/generated/agent.js';
@@ -73,6 +74,31 @@ export class AgentClient {
   ): Promise<void> {
     await this.call<Empty>((md, o, cb) =>
       this.client.signalProcess({ containerId, execId, signal, all }, md, o, cb),
+    );
+  }
+
+  /** runc exec: processJson is an OCI process. */
+  async execProcess(containerId: string, execId: string, processJson: string): Promise<void> {
+    await this.call<Empty>((md, o, cb) =>
+      this.client.execProcess({ containerId, execId, processJson }, md, o, cb),
+    );
+  }
+
+  async listProcesses(containerId: string): Promise<number[]> {
+    const res = await this.call<ListProcessesResponse>((md, o, cb) =>
+      this.client.listProcesses({ containerId }, md, o, cb),
+    );
+    return res.pids;
+  }
+
+  async ttyWinResize(
+    containerId: string,
+    rows: number,
+    columns: number,
+    execId = '',
+  ): Promise<void> {
+    await this.call<Empty>((md, o, cb) =>
+      this.client.ttyWinResize({ containerId, execId, rows, columns }, md, o, cb),
     );
   }
 
