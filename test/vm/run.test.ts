@@ -32,10 +32,12 @@ describe.skipIf(skip !== undefined)(
       rmSync(root, { recursive: true, force: true });
     });
 
-    /** Nothing of a run may outlive it: no QEMU, virtiofsd, socket or state dir. */
+    /** Nothing of a run may outlive it: no QEMU, virtiofsd, monitor, socket or state dir. */
     function expectNothingLeft(id: string): void {
       expect(processesMentioning(join(root, id))).toEqual([]);
+      expect(processesMentioning(join(root, '.vm', id))).toEqual([]);
       expect(existsSync(join(root, id))).toBe(false);
+      expect(existsSync(join(root, '.vm', id))).toBe(false);
     }
 
     async function waitForOutput(run: RunningCli, text: string): Promise<void> {

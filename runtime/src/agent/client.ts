@@ -1,11 +1,20 @@
-import { credentials, Metadata, type CallOptions, type ServiceError } from '@grpc/grpc-js';
+import {
+  credentials,
+  Metadata,
+  type ChannelInterface,
+  type CallOptions,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import {
   AgentServiceClient,
   type CheckResponse,
   CreateContainerRequest,
   type DeepPartial,
   type Empty,
+  type Event,
   type GuestDetailsResponse,
+  type ListProcessesResponse,
+  type StatsContainerResponse,
   type ReadStreamResponse,
   type WaitProcessResponse,
 } from '../../../proto/generated/agent.js';
@@ -31,6 +40,11 @@ export class AgentClient {
 
   static forSocket(path: string): AgentClient {
     return new AgentClient(`unix://${path}`);
+  }
+
+  /** The HTTP/2 channel, for a byte-level client sharing this one connection. */
+  channel(): ChannelInterface {
+    return this.client.getChannel();
   }
 
   close(): void {
@@ -84,6 +98,59 @@ export class AgentClient {
     await this.call<Empty>((md, o, cb) =>
       this.client.closeStdin({ containerId, execId }, md, o, cb),
     );
+  }
+
+  async execProcess(containerId: string, execId: string, processJson: string): Promise<void> {
+    await this.call<Empty>((md, o, cb) =>
+      this.client.execProcess({ containerId, execId, processJson }, md, o, cb),
+    );
+  }
+
+  async listProcesses(containerId: string): Promise<number[]> {
+    const res = await this.call<ListProcessesResponse>((md, o, cb) =>
+      this.client.listProcesses({ containerId }, md, o, cb),
+    );
+    return res.pids;
+  }
+
+  async ttyWinResize(
+    containerId: string,
+    execId: string,
+    rows: number,
+    columns: number,
+  ): Promise<void> {
+    await this.call<Empty>((md, o, cb) =>
+      this.client.ttyWinResize({ containerId, execId, rows, columns }, md, o, cb),
+    );
+  }
+
+  async pauseContainer(containerId: string): Promise<void> {
+    await this.call<Empty>((md, o, cb) => this.client.pauseContainer({ containerId }, md, o, cb));
+  }
+
+  async resumeContainer(containerId: string): Promise<void> {
+    await this.call<Empty>((md, o, cb) => this.client.resumeContainer({ containerId }, md, o, cb));
+  }
+
+  async updateContainer(containerId: string, resourcesJson: string): Promise<void> {
+    await this.call<Empty>((md, o, cb) =>
+      this.client.updateContainer({ containerId, resourcesJson }, md, o, cb),
+    );
+  }
+
+  statsContainer(containerId: string): Promise<StatsContainerResponse> {
+    return this.call((md, o, cb) => this.client.statsContainer({ containerId }, md, o, cb));
+  }
+
+  /** Events (OOM kills) as the agent sees them, until `signal` aborts. */
+  events(signal?: AbortSignal): AsyncIterable<Event> {
+    const stream: Readable = this.client.getEvents({});
+    signal?.addEventListener('abort', () => {
+      stream.destroy();
+    });
+    return (async function* () {
+      for await (const msg of stream) yield msg as Event;
+    })();
   }
 
   async destroySandbox(deadlineMs = 10_000): Promise<void> {
