@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -50,6 +51,15 @@ export function checkContainerId(id: string): void {
 /** Directory under --root that holds the sandboxes' monitors (not a container). */
 export const VM_DIR_NAME = '.vm';
 
+/**
+ * A sandbox's monitor directory. Named by a short hash of the sandbox id:
+ * it holds unix sockets (QMP, virtiofsd, the monitor's), whose paths the
+ * kernel caps at 108 bytes, and engines pass 64-hex ids under long roots.
+ */
+export function vmDirOf(root: string, sandboxId: string): string {
+  return join(root, VM_DIR_NAME, createHash('sha256').update(sandboxId).digest('hex').slice(0, 12));
+}
+
 export class StateStore {
   constructor(readonly root: string) {}
 
@@ -58,7 +68,7 @@ export class StateStore {
   }
 
   vmDirOf(sandboxId: string): string {
-    return join(this.root, VM_DIR_NAME, sandboxId);
+    return vmDirOf(this.root, sandboxId);
   }
 
   /** Claims the id; fails as runc does when it is taken. */

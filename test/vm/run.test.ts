@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Process, Spec, State } from '../../oci/spec.js';
+import { vmDirOf } from '../../runtime/src/state.js';
 import {
   GUEST_DIR,
   kapsel,
@@ -35,9 +36,9 @@ describe.skipIf(skip !== undefined)(
     /** Nothing of a run may outlive it: no QEMU, virtiofsd, monitor, socket or state dir. */
     function expectNothingLeft(id: string): void {
       expect(processesMentioning(join(root, id))).toEqual([]);
-      expect(processesMentioning(join(root, '.vm', id))).toEqual([]);
+      expect(processesMentioning(vmDirOf(root, id))).toEqual([]);
       expect(existsSync(join(root, id))).toBe(false);
-      expect(existsSync(join(root, '.vm', id))).toBe(false);
+      expect(existsSync(vmDirOf(root, id))).toBe(false);
     }
 
     async function waitForOutput(run: RunningCli, text: string): Promise<void> {
