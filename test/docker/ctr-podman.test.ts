@@ -106,7 +106,7 @@ const skipPodman = engineMissing(PODMAN) ?? vmMissing();
 describe.skipIf(skipPodman !== undefined)(
   `podman --runtime${skipPodman ? ` (skipped: ${skipPodman})` : ''}`,
   () => {
-    const dir = mkdtempSync('/tmp/kpm-');
+    let dir = '';
     const podmanWithInput = (
       input: Buffer | string,
       ...args: string[]
@@ -131,6 +131,7 @@ describe.skipIf(skipPodman !== undefined)(
     const podman = (...args: string[]): ReturnType<typeof runCommand> =>
       podmanWithInput('', ...args);
     beforeAll(async () => {
+      dir = mkdtempSync('/tmp/kpm-');
       const rootfs = makeBusyboxRootfs();
       chmodSync(rootfs, 0o755);
       chmodSync(join(rootfs, 'tmp'), 0o1777);
@@ -140,6 +141,7 @@ describe.skipIf(skipPodman !== undefined)(
       expect(imported.code).toBe(0);
     });
     afterAll(async () => {
+      if (dir === '') return;
       await podman('rm', '-af');
       await podman('rmi', '-af');
       for (const m of mountsUnder(dir)) execFileSync('umount', ['--lazy', m]);

@@ -1,4 +1,5 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -61,7 +62,7 @@ export function runCommand(
 export class DockerDaemon {
   private constructor(
     readonly dir: string,
-    private readonly proc: ChildProcess,
+    private readonly proc: ChildProcessByStdio<null, Readable, Readable>,
   ) {}
 
   get socket(): string {
@@ -98,8 +99,8 @@ export class DockerDaemon {
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let log = '';
-    proc.stdout?.on('data', (d: Buffer) => (log += d.toString()));
-    proc.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+    proc.stdout.on('data', (d: Buffer) => (log += d.toString()));
+    proc.stderr.on('data', (d: Buffer) => (log += d.toString()));
     const d = new DockerDaemon(dir, proc);
     for (let i = 0; i < 300; i++) {
       if (proc.exitCode !== null) break;
