@@ -26,8 +26,9 @@ describe.skipIf(skip !== undefined)(
   `docker run --runtime${skip ? ` (skipped: ${skip})` : ''}`,
   () => {
     let d: DockerDaemon;
-    const work = mkdtempSync('/tmp/kdv-');
+    let work = '';
     beforeAll(async () => {
+      work = mkdtempSync('/tmp/kdv-');
       d = await DockerDaemon.start();
       await d.importImage();
     });
@@ -38,7 +39,7 @@ describe.skipIf(skip !== undefined)(
         ...(await d.docker(['ps', '-aq'])).stdout.split('\n').filter(Boolean),
       ]);
       await d.stop();
-      rmSync(work, { recursive: true, force: true });
+      if (work !== '') rmSync(work, { recursive: true, force: true });
     });
 
     describe.each(['runc', 'kapsel'])('with %s', (runtime) => {
