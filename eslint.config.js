@@ -22,13 +22,19 @@ export default tseslint.config(
       'no-restricted-imports': [
         'error',
         {
-          paths: [{ name: 'koffi', message: 'koffi is imported only in agent/src/native/ffi.ts' }],
+          paths: [
+            {
+              name: 'koffi',
+              message:
+                'koffi is imported only in agent/src/native/ffi.ts and runtime/src/native/ffi.ts',
+            },
+          ],
         },
       ],
     },
   },
   {
-    files: ['agent/src/native/ffi.ts'],
+    files: ['agent/src/native/ffi.ts', 'runtime/src/native/ffi.ts'],
     rules: { 'no-restricted-imports': 'off' },
   },
   {

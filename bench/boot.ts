@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { parseArgs } from 'node:util';
 import { guestImage, packageRoot } from '../runtime/src/paths.js';
+import { SHARED_TAG } from '../runtime/src/guest-spec.js';
 import { Sandbox } from '../runtime/src/sandbox.js';
 import { Vm } from '../runtime/src/vm/index.js';
 import { makeBusyboxRootfs } from '../test/support/busybox.js';
@@ -28,7 +29,7 @@ const since = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e6
 async function bootKapsel(i: number): Promise<Marks> {
   const stateDir = mkdtempSync(join(root, `kapsel-${i}-`));
   const t0 = process.hrtime.bigint();
-  const sandbox = await Sandbox.start({ stateDir, rootfs, log });
+  const sandbox = await Sandbox.start({ stateDir, shareDir: rootfs, log });
   const marks: Marks = {};
   try {
     const init = await sandbox.vm.console.waitFor(/kapsel-init: started/, { includeTail: true });
@@ -36,11 +37,12 @@ async function bootKapsel(i: number): Promise<Marks> {
     marks['agent ready (port open)'] = sandbox.vm.timeline.ms('agentPortOpen') ?? NaN;
     marks['agent answered Check'] = since(t0);
     const id = `bench-${i}`;
-    const guest = Sandbox.guestSpec(id, testSpec(rootfs, ['/bin/true']));
+    // The share is the rootfs itself: the agent mounts it as the container's root.
+    const mountPoint = `/run/kapsel/containers/${id}/rootfs`;
     await sandbox.agent.createContainer({
       containerId: id,
-      ociSpecJson: JSON.stringify(guest.spec),
-      storages: guest.storages,
+      ociSpecJson: JSON.stringify(testSpec(mountPoint, ['/bin/true'])),
+      storages: [{ driver: 'virtiofs', source: SHARED_TAG, mountPoint, options: [] }],
     });
     await sandbox.agent.startContainer(id);
     await sandbox.agent.waitProcess(id);

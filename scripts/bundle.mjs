@@ -32,4 +32,6 @@ await build({
   ...common,
   entryPoints: [join(root, 'runtime/src/main.ts')],
   outfile: join(root, 'build/dist/kapsel.mjs'),
+  // The shim loads koffi only for --console-socket; it resolves from node_modules.
+  external: ['koffi'],
 });

@@ -1,19 +1,13 @@
 import type { Logger } from 'pino';
-import type { Spec } from '../../oci/spec.js';
-import type { Storage } from '../../proto/generated/agent.js';
 import { AgentClient } from './agent/client.js';
+import { SHARED_TAG } from './guest-spec.js';
 import { guestImage } from './paths.js';
 import { Vm } from './vm/index.js';
 
-/** The virtio-fs tag under which a container's rootfs reaches the guest. */
-const ROOTFS_TAG = 'kapsel-rootfs';
-/** Where the agent mounts shared rootfses, per container. */
-const GUEST_CONTAINERS_DIR = '/run/kapsel/containers';
-
 export interface SandboxOptions {
   stateDir: string;
-  /** Host directory shared into the guest: the container's rootfs. */
-  rootfs: string;
+  /** Host directory shared into the guest: the containers' rootfses and binds. */
+  shareDir: string;
   memoryMiB?: number;
   cpus?: number;
   log: Logger;
@@ -21,8 +15,8 @@ export interface SandboxOptions {
 
 /**
  * One VM with its agent connection: QEMU, virtiofsd and the single gRPC
- * connection over the virtio-serial port. `kapsel run` holds one in-process
- * for the container's lifetime.
+ * connection over the virtio-serial port. The sandbox monitor holds one for
+ * the VM's lifetime.
  */
 export class Sandbox {
   private constructor(
@@ -40,7 +34,7 @@ export class Sandbox {
         initrd: image.initrd,
         memoryMiB: opts.memoryMiB ?? 1024,
         cpus: opts.cpus ?? 1,
-        share: { dir: opts.rootfs, tag: ROOTFS_TAG },
+        share: { dir: opts.shareDir, tag: SHARED_TAG },
       },
       opts.log,
     );
@@ -53,15 +47,6 @@ export class Sandbox {
       await vm.shutdown(0);
       throw err;
     }
-  }
-
-  /** The spec as the agent must see it, and the storage that backs its rootfs. */
-  static guestSpec(containerId: string, spec: Spec): { spec: Spec; storages: Storage[] } {
-    const mountPoint = `${GUEST_CONTAINERS_DIR}/${containerId}/rootfs`;
-    return {
-      spec: { ...spec, root: { ...spec.root, path: mountPoint } },
-      storages: [{ driver: 'virtiofs', source: ROOTFS_TAG, mountPoint, options: [] }],
-    };
   }
 
   /**

@@ -55,11 +55,59 @@ describe.skipIf(skip !== undefined)(
       for (const verb of [
         ['state', 'ghost'],
         ['delete', 'ghost'],
+        ['start', 'ghost'],
+        ['kill', 'ghost', 'KILL'],
+        ['exec', 'ghost', 'true'],
+        ['ps', 'ghost'],
+        ['pause', 'ghost'],
+        ['resume', 'ghost'],
+        ['update', '--pids-limit', '5', 'ghost'],
+        ['events', '--stats', 'ghost'],
       ]) {
         const r = await kapsel(['--root', root, ...verb]);
         expect(r.code).toBe(1);
         expect(r.stderr).toContain('container does not exist');
       }
+    });
+
+    it('lists no containers, in table, json and quiet form', async () => {
+      const empty = mkdtempSync(join(tmpdir(), 'kapsel-root-'));
+      dirs.push(empty);
+      expect((await kapsel(['--root', empty, 'list'])).stdout).toMatch(
+        /^ID\s+PID\s+STATUS\s+BUNDLE\s+CREATED\s+OWNER\n$/,
+      );
+      expect((await kapsel(['--root', empty, 'list', '--format', 'json'])).stdout).toBe('null\n');
+      expect((await kapsel(['--root', empty, 'list', '-q'])).stdout).toBe('');
+    });
+
+    it("prints its features in runc's shape", async () => {
+      const r = await kapsel(['features']);
+      expect(r.code).toBe(0);
+      const f = JSON.parse(r.stdout) as Record<string, unknown>;
+      expect(f).toMatchObject({ ociVersionMin: '1.0.0', ociVersionMax: '1.2.0' });
+      expect(f['hooks']).toContain('createRuntime');
+    });
+
+    it('delete --force of a container that does not exist succeeds, as with runc', async () => {
+      const r = await kapsel(['--root', root, 'delete', '--force', 'ghost']);
+      expect(r.code).toBe(0);
+      expect(r.stderr).toBe('');
+    });
+
+    it('refuses --preserve-fds it cannot honour in a VM, before anything starts', async () => {
+      const r = await kapsel([
+        '--root',
+        root,
+        'create',
+        '--preserve-fds',
+        '2',
+        '--bundle',
+        tempDir(),
+        'pfd',
+      ]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('--preserve-fds 2');
+      expect(existsSync(join(root, 'pfd'))).toBe(false);
     });
 
     it('writes errors to --log as JSON lines containerd can read', async () => {

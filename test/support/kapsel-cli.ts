@@ -1,6 +1,8 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import {
+  closeSync,
   existsSync,
+  openSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -94,4 +96,34 @@ function readdirNumeric(dir: string): number[] {
   return readdirSync(dir)
     .filter((e) => /^\d+$/.test(e))
     .map(Number);
+}
+
+/**
+ * Runs bin/kapsel with stdout and stderr on files and resolves when it
+ * exits: `create` and `run -d` leave a shim holding their stdio (as with
+ * containerd's fifos), so waiting for the streams to close would wait for
+ * the container.
+ */
+export async function kapselToFiles(
+  args: string[],
+  dir: string,
+): Promise<{ code: number | null; stdout: () => string; stderr: () => string }> {
+  const out = join(dir, `out-${Date.now()}-${Math.random().toString(16).slice(2)}`);
+  const err = `${out}.err`;
+  const outFd = openSync(out, 'w');
+  const errFd = openSync(err, 'w');
+  const child = spawn(KAPSEL, args, { cwd: tmpdir(), stdio: ['ignore', outFd, errFd] });
+  closeSync(outFd);
+  closeSync(errFd);
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', (c) => {
+      resolve(c);
+    });
+  });
+  return {
+    code,
+    stdout: () => readFileSync(out, 'utf8'),
+    stderr: () => readFileSync(err, 'utf8'),
+  };
 }

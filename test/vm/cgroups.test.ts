@@ -12,6 +12,7 @@ import { Sandbox } from '../../runtime/src/sandbox.js';
 import { makeBusyboxRootfs } from '../support/busybox.js';
 import { vmMissing } from '../support/kapsel-cli.js';
 import { testSpec } from '../support/spec.js';
+import { rootfsShareSpec } from '../support/guest.js';
 
 const skip = vmMissing();
 const MiB = 1024 * 1024;
@@ -55,7 +56,7 @@ describe.skipIf(skip !== undefined)(
     let cancelEvents: () => void = () => undefined;
 
     beforeAll(async () => {
-      sandbox = await Sandbox.start({ stateDir: root, rootfs, log });
+      sandbox = await Sandbox.start({ stateDir: root, shareDir: rootfs, log });
       const sub = sandbox.agent.events();
       cancelEvents = sub.cancel;
       void (async () => {
@@ -79,7 +80,7 @@ describe.skipIf(skip !== undefined)(
       const s = testSpec(rootfs, args);
       if (resources !== undefined) s.linux = { ...s.linux, resources };
       edit?.(s);
-      return JSON.stringify(Sandbox.guestSpec(id, s).spec);
+      return JSON.stringify(rootfsShareSpec(id, s).spec);
     }
 
     /** Creates and starts a container; its stdout/stderr as Lines. */
@@ -90,7 +91,7 @@ describe.skipIf(skip !== undefined)(
       edit?: (s: Spec) => void,
     ) {
       const { agent } = sandbox;
-      const guest = Sandbox.guestSpec(id, testSpec(rootfs, args));
+      const guest = rootfsShareSpec(id, testSpec(rootfs, args));
       await agent.createContainer({
         containerId: id,
         ociSpecJson: spec(id, args, resources, edit),

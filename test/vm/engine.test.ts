@@ -15,6 +15,7 @@ import { collect, failureOf, type RunResult } from '../support/engine.js';
 import { vmMissing } from '../support/kapsel-cli.js';
 import { lockdownSpec, usernsSpec } from '../support/lockdown.js';
 import { testSpec } from '../support/spec.js';
+import { rootfsShareSpec } from '../support/guest.js';
 
 const skip = vmMissing() ?? checkerMissing();
 
@@ -31,7 +32,7 @@ describe.skipIf(skip !== undefined)(
       rootfs = makeCheckerRootfs();
       symlinkSync('/', join(rootfs, 'to-root'));
       symlinkSync('..', join(rootfs, 'to-parent'));
-      sandbox = await Sandbox.start({ stateDir, rootfs, log: pino({ level: 'warn' }) });
+      sandbox = await Sandbox.start({ stateDir, shareDir: rootfs, log: pino({ level: 'warn' }) });
     });
 
     afterAll(async () => {
@@ -41,7 +42,7 @@ describe.skipIf(skip !== undefined)(
     });
 
     async function create(id: string, spec: Spec): Promise<void> {
-      const guest = Sandbox.guestSpec(id, spec);
+      const guest = rootfsShareSpec(id, spec);
       await sandbox.agent.createContainer({
         containerId: id,
         ociSpecJson: JSON.stringify(guest.spec),

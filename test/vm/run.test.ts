@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Process, Spec, State } from '../../oci/spec.js';
+import { vmDirOf } from '../../runtime/src/state.js';
 import {
   GUEST_DIR,
   kapsel,
@@ -32,10 +33,12 @@ describe.skipIf(skip !== undefined)(
       rmSync(root, { recursive: true, force: true });
     });
 
-    /** Nothing of a run may outlive it: no QEMU, virtiofsd, socket or state dir. */
+    /** Nothing of a run may outlive it: no QEMU, virtiofsd, monitor, socket or state dir. */
     function expectNothingLeft(id: string): void {
       expect(processesMentioning(join(root, id))).toEqual([]);
+      expect(processesMentioning(vmDirOf(root, id))).toEqual([]);
       expect(existsSync(join(root, id))).toBe(false);
+      expect(existsSync(vmDirOf(root, id))).toBe(false);
     }
 
     async function waitForOutput(run: RunningCli, text: string): Promise<void> {

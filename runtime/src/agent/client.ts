@@ -1,4 +1,11 @@
-import { credentials, Metadata, status, type CallOptions, type ServiceError } from '@grpc/grpc-js';
+import {
+  credentials,
+  Metadata,
+  status,
+  type ChannelInterface,
+  type CallOptions,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import {
   AgentServiceClient,
   type CheckResponse,
@@ -34,6 +41,11 @@ export class AgentClient {
 
   static forSocket(path: string): AgentClient {
     return new AgentClient(`unix://${path}`);
+  }
+
+  /** The HTTP/2 channel, for a byte-level client sharing this one connection. */
+  channel(): ChannelInterface {
+    return this.client.getChannel();
   }
 
   close(): void {
@@ -122,9 +134,9 @@ export class AgentClient {
     await this.call<Empty>((md, o, cb) => this.client.resumeContainer({ containerId }, md, o, cb));
   }
 
-  /** resources: OCI linux.resources; what it leaves out stays as it is. */
-  async updateContainer(containerId: string, resources: object): Promise<void> {
-    const resourcesJson = JSON.stringify(resources);
+  /** resources: OCI linux.resources (object or JSON); what it leaves out stays as it is. */
+  async updateContainer(containerId: string, resources: object | string): Promise<void> {
+    const resourcesJson = typeof resources === 'string' ? resources : JSON.stringify(resources);
     await this.call<Empty>((md, o, cb) =>
       this.client.updateContainer({ containerId, resourcesJson }, md, o, cb),
     );

@@ -1,12 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import { destroyContainer, monitorOf } from '../container.js';
 import { RuntimeError } from '../errors.js';
-import { isAlive, StateStore, toOciState } from '../state.js';
+import { canDelete } from '../lifecycle.js';
+import { currentStatus, isAlive, StateStore } from '../state.js';
 
 /**
- * `kapsel delete [--force] ID`. With --force a running container is killed:
- * its VM goes first (which ends the container and makes its `kapsel run`
- * clean up), then anything still alive is killed outright.
+ * `kapsel delete [--force] ID`. A created or stopped container goes; with
+ * --force a running one is killed first (all its processes, as runc does).
+ * runc succeeds quietly on --force for a container that does not exist.
  */
 export async function deleteContainer(
   root: string,
@@ -15,29 +17,28 @@ export async function deleteContainer(
   log: Logger,
 ): Promise<void> {
   const store = new StateStore(root);
-  const record = await store.load(id);
-  const status = toOciState(record).status;
-  if (status !== 'stopped' && !force) {
-    throw new RuntimeError(`cannot delete container ${id} that is not stopped: ${status}`);
-  }
-  for (const pid of [record.qemuPid, record.virtiofsdPid]) {
-    if (pid !== undefined && isAlive(pid)) killQuietly(pid, 'SIGKILL');
-  }
-  if (isAlive(record.pid) && record.pid !== process.pid) {
-    // Give `kapsel run` a moment to notice and clean up after itself.
-    for (let i = 0; i < 50 && isAlive(record.pid); i++) await sleep(100);
-    if (isAlive(record.pid)) {
-      log.warn({ pid: record.pid }, 'container process did not exit; killing it');
-      killQuietly(record.pid, 'SIGKILL');
-    }
-  }
-  await store.remove(id);
-}
-
-function killQuietly(pid: number, signal: NodeJS.Signals): void {
+  let record;
   try {
-    process.kill(pid, signal);
-  } catch {
-    // already gone
+    record = await store.load(id);
+  } catch (err) {
+    if (force && err instanceof RuntimeError && err.message === 'container does not exist') return;
+    throw err;
   }
+  const status = currentStatus(record);
+  const refusal = canDelete(status, force, id);
+  if (refusal !== undefined) throw new RuntimeError(refusal);
+  if (status === 'running' || status === 'paused') {
+    const agent = monitorOf(record);
+    try {
+      if (status === 'paused') await agent.resumeContainer(id).catch(() => undefined);
+      await agent.signalProcess(id, 9, '', true).catch((err: unknown) => {
+        log.debug({ err }, 'SIGKILL on delete --force failed');
+      });
+    } finally {
+      agent.close();
+    }
+    // The shim (or foreground run) notices and ends; give it a moment.
+    for (let i = 0; i < 50 && isAlive(record.pid, record.pidStart); i++) await sleep(100);
+  }
+  await destroyContainer(store, record, log);
 }

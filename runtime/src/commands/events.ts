@@ -1,0 +1,104 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { StatsContainerResponse } from '../../../proto/generated/agent.js';
+import type { AgentClient } from '../agent/client.js';
+import { agentCall, monitorOf } from '../container.js';
+import { RuntimeError } from '../errors.js';
+import { canInspect } from '../lifecycle.js';
+import { currentStatus, StateStore } from '../state.js';
+
+/**
+ * `kapsel events [--stats] [--interval 5s] ID`: JSON lines as runc prints
+ * them: `{"type":"stats","id":...,"data":{...}}` every interval, and
+ * `{"type":"oom","id":...}` as OOM kills happen. --stats prints one and exits.
+ */
+export async function events(
+  root: string,
+  id: string,
+  statsOnce: boolean,
+  interval: string,
+): Promise<void> {
+  const store = new StateStore(root);
+  const record = await store.load(id);
+  const refusal = canInspect(currentStatus(record));
+  if (refusal !== undefined) throw new RuntimeError(refusal);
+  const everyMs = parseInterval(interval);
+  const agent = monitorOf(record);
+  const sub = agent.events();
+  try {
+    if (statsOnce) {
+      await printStats(agent, id);
+      return;
+    }
+    void (async () => {
+      for await (const e of sub.events) {
+        if (e.containerId === id) print({ type: e.type, id });
+      }
+    })().catch(() => undefined);
+    for (;;) {
+      const r = await store.load(id).catch(() => undefined);
+      if (r === undefined || currentStatus(r) === 'stopped') return;
+      await printStats(agent, id);
+      await sleep(everyMs);
+    }
+  } finally {
+    sub.cancel();
+    agent.close();
+  }
+}
+
+async function printStats(agent: AgentClient, id: string): Promise<void> {
+  const s = await agentCall(agent.statsContainer(id));
+  print({ type: 'stats', id, data: formatStats(s) });
+}
+
+function print(event: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify(event)}\n`);
+}
+
+/**
+ * runc's `events` data (libcontainer's types.Stats as JSON). The one place
+ * the shape is decided; runtime/src/stats-format.ts takes over once merged.
+ */
+export function formatStats(s: StatsContainerResponse): Record<string, unknown> {
+  const usage = s.cpu?.usage;
+  const throttling = s.cpu?.throttling;
+  return {
+    cpu: {
+      usage: {
+        total: usage?.totalNs ?? 0,
+        percpu: usage?.percpuNs ?? [],
+        kernel: usage?.kernelNs ?? 0,
+        user: usage?.userNs ?? 0,
+      },
+      throttling: {
+        periods: throttling?.periods ?? 0,
+        throttledPeriods: throttling?.throttledPeriods ?? 0,
+        throttledTime: throttling?.throttledTimeNs ?? 0,
+      },
+    },
+    memory: {
+      usage: {
+        usage: s.memory?.usage ?? 0,
+        max: s.memory?.maxUsage ?? 0,
+        limit: s.memory?.limit ?? 0,
+      },
+      swap: { usage: s.memory?.swapUsage ?? 0, limit: s.memory?.swapLimit ?? 0 },
+      raw: s.memory?.stats ?? {},
+    },
+    pids: { current: s.pids?.current ?? 0, limit: s.pids?.limit ?? 0 },
+    blkio: {
+      ioServiceBytesRecursive: s.blkio?.ioServiceBytesRecursive ?? [],
+      ioServicedRecursive: s.blkio?.ioServicedRecursive ?? [],
+    },
+  };
+}
+
+/** Go durations as runc takes them: 5s, 500ms, 1m. */
+export function parseInterval(s: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(s);
+  if (m === null) throw new RuntimeError(`invalid --interval ${JSON.stringify(s)}`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+  const ms = Number(m[1]) * unit;
+  if (ms <= 0) throw new RuntimeError('duration interval must be greater than 0');
+  return ms;
+}

@@ -1,0 +1,162 @@
+import { execFileSync, spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { makeBusyboxRootfs } from './busybox.js';
+import { KAPSEL, ROOT, type CliResult } from './kapsel-cli.js';
+
+/** Debian's docker client (20.10) matches Debian's daemon; the newer one in /usr/local is not needed. */
+export const DOCKER = '/usr/bin/docker';
+export const DOCKERD = '/usr/sbin/dockerd';
+export const CTR = '/usr/bin/ctr';
+export const PODMAN = '/usr/bin/podman';
+export const RUNC = '/usr/sbin/runc';
+export const IMAGE = 'kbusybox:latest';
+/** Podman's default limits exceed this machine's hard limits, and runc refuses them. */
+export const PODMAN_ULIMITS = ['--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024'];
+
+/** Why an engine test cannot run here, or undefined. */
+export function engineMissing(...binaries: string[]): string | undefined {
+  if (process.getuid?.() !== 0) return 'needs root';
+  const missing = binaries.find((b) => !existsSync(b));
+  return missing === undefined
+    ? undefined
+    : `${missing} missing (apt-get install docker.io containerd podman)`;
+}
+
+/**
+ * Whether the guest agent serves an RPC yet: verbs built on ExecProcess,
+ * terminals and cgroups are tested once the agent side is merged, and
+ * reported as skipped with the reason until then.
+ */
+export function agentLacks(rpc: string): boolean {
+  return readFileSync(join(ROOT, 'agent/src/rpc.ts'), 'utf8').includes(`notYet(log, '${rpc}')`);
+}
+
+/** Runs a command to the end with `stdin` as its input. */
+export function runCommand(
+  file: string,
+  args: string[],
+  stdin: string | Buffer = '',
+): Promise<CliResult> {
+  const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdin.end(stdin);
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/**
+ * A private dockerd (and the containerd it starts) with the flags that work
+ * on these machines (no iptables, no bridge, vfs storage), kapsel added as a
+ * runtime, and a busybox image imported. stop() leaves nothing behind.
+ */
+export class DockerDaemon {
+  private constructor(
+    readonly dir: string,
+    private readonly proc: ChildProcessByStdio<null, Readable, Readable>,
+  ) {}
+
+  get socket(): string {
+    return join(this.dir, 'docker.sock');
+  }
+
+  get containerdSocket(): string {
+    return join(this.dir, 'exec/containerd/containerd.sock');
+  }
+
+  /** Where Docker's containerd shim keeps runtime state (its --root for runc and kapsel). */
+  get runtimeRoot(): string {
+    return join(this.dir, 'exec/runtime-runc/moby');
+  }
+
+  static async start(): Promise<DockerDaemon> {
+    // Short: the managed containerd's sockets live below it.
+    const dir = mkdtempSync('/tmp/kd-');
+    const proc = spawn(
+      DOCKERD,
+      [
+        '--iptables=false',
+        '--ip6tables=false',
+        '--bridge=none',
+        '--storage-driver=vfs',
+        `--data-root=${join(dir, 'data')}`,
+        `--exec-root=${join(dir, 'exec')}`,
+        `--pidfile=${join(dir, 'docker.pid')}`,
+        '-H',
+        `unix://${join(dir, 'docker.sock')}`,
+        '--add-runtime',
+        `kapsel=${KAPSEL}`,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let log = '';
+    proc.stdout.on('data', (d: Buffer) => (log += d.toString()));
+    proc.stderr.on('data', (d: Buffer) => (log += d.toString()));
+    const d = new DockerDaemon(dir, proc);
+    for (let i = 0; i < 300; i++) {
+      if (proc.exitCode !== null) break;
+      if ((await d.docker(['version'])).code === 0) return d;
+      await sleep(100);
+    }
+    await d.stop();
+    throw new Error(`dockerd did not start:\n${log.slice(-4000)}`);
+  }
+
+  docker(args: string[], stdin: string | Buffer = ''): Promise<CliResult> {
+    return runCommand(DOCKER, ['-H', `unix://${this.socket}`, ...args], stdin);
+  }
+
+  ctr(args: string[]): Promise<CliResult> {
+    return runCommand(CTR, ['-a', this.containerdSocket, '-n', 'kapsel-test', ...args]);
+  }
+
+  /** `docker import` of a fresh busybox rootfs, as IMAGE. */
+  async importImage(): Promise<void> {
+    const rootfs = makeBusyboxRootfs();
+    // An image's / and /tmp as distributions ship them, so -u 1000 can use them
+    // (mkdtemp makes the directory 0700).
+    chmodSync(rootfs, 0o755);
+    chmodSync(join(rootfs, 'tmp'), 0o1777);
+    try {
+      const tar = execFileSync('tar', ['-C', rootfs, '-c', '.'], { maxBuffer: 1 << 28 });
+      const r = await this.docker(['import', '-', IMAGE], tar);
+      if (r.code !== 0) throw new Error(`docker import: ${r.stderr}`);
+    } finally {
+      rmSync(rootfs, { recursive: true, force: true });
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) {
+      const exited = new Promise((resolve) => this.proc.once('exit', resolve));
+      this.proc.kill('SIGTERM');
+      const done = await Promise.race([exited.then(() => true), sleep(30_000, false)]);
+      if (!done) this.proc.kill('SIGKILL');
+      await exited;
+    }
+    // dockerd unmounts its netns and shm mounts itself; this catches a crash,
+    // and nothing is removed through a mount.
+    for (const m of mountsUnder(this.dir)) {
+      execFileSync('umount', ['--lazy', m], { stdio: 'ignore' });
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Mount points at or below `dir`, deepest first. */
+export function mountsUnder(dir: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4] ?? '')
+    .filter((m) => m === dir || m.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+}
