@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { LinuxResources } from '../../oci/resources.js';
 import type { Process, Seccomp, Spec } from '../../oci/spec.js';
 import type { StatsContainerResponse, Storage } from '../../proto/generated/agent.js';
 import { OomWatcher } from './cgroups/events.js';
@@ -104,50 +105,62 @@ export class Sandbox {
     this.creating.add(id);
     try {
       const spec = parseSpec(specJson);
-      const { request, join } = toSpawnRequest(spec);
-      if (join.length > 0) {
-        // A path in linux.namespaces is the host's; in the guest the pod's
-        // namespaces are those of its sandbox container's init.
-        if (sandboxContainerId === '') {
-          throw invalidArgument(
-            'linux.namespaces: an entry with a path needs sandbox_container_id to join from',
-          );
-        }
-        request.joinNamespaces = joinsOf(this.get(sandboxContainerId).pid, join);
-      }
-      // Validated and made before anything else, so that bad resources
-      // leave nothing behind; the init is then born in it.
-      const cgroup = await this.createCgroup(id, spec);
-      if (cgroup !== undefined) request.cgroup = cgroup;
+      // Resources are refused before anything is made; the rest of the spec
+      // after the storages are mounted, since bind sources live in them.
+      const resources = await this.checkResources(spec);
+      const mounted = await mountStorages(this.native, storages);
       try {
-        const context: ExecContext = { namespaces: [...request.namespaces, ...join] };
-        if (request.seccomp !== undefined) context.seccomp = request.seccomp;
-        if (request.namespaces.includes('user')) {
-          context.idMaps = {
-            uid: spec.linux?.uidMappings ?? [],
-            gid: spec.linux?.gidMappings ?? [],
-          };
-          context.mapText = { uid: request.uidMap ?? '', gid: request.gidMap ?? '' };
-        }
-        if (request.cgroup !== undefined) context.cgroupDir = request.cgroup;
-        const mounted = await mountStorages(this.native, storages);
-        try {
-          const init = await this.native.spawn(request).catch((err: unknown) => {
-            throw specRefusal(err, spec.linux?.seccomp);
-          });
-          this.containers.set(id, new Container(id, init, mounted, context, this.log));
-          if (cgroup !== undefined) await this.oom.add(id, cgroup);
-          this.log.info({ container: id, pid: init.pid, cgroup }, 'container created');
-        } catch (err) {
-          await unmountAll(this.native, mounted);
-          throw err;
-        }
+        await this.createInMounted(id, spec, resources, mounted, sandboxContainerId);
       } catch (err) {
-        if (cgroup !== undefined) await this.cgroups?.remove(cgroup);
+        await unmountAll(this.native, mounted);
         throw err;
       }
     } finally {
       this.creating.delete(id);
+    }
+  }
+
+  private async createInMounted(
+    id: string,
+    spec: Spec,
+    resources: LinuxResources | undefined,
+    mounted: string[],
+    sandboxContainerId: string,
+  ): Promise<void> {
+    const { request, join } = toSpawnRequest(spec);
+    if (join.length > 0) {
+      // A path in linux.namespaces is the host's; in the guest the pod's
+      // namespaces are those of its sandbox container's init.
+      if (sandboxContainerId === '') {
+        throw invalidArgument(
+          'linux.namespaces: an entry with a path needs sandbox_container_id to join from',
+        );
+      }
+      request.joinNamespaces = joinsOf(this.get(sandboxContainerId).pid, join);
+    }
+    // Made before the init, which is then born in it.
+    const cgroup = await this.createCgroup(id, spec, resources);
+    if (cgroup !== undefined) request.cgroup = cgroup;
+    try {
+      const context: ExecContext = { namespaces: [...request.namespaces, ...join] };
+      if (request.seccomp !== undefined) context.seccomp = request.seccomp;
+      if (request.namespaces.includes('user')) {
+        context.idMaps = {
+          uid: spec.linux?.uidMappings ?? [],
+          gid: spec.linux?.gidMappings ?? [],
+        };
+        context.mapText = { uid: request.uidMap ?? '', gid: request.gidMap ?? '' };
+      }
+      if (request.cgroup !== undefined) context.cgroupDir = request.cgroup;
+      const init = await this.native.spawn(request).catch((err: unknown) => {
+        throw specRefusal(err, spec.linux?.seccomp);
+      });
+      this.containers.set(id, new Container(id, init, mounted, context, this.log));
+      if (cgroup !== undefined) await this.oom.add(id, cgroup);
+      this.log.info({ container: id, pid: init.pid, cgroup }, 'container created');
+    } catch (err) {
+      if (cgroup !== undefined) await this.cgroups?.remove(cgroup);
+      throw err;
     }
   }
 
@@ -288,7 +301,8 @@ export class Sandbox {
     return this.requireCgroups(id).stats(this.cgroupOf(c));
   }
 
-  private async createCgroup(id: string, spec: Spec): Promise<string | undefined> {
+  /** linux.resources, validated; undefined where the agent has no cgroups. */
+  private async checkResources(spec: Spec): Promise<LinuxResources | undefined> {
     const resources = spec.linux?.resources;
     if (this.cgroups === undefined) {
       if (resources !== undefined && Object.keys(resources).length > 0) {
@@ -298,7 +312,15 @@ export class Sandbox {
       }
       return undefined;
     }
-    const valid = await this.cgroups.validate(resources);
+    return this.cgroups.validate(resources);
+  }
+
+  private async createCgroup(
+    id: string,
+    spec: Spec,
+    valid: LinuxResources | undefined,
+  ): Promise<string | undefined> {
+    if (this.cgroups === undefined || valid === undefined) return undefined;
     const dir = this.cgroups.dirFor(id, spec.linux?.cgroupsPath);
     await this.cgroups.create(dir, valid, spec.linux?.devices ?? []);
     return dir;

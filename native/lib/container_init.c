@@ -132,6 +132,11 @@ void kapsel_container_init(const struct kapsel_request *req, const struct kapsel
      * namespace roots there, before /sys/fs/cgroup can be mounted. */
     if (req->new_ns & CLONE_NEWCGROUP)
       CHECK(unshare(CLONE_NEWCGROUP), "unshare", "cgroup");
+    /* An exec joins the container's cgroup namespace only now, for the
+     * same reason (see kapsel_monitor). */
+    for (size_t i = 0; i < req->njoin; i++)
+      if (req->join[i].nstype == CLONE_NEWCGROUP)
+        CHECK(setns(req->join[i].fd, CLONE_NEWCGROUP), "setns", req->join[i].path);
   }
 
   /* runc's nsexec makes the init a session leader (needed for a

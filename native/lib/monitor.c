@@ -210,6 +210,12 @@ void kapsel_monitor(const struct kapsel_request *req, const struct kapsel_child_
    * into the new ones. setns(CLONE_NEWPID) affects our children only, and
    * setns into a mount namespace needs a single-threaded caller: us. */
   for (size_t i = 0; i < req->njoin; i++) {
+    /* Born in a cgroup, the child joins the cgroup namespace itself, after
+     * clone3: the kernel refuses CLONE_INTO_CGROUP (ENOENT, in
+     * cgroup_procs_write_permission) when the caller's own cgroup lies
+     * outside the cgroup namespace it is in. */
+    if (fds->cgroup >= 0 && req->join[i].nstype == CLONE_NEWCGROUP)
+      continue;
     if (setns(req->join[i].fd, req->join[i].nstype) < 0)
       fail_early(m.control, errno, "setns", req->join[i].path);
     close(req->join[i].fd);
@@ -223,8 +229,12 @@ void kapsel_monitor(const struct kapsel_request *req, const struct kapsel_child_
 
   /* Only the container may hold its stdio ends, or Node never sees EOF. */
   close(fds->sync_child);
-  if (fds->cgroup >= 0)
+  if (fds->cgroup >= 0) {
     close(fds->cgroup);
+    for (size_t i = 0; i < req->njoin; i++)
+      if (req->join[i].nstype == CLONE_NEWCGROUP)
+        close(req->join[i].fd);
+  }
   for (int i = 0; i < 3; i++)
     close(fds->stdio[i]);
   if (fds->pty_slave >= 0)

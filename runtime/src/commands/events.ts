@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { StatsContainerResponse } from '../../../proto/generated/agent.js';
+import { formatRuncStats } from '../stats-format.js';
 import type { AgentClient } from '../agent/client.js';
 import { agentCall, monitorOf } from '../container.js';
 import { RuntimeError } from '../errors.js';
@@ -48,49 +48,11 @@ export async function events(
 
 async function printStats(agent: AgentClient, id: string): Promise<void> {
   const s = await agentCall(agent.statsContainer(id));
-  print({ type: 'stats', id, data: formatStats(s) });
+  process.stdout.write(`${formatRuncStats(id, s)}\n`);
 }
 
 function print(event: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify(event)}\n`);
-}
-
-/**
- * runc's `events` data (libcontainer's types.Stats as JSON). The one place
- * the shape is decided; runtime/src/stats-format.ts takes over once merged.
- */
-export function formatStats(s: StatsContainerResponse): Record<string, unknown> {
-  const usage = s.cpu?.usage;
-  const throttling = s.cpu?.throttling;
-  return {
-    cpu: {
-      usage: {
-        total: usage?.totalNs ?? 0,
-        percpu: usage?.percpuNs ?? [],
-        kernel: usage?.kernelNs ?? 0,
-        user: usage?.userNs ?? 0,
-      },
-      throttling: {
-        periods: throttling?.periods ?? 0,
-        throttledPeriods: throttling?.throttledPeriods ?? 0,
-        throttledTime: throttling?.throttledTimeNs ?? 0,
-      },
-    },
-    memory: {
-      usage: {
-        usage: s.memory?.usage ?? 0,
-        max: s.memory?.maxUsage ?? 0,
-        limit: s.memory?.limit ?? 0,
-      },
-      swap: { usage: s.memory?.swapUsage ?? 0, limit: s.memory?.swapLimit ?? 0 },
-      raw: s.memory?.stats ?? {},
-    },
-    pids: { current: s.pids?.current ?? 0, limit: s.pids?.limit ?? 0 },
-    blkio: {
-      ioServiceBytesRecursive: s.blkio?.ioServiceBytesRecursive ?? [],
-      ioServicedRecursive: s.blkio?.ioServicedRecursive ?? [],
-    },
-  };
 }
 
 /** Go durations as runc takes them: 5s, 500ms, 1m. */
