@@ -140,7 +140,16 @@ export class Sandbox {
     }
     // Made before the init, which is then born in it.
     const cgroup = await this.createCgroup(id, spec, resources);
-    if (cgroup !== undefined) request.cgroup = cgroup;
+    if (cgroup !== undefined) {
+      request.cgroup = cgroup;
+      // A spec without a cgroup namespace means the host's (Docker's
+      // cgroupns=host on a v1 host), which does not exist in the guest;
+      // without one the container would see the guest's root cgroup and not
+      // its own limits. So it always gets one, rooted at its cgroup.
+      if (!request.namespaces.includes('cgroup') && !join.some((j) => j === 'cgroup')) {
+        request.namespaces = [...request.namespaces, 'cgroup'];
+      }
+    }
     try {
       const context: ExecContext = { namespaces: [...request.namespaces, ...join] };
       if (request.seccomp !== undefined) context.seccomp = request.seccomp;
