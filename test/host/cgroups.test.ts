@@ -65,7 +65,8 @@ describe.skipIf(skip !== undefined)(
       expect(readFileSync(join(dir, 'cgroup.procs'), 'utf8').trim()).toMatch(/^\d+$/);
       await client.startContainer(id);
       await client.waitProcess(id);
-      expect(await out.stdout).toContain(`0::/kapsel/${id}`);
+      // It always gets a cgroup namespace rooted at its own cgroup.
+      expect(await out.stdout).toContain('0::/\n');
       const stats = await client.statsContainer(id);
       expect(stats.cpu?.usage?.totalNs).toBeGreaterThan(0);
       await client.removeContainer(id);
