@@ -243,10 +243,16 @@ describe.skipIf(skip !== undefined)(
         );
         expect(err?.details).toContain(field);
       }
-      // A checker that sees the whole guest: no pid namespace, cgroup2 of the guest.
+      // A checker that sees the whole guest: no pid namespace, so PID 1 is the
+      // guest's, and through its root the guest's whole cgroup tree (its own
+      // cgroup namespace shows only its own cgroup).
       const { out } = await start(
         'checker',
-        ['sh', '-c', 'find /sys/fs/cgroup/kapsel -mindepth 1 -type d; echo procs; ps -o args'],
+        [
+          'sh',
+          '-c',
+          'find /proc/1/root/sys/fs/cgroup/kapsel -mindepth 1 -type d; echo procs; ps -o args',
+        ],
         undefined,
         (s) => {
           s.linux = { namespaces: [{ type: 'mount' }] };
@@ -261,7 +267,7 @@ describe.skipIf(skip !== undefined)(
       await out.done;
       const [cgroups, procs] = out.text.split('procs\n');
       expect((cgroups ?? '').split('\n').filter((l) => l !== '')).toEqual([
-        '/sys/fs/cgroup/kapsel/checker',
+        '/proc/1/root/sys/fs/cgroup/kapsel/checker',
       ]);
       expect(procs).not.toContain('sleep 60');
       await sandbox.agent.removeContainer('checker');
