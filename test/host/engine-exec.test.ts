@@ -218,7 +218,8 @@ describe.skipIf(skip !== undefined)(
         for await (const chunk of client.readOutput('stdout', id)) out += chunk.toString();
       })();
       await client.startContainer(id);
-      await until(() => out.includes('cols 111'), 'the first tty report');
+      // Input only after the reports: the terminal echoes it into the output.
+      await until(() => out.includes('33 111'), 'the first stty size');
       await client.ttyWinResize(id, 50, 160);
       await client.writeStdin(id, Buffer.from('hello\n'));
       expect(await client.waitProcess(id)).toEqual({ exitCode: 0, signal: 0 });
@@ -280,18 +281,30 @@ describe.skipIf(skip !== undefined)(
         id,
         't',
         execProcess(
-          ['sh', '-c', 'checker tty; tty; readlink /proc/self/fd/0; ls /dev/pts; stty size; cat'],
+          [
+            'sh',
+            '-c',
+            'checker tty; tty; readlink /proc/self/fd/0; ls /dev/pts; stty size; read x; stty size; cat',
+          ],
           { terminal: true, consoleSize: { height: 20, width: 70 } },
         ),
       );
-      const out = collect(client.readOutput('stdout', id, 't'));
+      let out = '';
+      const reading = (async () => {
+        for await (const chunk of client.readOutput('stdout', id, 't')) out += chunk.toString();
+      })();
+      // Input only after the report: the terminal echoes it into the output.
+      await until(() => out.includes('20 70'), 'the first stty size');
+      await client.ttyWinResize(id, 25, 90, 't');
+      await client.writeStdin(id, Buffer.from('go\n'), 't');
+      await until(() => out.includes('25 90'), 'the stty size after the resize');
       await client.writeStdin(id, Buffer.from('line\n'), 't');
       await client.closeStdin(id, 't');
       expect(await client.waitProcess(id, 't')).toEqual({ exitCode: 0, signal: 0 });
-      const text = (await out).replaceAll('\r', '');
+      await reading;
+      const text = out.replaceAll('\r', '');
       expect(text).toContain('tty 1 rows 20 cols 70');
-      const lines = text.split('\n');
-      const after = afterChecker(lines);
+      const after = afterChecker(text.split('\n'));
       expectOwnPts(after);
       expect(after[3]).toBe('20 70');
       expect(text).toContain('line\n');
