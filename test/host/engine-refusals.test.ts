@@ -168,7 +168,7 @@ describe.skipIf(skip !== undefined)(
       symlinkSync('/../../../../../../../../dev/pts/ptmx', link);
       try {
         const spec = testSpec(rootfs, ['true']);
-        spec.mounts = spec.mounts?.filter((m) => !m.destination.startsWith('/dev'));
+        spec.mounts = (spec.mounts ?? []).filter((m) => !m.destination.startsWith('/dev'));
         spec.process = { ...spec.process, terminal: true, user: { uid: 0, gid: 0 }, cwd: '/' };
         const mountsBefore = mountinfo();
         const id = nextId();
