@@ -4,6 +4,7 @@
  * sync socket, waits for START, then execs. The sync socket is O_CLOEXEC,
  * so the monitor reads EOF exactly when execve succeeded. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <sched.h>
@@ -92,6 +93,41 @@ static int look_path(const char *name, const char *path_env, char *out, size_t o
   kapsel_strlcat(rec->message, name, sizeof rec->message);
   kapsel_strlcat(rec->message, "\": executable file not found in $PATH", sizeof rec->message);
   return -ENOENT;
+}
+
+/* process.terminal: Node opened pty N in our devpts at READY (pty.c) and
+ * chowned its slave to us. Open it by its name in our own /dev/pts, so
+ * /proc/self/fd/0 and ttyname() name a node the container can see, then
+ * make it stdio and our controlling terminal (we are a session leader, see
+ * setsid above); runc's setupConsole + dupStdio. */
+static int open_tty(int32_t index, struct kapsel_record *rec) {
+  char path[32], digits[16];
+  size_t i = sizeof digits;
+  unsigned v = (unsigned)index;
+  digits[--i] = '\0';
+  do {
+    digits[--i] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v != 0 && i > 0);
+  kapsel_strlcpy(path, "/dev/pts/", sizeof path);
+  kapsel_strlcat(path, digits + i, sizeof path);
+  memset(rec, 0, sizeof *rec);
+  int tty = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (tty < 0) {
+    kapsel_record_error(rec, errno, "open", path);
+    return -1;
+  }
+  for (int fd = 0; fd < 3; fd++)
+    if (dup2(tty, fd) < 0) {
+      kapsel_record_error(rec, errno, "dup2", path);
+      return -1;
+    }
+  close(tty);
+  if (ioctl(0, TIOCSCTTY, 0) < 0) {
+    kapsel_record_error(rec, errno, "ioctl", "TIOCSCTTY");
+    return -1;
+  }
+  return 0;
 }
 
 #define CHECK(call, syscall_name, path)                                                         \
@@ -187,18 +223,12 @@ void kapsel_container_init(const struct kapsel_request *req, const struct kapsel
   }
   CHECK(chdir(req->cwd), "chdir", req->cwd);
 
-  if (fds->pty_slave >= 0) {
-    for (int i = 0; i < 3; i++)
-      CHECK(dup2(fds->pty_slave, i), "dup2", stdio_names[i]);
-    close(fds->pty_slave);
-    CHECK(ioctl(0, TIOCSCTTY, 0), "ioctl", "TIOCSCTTY");
-  } else {
-    /* kapsel_spawn made sure all three are >= 3, so no dup2 clobbers
-     * another; dup2 clears O_CLOEXEC on the copy. */
-    for (int i = 0; i < 3; i++) {
-      CHECK(dup2(fds->stdio[i], i), "dup2", stdio_names[i]);
-      close(fds->stdio[i]);
-    }
+  /* kapsel_spawn made sure all three are >= 3, so no dup2 clobbers
+   * another; dup2 clears O_CLOEXEC on the copy. With a terminal the pipes
+   * are placeholders until START brings the pty. */
+  for (int i = 0; i < 3; i++) {
+    CHECK(dup2(fds->stdio[i], i), "dup2", stdio_names[i]);
+    close(fds->stdio[i]);
   }
 
   if (look_path(req->argv[0], req->path_env, exe, sizeof exe, &rec) < 0)
@@ -214,6 +244,8 @@ void kapsel_container_init(const struct kapsel_request *req, const struct kapsel
   while (n < 0 && errno == EINTR);
   if (n != (ssize_t)sizeof rec || rec.type != KAPSEL_MSG_START)
     _exit(1);
+  if (req->terminal && open_tty(rec.value, &rec) < 0)
+    report_and_exit(sync, &rec, 1);
 
   /* The monitor's signal mask and dispositions are already the defaults;
    * make sure nothing blocked leaks into the container. */

@@ -40,6 +40,13 @@ int kapsel_umount(const char *target, int32_t flags, struct kapsel_record *err);
  * new program's fd. bpf_devices.c */
 int kapsel_bpf_device_filter(const char *cgroup, const void *insns, uint32_t ninsns,
                              int32_t replace_fd, struct kapsel_record *err);
+/* process.terminal, at READY: opens the master of a new pty in the devpts of
+ * process `pid` (/proc/<pid>/root/dev/ptmx), unlocks it, sizes it, chowns
+ * the slave to the process user; out: master, a dup of it, the pty index N
+ * (the process opens /dev/pts/N after START), a slave fd to close once the
+ * process has started. pty.c */
+int kapsel_pty_open_in(int32_t pid, uint32_t rows, uint32_t cols, int32_t *out,
+                       struct kapsel_record *err);
 /* TIOCSWINSZ on a pty master (TtyWinResize). */
 int kapsel_tty_resize(int32_t fd, uint32_t rows, uint32_t cols, struct kapsel_record *err);
 
@@ -112,7 +119,7 @@ struct kapsel_request {
   const char *path_env; /* the container's $PATH, or the default */
   int dev_is_tmpfs;     /* a tmpfs on /dev: create the default device nodes */
 
-  int terminal; /* stdio is a pty made by kapsel_spawn */
+  int terminal; /* stdio is a pty: Node opens it at READY, we get N with START */
   uint16_t rows, cols;
   int has_caps; /* else the init keeps the caps it has (root: all) */
   uint64_t caps[5]; /* KAPSEL_CAP_* */
@@ -149,7 +156,6 @@ struct kapsel_child_fds {
   int sync_mon;   /* monitor's end of the sync socket */
   int sync_child; /* container init's end */
   int stdio[3];   /* container ends of the stdio pipes */
-  int pty_slave;  /* with a terminal: the slave, which becomes 0, 1 and 2; else -1 */
   int cgroup;     /* the request's cgroup directory, or -1 */
 };
 
@@ -219,10 +225,6 @@ int kapsel_write_id_maps(const struct kapsel_request *req, pid_t pid, struct kap
 /* rootfs_parent.c (Node thread): the mount point holding req->rootfs, from
  * /proc/self/mountinfo, when the root propagation is shared. */
 int kapsel_find_rootfs_parent(struct kapsel_request *req, struct kapsel_record *err);
-
-/* pty.c (Node thread): a pty pair; the master gets the window size. */
-int kapsel_pty_open(const struct kapsel_request *req, int *master, int *slave,
-                    struct kapsel_record *err);
 
 /* rootfs.c (async-signal-safe) */
 int kapsel_prepare_rootfs(const struct kapsel_request *req, struct kapsel_record *err);

@@ -106,8 +106,10 @@ static void handle_control(struct monitor *m) {
   }
   if (rec.type == KAPSEL_MSG_START) {
     if (m->ready && !m->start_sent && m->sync >= 0) {
+      int32_t pty = rec.value; /* with a terminal: the index of its pty */
       memset(&rec, 0, sizeof rec);
       rec.type = KAPSEL_MSG_START;
+      rec.value = pty;
       if (send(m->sync, &rec, sizeof rec, MSG_NOSIGNAL) == (ssize_t)sizeof rec) {
         m->start_sent = 1;
         return;
@@ -200,8 +202,6 @@ void kapsel_monitor(const struct kapsel_request *req, const struct kapsel_child_
     keep[nkeep++] = fds->stdio[i];
   if (fds->cgroup >= 0)
     keep[nkeep++] = fds->cgroup;
-  if (fds->pty_slave >= 0)
-    keep[nkeep++] = fds->pty_slave;
   for (size_t i = 0; i < req->njoin; i++)
     keep[nkeep++] = req->join[i].fd;
   close_other_fds(keep, nkeep);
@@ -237,8 +237,6 @@ void kapsel_monitor(const struct kapsel_request *req, const struct kapsel_child_
   }
   for (int i = 0; i < 3; i++)
     close(fds->stdio[i]);
-  if (fds->pty_slave >= 0)
-    close(fds->pty_slave);
 
   /* A new user namespace: its maps, then the go-ahead the init waits for. */
   if (req->new_ns & CLONE_NEWUSER) {

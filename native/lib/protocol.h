@@ -27,7 +27,8 @@ enum kapsel_req_tag {
   KAPSEL_REQ_FLAGS = 13,      /* u32, KAPSEL_FLAG_* */
   KAPSEL_REQ_ROOT_PROPAGATION = 14, /* u32 MS_* applied to "/" first */
   KAPSEL_REQ_CGROUP = 15,     /* string: cgroup v2 directory to be born in */
-  KAPSEL_REQ_TERMINAL = 16,   /* u32 rows, u32 cols: a pty for stdio (0 0: kernel default) */
+  KAPSEL_REQ_TERMINAL = 16,   /* u32 rows, u32 cols: a pty for stdio (0 0: kernel default),
+                                 opened in the container's devpts at READY (pty.c) */
   KAPSEL_REQ_CAPS = 17,       /* 5 x (u32 lo, u32 hi): bounding, effective, permitted,
                                  inheritable, ambient; absent: caps are left as they are */
   KAPSEL_REQ_RLIMIT = 18,     /* u32 resource, u32 soft lo, hi, u32 hard lo, hi */
@@ -60,7 +61,7 @@ enum kapsel_msg_type {
   /* init <-> monitor (sync socket) */
   KAPSEL_MSG_MAP_IDS = 8, /* init -> monitor: write my uid_map/gid_map; monitor -> init: done */
   /* Node -> monitor */
-  KAPSEL_MSG_START = 16,
+  KAPSEL_MSG_START = 16,  /* value: with a terminal, N of the /dev/pts/N Node opened (pty.c) */
   KAPSEL_MSG_SIGNAL = 17, /* value: signal number */
 };
 

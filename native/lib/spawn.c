@@ -73,7 +73,7 @@ int kapsel_spawn(const void *request, size_t len, int32_t *out, struct kapsel_re
   cleanup_request struct kapsel_request req;
   cleanup_fd int ctl_node = -1, ctl_mon = -1, sync_mon = -1, sync_child = -1;
   cleanup_fd int in_r = -1, in_w = -1, out_r = -1, out_w = -1, err_r = -1, err_w = -1;
-  cleanup_fd int cgroup = -1, pty_master = -1, pty_dup = -1, pty_slave = -1;
+  cleanup_fd int cgroup = -1;
   int sv[2], p[3][2];
 
   int r = kapsel_request_parse(&req, request, len, err);
@@ -88,15 +88,6 @@ int kapsel_spawn(const void *request, size_t len, int32_t *out, struct kapsel_re
   /* A bad profile (an unknown syscall name) fails create, before any fork. */
   if ((r = kapsel_seccomp_compile(&req, err)) < 0)
     return r;
-  if (req.terminal) {
-    if ((r = kapsel_pty_open(&req, &pty_master, &pty_slave, err)) < 0)
-      return r;
-    /* Two fds for Node: one read stream, one writer, each closed alone. */
-    pty_dup = fcntl(pty_master, F_DUPFD_CLOEXEC, 3);
-    if (pty_dup < 0 || (r = above_stdio(&pty_slave)) < 0)
-      return fail(err, "fcntl", "F_DUPFD_CLOEXEC");
-  }
-
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
     return fail(err, "socketpair", "control");
   ctl_node = sv[0];
@@ -143,7 +134,6 @@ int kapsel_spawn(const void *request, size_t len, int32_t *out, struct kapsel_re
       .sync_mon = sync_mon,
       .sync_child = sync_child,
       .stdio = {in_r, out_w, err_w},
-      .pty_slave = pty_slave,
       .cgroup = cgroup,
   };
   pid_t node_pid = getpid();
@@ -156,20 +146,13 @@ int kapsel_spawn(const void *request, size_t len, int32_t *out, struct kapsel_re
     close(in_w);
     close(out_r);
     close(err_r);
-    if (pty_master >= 0) {
-      close(pty_master);
-      close(pty_dup);
-    }
     kapsel_monitor(&req, &fds, node_pid);
   }
 
   out[KAPSEL_OUT_CONTROL] = steal(&ctl_node);
   if (req.terminal) {
-    /* stdin writes and stdout reads both go to the master; there is no
-     * separate stderr on a terminal. */
-    out[KAPSEL_OUT_STDIN] = steal(&pty_dup);
-    out[KAPSEL_OUT_STDOUT] = steal(&pty_master);
-    out[KAPSEL_OUT_STDERR] = -1;
+    /* The pty comes at READY (kapsel_pty_open_in); the pipes go unused. */
+    out[KAPSEL_OUT_STDIN] = out[KAPSEL_OUT_STDOUT] = out[KAPSEL_OUT_STDERR] = -1;
   } else {
     out[KAPSEL_OUT_STDIN] = steal(&in_w);
     out[KAPSEL_OUT_STDOUT] = steal(&out_r);

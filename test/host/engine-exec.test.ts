@@ -32,6 +32,22 @@ async function until(cond: () => Promise<boolean> | boolean, what: string): Prom
   throw new Error(`timed out waiting for ${what}`);
 }
 
+/** The lines after the first `checker tty` report (which ends with "sid"). */
+function afterChecker(lines: string[]): string[] {
+  return lines.slice(lines.findIndex((l) => l.startsWith('sid ')) + 1);
+}
+
+/**
+ * The output of `tty; readlink /proc/self/fd/0; ls /dev/pts` in a container:
+ * the terminal is a node of the container's own devpts (runc makes it
+ * there), so busybox `tty` finds it and the container lists it.
+ */
+function expectOwnPts([tty, link, ls]: string[]): void {
+  expect(tty).toMatch(/^\/dev\/pts\/\d+$/);
+  expect(link).toBe(tty);
+  expect(ls?.split(/\s+/)).toContain(tty?.slice('/dev/pts/'.length));
+}
+
 describe.skipIf(skip !== undefined)(
   `exec, processes and terminals${skip ? ` (skipped: ${skip})` : ''}`,
   () => {
@@ -185,7 +201,7 @@ describe.skipIf(skip !== undefined)(
       const spec = testSpec(rootfs, [
         'sh',
         '-c',
-        'checker tty; read line; echo got=$line; checker tty',
+        'checker tty; tty; readlink /proc/self/fd/0; ls /dev/pts; stty size; read line; echo got=$line; checker tty; stty size',
       ]);
       spec.process = {
         ...spec.process,
@@ -202,7 +218,8 @@ describe.skipIf(skip !== undefined)(
         for await (const chunk of client.readOutput('stdout', id)) out += chunk.toString();
       })();
       await client.startContainer(id);
-      await until(() => out.includes('cols 111'), 'the first tty report');
+      // Input only after the reports: the terminal echoes it into the output.
+      await until(() => out.includes('33 111'), 'the first stty size');
       await client.ttyWinResize(id, 50, 160);
       await client.writeStdin(id, Buffer.from('hello\n'));
       expect(await client.waitProcess(id)).toEqual({ exitCode: 0, signal: 0 });
@@ -210,8 +227,12 @@ describe.skipIf(skip !== undefined)(
       // A terminal turns \n into \r\n and echoes the input.
       const lines = out.replaceAll('\r', '').split('\n');
       expect(lines[0]).toBe('tty 1 rows 33 cols 111');
+      const after = afterChecker(lines);
+      expectOwnPts(after);
+      expect(after[3]).toBe('33 111');
       expect(lines).toContain('got=hello');
       expect(lines).toContain('tty 1 rows 50 cols 160');
+      expect(lines).toContain('50 160');
       // The init is a session leader with the terminal as its controlling tty.
       const sid = lines.find((l) => l.startsWith('sid '));
       expect(sid).toMatch(/^sid 1 pgrp 1 tcpgrp 1$/);
@@ -259,17 +280,33 @@ describe.skipIf(skip !== undefined)(
       await client.execProcess(
         id,
         't',
-        execProcess(['sh', '-c', 'checker tty; cat'], {
-          terminal: true,
-          consoleSize: { height: 20, width: 70 },
-        }),
+        execProcess(
+          [
+            'sh',
+            '-c',
+            'checker tty; tty; readlink /proc/self/fd/0; ls /dev/pts; stty size; read x; stty size; cat',
+          ],
+          { terminal: true, consoleSize: { height: 20, width: 70 } },
+        ),
       );
-      const out = collect(client.readOutput('stdout', id, 't'));
+      let out = '';
+      const reading = (async () => {
+        for await (const chunk of client.readOutput('stdout', id, 't')) out += chunk.toString();
+      })();
+      // Input only after the report: the terminal echoes it into the output.
+      await until(() => out.includes('20 70'), 'the first stty size');
+      await client.ttyWinResize(id, 25, 90, 't');
+      await client.writeStdin(id, Buffer.from('go\n'), 't');
+      await until(() => out.includes('25 90'), 'the stty size after the resize');
       await client.writeStdin(id, Buffer.from('line\n'), 't');
       await client.closeStdin(id, 't');
       expect(await client.waitProcess(id, 't')).toEqual({ exitCode: 0, signal: 0 });
-      const text = (await out).replaceAll('\r', '');
+      await reading;
+      const text = out.replaceAll('\r', '');
       expect(text).toContain('tty 1 rows 20 cols 70');
+      const after = afterChecker(text.split('\n'));
+      expectOwnPts(after);
+      expect(after[3]).toBe('20 70');
       expect(text).toContain('line\n');
       const err = await failureOf(client.ttyWinResize(id, 10, 10, 'no-such'));
       expect(err?.code).toBe(status.NOT_FOUND);

@@ -221,7 +221,7 @@ describe.skipIf(skip !== undefined)(
         'e',
         JSON.stringify({
           user: { uid: 7, gid: 8 },
-          args: ['sh', '-c', 'checker uidmap; checker id; checker fdstat 0'],
+          args: ['sh', '-c', 'checker uidmap; checker id; checker fdstat 0; tty'],
           env: ['PATH=/bin'],
           cwd: '/',
           terminal: true,
@@ -233,6 +233,8 @@ describe.skipIf(skip !== undefined)(
       expect(text).toMatch(/^\s*0\s+100000\s+65536\n/);
       expect(parseChecker(text).get('uid')).toBe('7');
       expect(text).toMatch(/^fdstat 0 c \d+ \d+ 0\d+ 7 8$/m);
+      // A node of the container's own devpts, even from the user namespace.
+      expect(text).toMatch(/^\/dev\/pts\/\d+$/m);
       await client.removeContainer(id);
     });
   },

@@ -1,6 +1,6 @@
 // Bad specs are refused at create naming the field, and leave no process or
 // mount behind; symlinks in the image cannot send a mount outside the rootfs.
-import { existsSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -157,6 +157,36 @@ describe.skipIf(skip !== undefined)(
         expect((await failureOf(client.startContainer(id)))?.code).toBe(status.NOT_FOUND);
       },
     );
+
+    it('opens a terminal only in the container, whatever its /dev/ptmx says', async () => {
+      // No /dev tmpfs and no devpts: the image's own /dev/ptmx is used, and
+      // it points up and out at the agent's ptmx. Resolved in the container
+      // root it names nothing, so create fails and leaves nothing.
+      mkdirSync(join(rootfs, 'dev'), { recursive: true });
+      const link = join(rootfs, 'dev', 'ptmx');
+      rmSync(link, { force: true });
+      symlinkSync('/../../../../../../../../dev/pts/ptmx', link);
+      try {
+        const spec = testSpec(rootfs, ['true']);
+        spec.mounts = (spec.mounts ?? []).filter((m) => !m.destination.startsWith('/dev'));
+        spec.process = { ...spec.process, terminal: true, user: { uid: 0, gid: 0 }, cwd: '/' };
+        const mountsBefore = mountinfo();
+        const id = nextId();
+        const err = await failureOf(
+          client.createContainer({ containerId: id, ociSpecJson: JSON.stringify(spec) }),
+        );
+        expect(err?.details).toContain('/dev/ptmx');
+        // The init is killed once READY brought no pty.
+        for (let i = 0; i < 200 && childrenOf(agent.child.pid ?? -1).length > 0; i++) {
+          await new Promise((r) => setTimeout(r, 25));
+        }
+        expect(childrenOf(agent.child.pid ?? -1)).toEqual([]);
+        expect(mountinfo()).toEqual(mountsBefore);
+        expect((await failureOf(client.startContainer(id)))?.code).toBe(status.NOT_FOUND);
+      } finally {
+        rmSync(link);
+      }
+    });
 
     it('keeps mounts and masked paths inside the rootfs whatever its symlinks say', async () => {
       // An image with symlinks to "/" and "..": followed on the agent's side,

@@ -45,6 +45,8 @@ export interface KapselLib {
     replaceFd: number,
     err: Buffer,
   ): number;
+  /** int kapsel_pty_open_in(int32_t pid, uint32_t rows, uint32_t cols, int32_t out[4], record *err) */
+  ptyOpenIn(pid: number, rows: number, cols: number, out: Int32Array, err: Buffer): number;
   /** int kapsel_tty_resize(int32_t fd, uint32_t rows, uint32_t cols, struct kapsel_record *err) */
   ttyResize(fd: number, rows: number, cols: number, err: Buffer): number;
   /** pid_t waitpid(pid_t pid, int *status, int options) */
@@ -89,6 +91,9 @@ export function loadKapselLib(): KapselLib {
   const bpfDeviceFilter = lib.func(
     'int kapsel_bpf_device_filter(const char *cgroup, const void *insns, uint32_t ninsns, int32_t replace_fd, void *err)',
   );
+  const ptyOpenIn = lib.func(
+    'int kapsel_pty_open_in(int32_t pid, uint32_t rows, uint32_t cols, int32_t *out, void *err)',
+  );
   const ttyResize = lib.func(
     'int kapsel_tty_resize(int32_t fd, uint32_t rows, uint32_t cols, void *err)',
   );
@@ -107,6 +112,8 @@ export function loadKapselLib(): KapselLib {
     // bpf(2) is quick and not namespace-bound: fine on the main thread.
     bpfDeviceFilter: (cgroup, insns, count, replaceFd, err) =>
       bpfDeviceFilter(cgroup, insns, count, replaceFd, err) as number,
+    // A few syscalls on /proc and devpts: fine on the main thread.
+    ptyOpenIn: (pid, rows, cols, out, err) => ptyOpenIn(pid, rows, cols, out, err) as number,
     ttyResize: (fd, rows, cols, err) => ttyResize(fd, rows, cols, err) as number,
     waitpid: (pid, status, options) => waitpid(pid, status, options) as number,
     errno: () => koffi.errno(),

@@ -3,7 +3,8 @@
 // control socket (see native/lib/monitor.c):
 //   monitor -> us: READY{pid} | ERROR, then after START: STARTED | ERROR,
 //                  then EXITED{wait status}, then EOF (the monitor exited)
-//   us -> monitor: START, SIGNAL{signo}; closing the socket kills the container
+//   us -> monitor: START{pty index}, SIGNAL{signo}; closing the socket kills the container
+import { closeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
@@ -55,13 +56,20 @@ function deferred<T>(): Deferred<T> {
 
 type Phase = 'setup' | 'ready' | 'starting' | 'running' | 'exited';
 
+interface Stdio {
+  stdin: Writable;
+  stdout: Readable;
+  stderr: Readable;
+}
+
 class MonitoredProcess implements ContainerProcess {
   pid = 0;
-  readonly stdin: Writable;
-  readonly stdout: Readable;
-  readonly stderr: Readable;
   readonly terminal: boolean;
-  private readonly ptyMaster: number;
+  private io: Stdio | undefined;
+  private ptyMaster = -1;
+  /** The index N of the process's /dev/pts/N, sent with START. */
+  private ptyIndex = 0;
+  private ptySlave = -1;
   private ptyOpen: () => boolean = () => false;
   readonly ready = deferred<ContainerProcess>();
   private readonly exitedD = deferred<ProcessExit>();
@@ -75,31 +83,26 @@ class MonitoredProcess implements ContainerProcess {
     private readonly lib: KapselLib,
     fds: Int32Array,
     private readonly monitorPid: number,
+    private readonly terminalSize: { rows: number; cols: number } | undefined,
   ) {
     const fd = (i: number): number => fds[i] ?? -1;
     // libuv sees pipes and unix sockets as pipes; net.Socket works on both,
     // EOF included.
     this.control = new Socket({ fd: fd(0), readable: true, writable: true });
-    // A terminal: kapsel_spawn hands out the pty master twice (stdin,
-    // stdout) and no stderr.
-    this.terminal = fd(3) < 0;
-    this.ptyMaster = this.terminal ? fd(2) : -1;
-    if (this.terminal) {
-      this.stdin = ptyWriter(fd(1));
-      const reader = ptyReader(fd(2));
-      this.stdout = reader.stream;
-      this.ptyOpen = reader.isOpen;
-      this.stderr = endedStream();
-    } else {
-      this.stdin = new Socket({ fd: fd(1), readable: false, writable: true });
-      // allowHalfOpen: at EOF a socket would otherwise destroy itself, and
-      // output nobody had read yet (an exec that finished before ReadStdout
-      // came) would never be delivered, nor its end.
-      this.stdout = new Socket({ fd: fd(2), readable: true, writable: false, allowHalfOpen: true });
-      this.stderr = new Socket({ fd: fd(3), readable: true, writable: false, allowHalfOpen: true });
+    this.terminal = terminalSize !== undefined;
+    // A terminal's pty is opened at READY (openPty); until then, no stdio.
+    if (!this.terminal) {
+      this.io = {
+        stdin: new Socket({ fd: fd(1), readable: false, writable: true }),
+        // allowHalfOpen: at EOF a socket would otherwise destroy itself, and
+        // output nobody had read yet (an exec that finished before
+        // ReadStdout came) would never be delivered, nor its end.
+        stdout: new Socket({ fd: fd(2), readable: true, writable: false, allowHalfOpen: true }),
+        stderr: new Socket({ fd: fd(3), readable: true, writable: false, allowHalfOpen: true }),
+      };
+      // A container that stops reading its stdin must not crash the agent.
+      this.io.stdin.on('error', () => undefined);
     }
-    // A container that stops reading its stdin must not crash the agent.
-    this.stdin.on('error', () => undefined);
     this.control.on('data', (chunk: Buffer) => {
       for (const rec of this.reader.push(chunk)) this.onRecord(rec);
     });
@@ -107,6 +110,45 @@ class MonitoredProcess implements ContainerProcess {
     this.control.on('close', () => {
       this.onControlClosed();
     });
+  }
+
+  private stdio(): Stdio {
+    if (this.io === undefined) throw new Error('container stdio used before READY');
+    return this.io;
+  }
+
+  get stdin(): Writable {
+    return this.stdio().stdin;
+  }
+
+  get stdout(): Readable {
+    return this.stdio().stdout;
+  }
+
+  get stderr(): Readable {
+    return this.stdio().stderr;
+  }
+
+  /**
+   * The process has mounted its devpts and taken its final ids: open a pty
+   * there (see native/lib/pty.c). The master is handed out twice (stdin,
+   * stdout); a terminal has no separate stderr.
+   */
+  private openPty(size: { rows: number; cols: number }): void {
+    const out = new Int32Array(4);
+    const err = Buffer.alloc(RECORD_SIZE);
+    if (this.lib.ptyOpenIn(this.pid, size.rows, size.cols, out, err) < 0) {
+      throw errorFromRecord(decodeRecord(err));
+    }
+    this.ptyMaster = out[0] ?? -1;
+    this.ptyIndex = out[2] ?? 0;
+    // Held until the process has opened its own (see pty.c).
+    this.ptySlave = out[3] ?? -1;
+    const reader = ptyReader(this.ptyMaster);
+    this.ptyOpen = reader.isOpen;
+    const stdin = ptyWriter(out[1] ?? -1);
+    stdin.on('error', () => undefined);
+    this.io = { stdin, stdout: reader.stream, stderr: endedStream() };
   }
 
   start(): Promise<void> {
@@ -120,7 +162,7 @@ class MonitoredProcess implements ContainerProcess {
     const d = deferred<undefined>();
     this.startD = d;
     this.phase = 'starting';
-    this.control.write(encodeCommand(Msg.start));
+    this.control.write(encodeCommand(Msg.start, this.ptyIndex));
     return d.promise;
   }
 
@@ -147,6 +189,16 @@ class MonitoredProcess implements ContainerProcess {
     switch (rec.type) {
       case Msg.ready:
         this.pid = rec.value;
+        if (this.terminalSize !== undefined) {
+          try {
+            this.openPty(this.terminalSize);
+          } catch (err) {
+            // Still in setup: the monitor's EXITED finishes the teardown.
+            this.ready.reject(err as Error);
+            this.control.write(encodeCommand(Msg.signal, SIGKILL));
+            break;
+          }
+        }
         this.phase = 'ready';
         this.ready.resolve(this);
         break;
@@ -158,6 +210,7 @@ class MonitoredProcess implements ContainerProcess {
         }
         break;
       case Msg.started:
+        this.closePtySlave();
         this.phase = 'running';
         this.startD?.resolve(undefined);
         this.startD = undefined;
@@ -170,7 +223,13 @@ class MonitoredProcess implements ContainerProcess {
     }
   }
 
+  private closePtySlave(): void {
+    if (this.ptySlave >= 0) closeSync(this.ptySlave);
+    this.ptySlave = -1;
+  }
+
   private finish(exit: ProcessExit): void {
+    this.closePtySlave();
     const phase = this.phase;
     this.phase = 'exited';
     if (phase === 'setup') {
@@ -195,11 +254,11 @@ class MonitoredProcess implements ContainerProcess {
       // PR_SET_PDEATHSIG took the container init down with SIGKILL.
       this.finish({ exitCode: 128 + SIGKILL, signal: SIGKILL });
     }
-    if (this.pid === 0) {
+    if (this.pid === 0 && this.io !== undefined) {
       // Never got READY, so nobody was handed the pipes.
-      this.stdin.destroy();
-      this.stdout.destroy();
-      this.stderr.destroy();
+      this.io.stdin.destroy();
+      this.io.stdout.destroy();
+      this.io.stderr.destroy();
     }
   }
 }
@@ -225,7 +284,7 @@ export class RealNative implements Native {
     const err = Buffer.alloc(RECORD_SIZE);
     const rc = this.lib.spawn(request, request.length, out, err);
     if (rc < 0) return Promise.reject(errorFromRecord(decodeRecord(err)));
-    const proc = new MonitoredProcess(this.lib, out, out[4] ?? -1);
+    const proc = new MonitoredProcess(this.lib, out, out[4] ?? -1, req.terminal);
     return proc.ready.promise;
   }
 
