@@ -33,6 +33,10 @@ class Proc {
   constructor(readonly process: ContainerProcess) {
     void process.exited.then((exit) => {
       this.exit = exit;
+      // Nothing can read stdin any more; on a terminal the writer also holds
+      // the pty master, which would stay allocated in the container's devpts
+      // until the container is removed.
+      process.stdin.destroy();
     });
   }
 }

@@ -261,6 +261,21 @@ describe.skipIf(skip !== undefined)(
       }
     });
 
+    it('frees the terminal of an exec once it has exited and its output was read', async () => {
+      const id = await startSleeper();
+      for (const n of [1, 2, 3]) {
+        await client.execProcess(id, `t${n}`, execProcess(['true'], { terminal: true }));
+        const out = collect(client.readOutput('stdout', id, `t${n}`));
+        await client.waitProcess(id, `t${n}`);
+        await out;
+      }
+      await client.execProcess(id, 'ls', execProcess(['ls', '/dev/pts']));
+      const listing = collect(client.readOutput('stdout', id, 'ls'));
+      await client.waitProcess(id, 'ls');
+      expect((await listing).split('\n').filter((l) => /^\d+$/.test(l))).toEqual([]);
+      await client.removeContainer(id);
+    });
+
     it('leaves no fd behind in the agent after execs and terminals', async () => {
       const fds = (): number => readdirSync(`/proc/${agent.child.pid}/fd`).length;
       const before = fds();
