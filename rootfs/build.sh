@@ -127,6 +127,10 @@ manifest() {
   echo "kernel $KERNEL_PKG $KERNEL_VERSION"
   echo "node $(hash_of "$NODE_BIN")"
   for lib in $(node_libs); do echo "lib $lib $(hash_of "$lib")"; done
+  # libkapsel's own dependencies (libseccomp) are copied into the image too.
+  for lib in $(ldd "$LIBKAPSEL" | awk '/=> \//{print $3}'); do
+    echo "libkapsel-dep $lib $(hash_of "$lib")"
+  done
   echo "agent $(hash_of "$AGENT")"
   for f in "$NATIVE/kapsel-init" "$NATIVE/kapsel-floor-init" "$LIBKAPSEL"; do
     echo "native $(basename "$f") $(hash_of "$f")"

@@ -98,6 +98,7 @@ export class Container {
   async start(): Promise<void> {
     if (this.started) throw failedPrecondition(`container ${this.id} has already been started`);
     if (this.init.exit !== undefined) throw failedPrecondition(`container ${this.id} is stopped`);
+    if (this.paused) throw failedPrecondition(`container ${this.id} is paused`);
     this.started = true;
     await this.init.process.start();
   }

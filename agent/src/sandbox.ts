@@ -272,7 +272,8 @@ export class Sandbox {
   /** PauseContainer: freezes the container's cgroup and waits until it is frozen. */
   async pauseContainer(id: string): Promise<void> {
     const c = this.get(id);
-    if (c.status !== 'running')
+    // runc (libcontainer) pauses created containers too.
+    if (c.status !== 'running' && c.status !== 'created')
       throw failedPrecondition(`container ${id} is ${c.status}, not running`);
     await this.requireCgroups(id).pause(this.cgroupOf(c));
     c.paused = true;

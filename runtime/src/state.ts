@@ -38,6 +38,8 @@ export interface ContainerRecord {
   mounts: HostMount[];
   /** Why the container stopped when it was not its own exit (the VM died). */
   stopReason?: string;
+  /** While paused: the status resume returns to (runc pauses created containers too). */
+  pausedFrom?: 'created' | 'running';
   /** Host processes of the sandbox, to clean up after a crash. */
   monitorPid?: number;
   qemuPid?: number;

@@ -108,7 +108,17 @@ describe.skipIf(skip !== undefined)(
         'cannot exec in a container that has not been started',
       );
 
+      // runc pauses a created container too; resume returns it to created.
+      expect((await k('pause', id)).code).toBe(0);
+      expect((await stateOf(id)).status).toBe('paused');
+      expect((await k('resume', id)).code).toBe(0);
+      expect((await stateOf(id)).status).toBe('created');
+
       expect((await k('start', id)).code).toBe(0);
+      expect((await stateOf(id)).status).toBe('running');
+      expect((await k('pause', id)).code).toBe(0);
+      expect((await stateOf(id)).status).toBe('paused');
+      expect((await k('resume', id)).code).toBe(0);
       expect((await stateOf(id)).status).toBe('running');
       const again = await k('start', id);
       expect(again.code).toBe(1);

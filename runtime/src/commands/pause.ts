@@ -7,7 +7,8 @@ import { currentStatus, StateStore } from '../state.js';
 export async function pause(root: string, id: string): Promise<void> {
   const store = new StateStore(root);
   const record = await store.load(id);
-  const refusal = canPause(currentStatus(record));
+  const status = currentStatus(record);
+  const refusal = canPause(status);
   if (refusal !== undefined) throw new RuntimeError(refusal);
   const agent = monitorOf(record);
   try {
@@ -15,6 +16,7 @@ export async function pause(root: string, id: string): Promise<void> {
   } finally {
     agent.close();
   }
+  record.pausedFrom = status === 'created' ? 'created' : 'running';
   record.status = 'paused';
   await store.save(record);
 }
@@ -31,6 +33,7 @@ export async function resume(root: string, id: string): Promise<void> {
   } finally {
     agent.close();
   }
-  record.status = 'running';
+  record.status = record.pausedFrom ?? 'running';
+  delete record.pausedFrom;
   await store.save(record);
 }
