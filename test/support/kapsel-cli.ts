@@ -7,6 +7,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  rmSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -67,15 +68,25 @@ export function kapsel(args: string[], stdin = ''): Promise<CliResult> {
   return done;
 }
 
-/** A bundle dir whose config.json is the default one with changes, rootfs shared. */
+const madeBundles: string[] = [];
+
+/**
+ * A bundle dir whose config.json is the default one with changes, rootfs
+ * shared. removeBundles() deletes every one made so far.
+ */
 export function makeBundle(edit: (spec: Spec) => void): string {
   const dir = mkdtempSync(join(tmpdir(), 'kapsel-bundle-'));
+  madeBundles.push(dir);
   mkdirSync(dir, { recursive: true });
   const spec = JSON.parse(readFileSync(join(DEFAULT_BUNDLE, 'config.json'), 'utf8')) as Spec;
   spec.root = { path: join(DEFAULT_BUNDLE, 'rootfs'), readonly: true };
   edit(spec);
   writeFileSync(join(dir, 'config.json'), JSON.stringify(spec, null, 2));
   return dir;
+}
+
+export function removeBundles(): void {
+  for (const dir of madeBundles.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
 
 /** Host processes whose command line mentions `needle` (our QEMU, virtiofsd...). */

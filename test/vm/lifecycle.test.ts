@@ -10,6 +10,7 @@ import {
   kapsel,
   kapselToFiles,
   makeBundle,
+  removeBundles,
   processesMentioning,
   vmMissing,
 } from '../support/kapsel-cli.js';
@@ -29,6 +30,7 @@ describe.skipIf(skip !== undefined)(
     afterAll(() => {
       rmSync(root, { recursive: true, force: true });
       rmSync(work, { recursive: true, force: true });
+      removeBundles();
     });
 
     const k = (...args: string[]): ReturnType<typeof kapsel> => kapsel(['--root', root, ...args]);

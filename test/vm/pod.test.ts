@@ -9,6 +9,7 @@ import {
   kapsel,
   kapselToFiles,
   makeBundle,
+  removeBundles,
   processesMentioning,
   vmMissing,
 } from '../support/kapsel-cli.js';
@@ -24,6 +25,7 @@ describe.skipIf(skip !== undefined)(
     afterAll(() => {
       rmSync(root, { recursive: true, force: true });
       rmSync(work, { recursive: true, force: true });
+      removeBundles();
     });
     const k = (...args: string[]): ReturnType<typeof kapsel> => kapsel(['--root', root, ...args]);
     const qemus = (sandbox: string): string[] =>
