@@ -108,6 +108,18 @@ describe.skipIf(skip !== undefined)(
       expect(await sandbox.agent.waitProcess(id, 'plain')).toEqual({ exitCode: 0, signal: 0 });
       expect((await plain).split('\n')[0]).toBe('vm-exec');
 
+      // Born in the container's cgroup, inside its cgroup namespace: the
+      // container's process list (its cgroup.procs) has it.
+      await sandbox.agent.execProcess(
+        id,
+        'cg',
+        proc(['sh', '-c', 'cat /proc/self/cgroup; sleep 2']),
+      );
+      const cg = collect(sandbox.agent.readOutput('stdout', id, 'cg'));
+      expect((await sandbox.agent.listProcesses(id)).length).toBeGreaterThanOrEqual(2);
+      expect(await sandbox.agent.waitProcess(id, 'cg')).toEqual({ exitCode: 0, signal: 0 });
+      expect(await cg).toBe('0::/\n');
+
       await sandbox.agent.execProcess(id, 'tty', proc(['sh', '-c', 'read l; checker tty'], true));
       let out = '';
       const reading = (async () => {
