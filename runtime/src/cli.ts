@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { create } from './commands/create.js';
 import { deleteContainer } from './commands/delete.js';
 import { events } from './commands/events.js';
-import { exec } from './commands/exec.js';
+import { exec, type ExecFlags } from './commands/exec.js';
 import { features } from './commands/features.js';
 import { kill } from './commands/kill.js';
 import { list } from './commands/list.js';
@@ -86,7 +86,6 @@ export async function main(argv: readonly string[]): Promise<number> {
           id,
           {
             bundle: o.bundle,
-            noPivot: true,
             preserveFds: Number(o.preserveFds),
             ...(o.pidFile === undefined ? {} : { pidFile: o.pidFile }),
             ...(o.consoleSocket === undefined ? {} : { consoleSocket: o.consoleSocket }),
@@ -150,24 +149,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--cwd <dir>', 'working directory in the container')
     .option('-u, --user <uid[:gid]>', 'user to run as')
     .passThroughOptions()
-    .action(
-      async (
-        id: string,
-        command: string[],
-        o: {
-          process?: string;
-          tty: boolean;
-          detach: boolean;
-          pidFile?: string;
-          consoleSocket?: string;
-          env: string[];
-          cwd?: string;
-          user?: string;
-        },
-      ) => {
-        exitCode = await exec(root(), id, command, o, logger());
-      },
-    );
+    .action(async (id: string, command: string[], o: ExecFlags) => {
+      exitCode = await exec(root(), id, command, o, logger());
+    });
 
   verb('state', 'output the state of a container')
     .argument('<container-id>')

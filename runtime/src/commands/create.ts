@@ -6,7 +6,6 @@ export interface CreateFlags {
   bundle: string;
   pidFile?: string;
   consoleSocket?: string;
-  noPivot: boolean;
   preserveFds: number;
 }
 

@@ -102,18 +102,20 @@ async function currentBootId(): Promise<string> {
 
 let tcgWarned = false;
 
-/**
- * Picks the accelerator: `requested` (the VM config), else KAPSEL_ACCEL, else
- * the cached or fresh probe verdict. Under TCG it warns once per process.
- */
-export async function chooseAccel(opts: {
+export interface ChooseAccelOptions {
   kernel: string;
   stateRoot: string;
   log: Logger;
   requested?: Accel | undefined;
   env?: NodeJS.ProcessEnv;
   qemu?: string;
-}): Promise<AccelVerdict> {
+}
+
+/**
+ * Picks the accelerator: `requested` (the VM config), else KAPSEL_ACCEL, else
+ * the cached or fresh probe verdict. Under TCG it warns once per process.
+ */
+export async function chooseAccel(opts: ChooseAccelOptions): Promise<AccelVerdict> {
   const verdict = await decide(opts);
   if (verdict.accel === 'tcg' && !tcgWarned) {
     tcgWarned = true;
@@ -127,14 +129,7 @@ export async function chooseAccel(opts: {
   return verdict;
 }
 
-async function decide(opts: {
-  kernel: string;
-  stateRoot: string;
-  log: Logger;
-  requested?: Accel | undefined;
-  env?: NodeJS.ProcessEnv;
-  qemu?: string;
-}): Promise<AccelVerdict> {
+async function decide(opts: ChooseAccelOptions): Promise<AccelVerdict> {
   if (opts.requested)
     return { accel: opts.requested, reason: 'set in the VM config', source: 'config' };
   const fromEnv = (opts.env ?? process.env)['KAPSEL_ACCEL'];
