@@ -1,10 +1,11 @@
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { Client, credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CheckResponse_ServingStatus } from '../../proto/generated/agent.js';
 import { AgentClient } from '../../runtime/src/agent/client.js';
-import { isRoot, StandaloneAgent } from '../support/agent-process.js';
+import { isRoot, type StandaloneAgent } from '../support/agent-process.js';
+import { startAgentFixture, stopAgentFixture } from '../support/agent-fixture.js';
 import { busyboxMissing, makeBusyboxRootfs } from '../support/busybox.js';
 import { testSpec } from '../support/spec.js';
 
@@ -39,15 +40,11 @@ describe.skipIf(skip !== undefined)(
     const nextId = (): string => `c${++n}-${process.pid}`;
 
     beforeAll(async () => {
-      rootfs = makeBusyboxRootfs();
-      agent = await StandaloneAgent.start();
-      client = AgentClient.forSocket(agent.socket);
+      ({ agent, client, rootfs } = await startAgentFixture(makeBusyboxRootfs));
     });
 
     afterAll(async () => {
-      client.close();
-      await agent.stop();
-      rmSync(rootfs, { recursive: true, force: true });
+      await stopAgentFixture({ agent, client, rootfs });
     });
 
     /** Create, read both outputs, start, wait, remove. */

@@ -1,9 +1,10 @@
-import { existsSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentClient } from '../../runtime/src/agent/client.js';
-import { isRoot, StandaloneAgent } from '../support/agent-process.js';
+import { isRoot, type StandaloneAgent } from '../support/agent-process.js';
+import { startAgentFixture, stopAgentFixture } from '../support/agent-fixture.js';
 import { busyboxMissing, makeBusyboxRootfs } from '../support/busybox.js';
 import { cgroup2Root } from '../support/cgroup.js';
 import { testSpec } from '../support/spec.js';
@@ -35,15 +36,13 @@ describe.skipIf(skip !== undefined)(
     const subtreeExisted = existsSync(join(root, 'kapsel'));
 
     beforeAll(async () => {
-      rootfs = makeBusyboxRootfs();
-      agent = await StandaloneAgent.start({ KAPSEL_CGROUP_ROOT: root });
-      client = AgentClient.forSocket(agent.socket);
+      ({ agent, client, rootfs } = await startAgentFixture(makeBusyboxRootfs, {
+        KAPSEL_CGROUP_ROOT: root,
+      }));
     });
 
     afterAll(async () => {
-      client.close();
-      await agent.stop();
-      rmSync(rootfs, { recursive: true, force: true });
+      await stopAgentFixture({ agent, client, rootfs });
       if (!subtreeExisted) rmdirSync(join(root, 'kapsel'));
     });
 

@@ -1,11 +1,12 @@
 // ExecProcess, ListProcesses, SignalProcess.all and terminals, against the
 // real agent standalone on a unix socket (root, no VM).
-import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Process } from '../../oci/spec.js';
 import { AgentClient } from '../../runtime/src/agent/client.js';
-import { isRoot, StandaloneAgent } from '../support/agent-process.js';
+import { isRoot, type StandaloneAgent } from '../support/agent-process.js';
+import { startAgentFixture, stopAgentFixture } from '../support/agent-fixture.js';
 import { busyboxMissing } from '../support/busybox.js';
 import { checkerMissing, makeCheckerRootfs, parseChecker } from '../support/checker.js';
 import { collect, failureOf } from '../support/engine.js';
@@ -58,16 +59,11 @@ describe.skipIf(skip !== undefined)(
     const nextId = (): string => `x${++n}-${process.pid}`;
 
     beforeAll(async () => {
-      rootfs = makeCheckerRootfs();
-      agent = await StandaloneAgent.start();
-      client = AgentClient.forSocket(agent.socket);
+      ({ agent, client, rootfs } = await startAgentFixture(makeCheckerRootfs));
     });
 
     afterAll(async () => {
-      if (process.env['DBG']) console.log(agent.output().slice(-4000));
-      client.close();
-      await agent.stop();
-      rmSync(rootfs, { recursive: true, force: true });
+      await stopAgentFixture({ agent, client, rootfs });
     });
 
     async function startSleeper(over: (s: ReturnType<typeof testSpec>) => void = () => undefined) {

@@ -1,11 +1,12 @@
 // Every lock-down field of the spec takes effect, as the checker sees it from
 // inside a real container built by the standalone agent (root, no VM).
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Spec } from '../../oci/spec.js';
 import { AgentClient } from '../../runtime/src/agent/client.js';
-import { isRoot, StandaloneAgent } from '../support/agent-process.js';
+import { isRoot, type StandaloneAgent } from '../support/agent-process.js';
+import { startAgentFixture, stopAgentFixture } from '../support/agent-fixture.js';
 import { busyboxMissing } from '../support/busybox.js';
 import { cgroup2Root } from '../support/cgroup.js';
 import { checkerMissing, makeCheckerRootfs, parseChecker } from '../support/checker.js';
@@ -28,12 +29,11 @@ describe.skipIf(skip !== undefined)(
     const nextId = (): string => `l${++n}-${process.pid}`;
 
     beforeAll(async () => {
-      rootfs = makeCheckerRootfs();
       // runc spec's default resources (a deny-all device rule) need a cgroup.
-      agent = await StandaloneAgent.start(
+      ({ agent, client, rootfs } = await startAgentFixture(
+        makeCheckerRootfs,
         cgroup2Root === undefined ? {} : { KAPSEL_CGROUP_ROOT: cgroup2Root },
-      );
-      client = AgentClient.forSocket(agent.socket);
+      ));
       const r = await runSpec(client, nextId(), lockdownSpec(rootfs));
       expect(r.stderr).toBe('');
       expect(r.exit).toEqual({ exitCode: 0, signal: 0 });
@@ -42,9 +42,7 @@ describe.skipIf(skip !== undefined)(
     });
 
     afterAll(async () => {
-      client.close();
-      await agent.stop();
-      rmSync(rootfs, { recursive: true, force: true });
+      await stopAgentFixture({ agent, client, rootfs });
     });
 
     it('switches to uid, gid, additional gids and umask', () => {

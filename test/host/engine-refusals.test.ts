@@ -6,7 +6,8 @@ import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Spec } from '../../oci/spec.js';
 import { AgentClient } from '../../runtime/src/agent/client.js';
-import { isRoot, StandaloneAgent } from '../support/agent-process.js';
+import { isRoot, type StandaloneAgent } from '../support/agent-process.js';
+import { startAgentFixture, stopAgentFixture } from '../support/agent-fixture.js';
 import { busyboxMissing } from '../support/busybox.js';
 import { checkerMissing, makeCheckerRootfs } from '../support/checker.js';
 import { failureOf, runSpec } from '../support/engine.js';
@@ -129,15 +130,11 @@ describe.skipIf(skip !== undefined)(
     const nextId = (): string => `r${++n}-${process.pid}`;
 
     beforeAll(async () => {
-      rootfs = makeCheckerRootfs();
-      agent = await StandaloneAgent.start();
-      client = AgentClient.forSocket(agent.socket);
+      ({ agent, client, rootfs } = await startAgentFixture(makeCheckerRootfs));
     });
 
     afterAll(async () => {
-      client.close();
-      await agent.stop();
-      rmSync(rootfs, { recursive: true, force: true });
+      await stopAgentFixture({ agent, client, rootfs });
     });
 
     it.each(CASES)(
