@@ -101,16 +101,9 @@ static int look_path(const char *name, const char *path_env, char *out, size_t o
  * make it stdio and our controlling terminal (we are a session leader, see
  * setsid above); runc's setupConsole + dupStdio. */
 static int open_tty(int32_t index, struct kapsel_record *rec) {
-  char path[32], digits[16];
-  size_t i = sizeof digits;
-  unsigned v = (unsigned)index;
-  digits[--i] = '\0';
-  do {
-    digits[--i] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v != 0 && i > 0);
+  char path[32], digits[KAPSEL_UTOA_LEN];
   kapsel_strlcpy(path, "/dev/pts/", sizeof path);
-  kapsel_strlcat(path, digits + i, sizeof path);
+  kapsel_strlcat(path, kapsel_utoa((unsigned)index, digits), sizeof path);
   memset(rec, 0, sizeof *rec);
   int tty = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (tty < 0) {

@@ -1,6 +1,7 @@
 /* Error records and byte helpers usable after fork() in a multi-threaded
  * process: only syscalls and stack/static memory, no stdio, no malloc. */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -31,17 +32,33 @@ const char *kapsel_strerror(int err, char *scratch, size_t len) {
   const char *desc = strerrordesc_np(err);
   if (desc != NULL)
     return desc;
-  char digits[16];
-  size_t i = sizeof digits;
-  unsigned v = err < 0 ? (unsigned)-err : (unsigned)err;
-  digits[--i] = '\0';
+  char digits[KAPSEL_UTOA_LEN];
+  kapsel_strlcpy(scratch, "errno ", len);
+  kapsel_strlcat(scratch, kapsel_utoa(err < 0 ? (unsigned)-err : (unsigned)err, digits), len);
+  return scratch;
+}
+
+const char *kapsel_utoa(unsigned v, char *buf) {
+  size_t i = KAPSEL_UTOA_LEN;
+  buf[--i] = '\0';
   do {
-    digits[--i] = (char)('0' + v % 10);
+    buf[--i] = (char)('0' + v % 10);
     v /= 10;
   } while (v != 0 && i > 0);
-  kapsel_strlcpy(scratch, "errno ", len);
-  kapsel_strlcat(scratch, digits + i, len);
-  return scratch;
+  return buf + i;
+}
+
+int kapsel_write_file(const char *path, int flags, const char *data, size_t len,
+                      struct kapsel_record *err) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC | flags);
+  if (fd < 0 || write(fd, data, len) < 0) {
+    kapsel_record_error(err, errno, "write", path);
+    if (fd >= 0)
+      close(fd);
+    return -err->err;
+  }
+  close(fd);
+  return 0;
 }
 
 static void set_errno_text(struct kapsel_record *rec, int err) {

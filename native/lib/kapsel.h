@@ -168,6 +168,13 @@ void kapsel_request_free(struct kapsel_request *req);
 size_t kapsel_strlcpy(char *dst, const char *src, size_t size);
 size_t kapsel_strlcat(char *dst, const char *src, size_t size);
 const char *kapsel_strerror(int err, char *scratch, size_t len);
+/* v in decimal at the end of buf (KAPSEL_UTOA_LEN bytes); returns its start. */
+#define KAPSEL_UTOA_LEN 16
+const char *kapsel_utoa(unsigned v, char *buf);
+/* One write(2) of data to path, opened O_WRONLY|O_CLOEXEC|flags; the error
+ * names the path. */
+int kapsel_write_file(const char *path, int flags, const char *data, size_t len,
+                      struct kapsel_record *err);
 void kapsel_record_error(struct kapsel_record *rec, int err, const char *syscall, const char *path);
 void kapsel_record_mount_error(struct kapsel_record *rec, int err, const char *source,
                                const char *target);

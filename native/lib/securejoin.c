@@ -29,16 +29,9 @@ static int resolve(int rootfd, const char *path) {
 }
 
 const char *kapsel_fd_path(int fd, char *buf) {
-  char digits[16];
-  size_t i = sizeof digits;
-  unsigned v = (unsigned)fd;
-  digits[--i] = '\0';
-  do {
-    digits[--i] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v != 0 && i > 0);
+  char digits[KAPSEL_UTOA_LEN];
   kapsel_strlcpy(buf, "/proc/self/fd/", 32);
-  kapsel_strlcat(buf, digits + i, 32);
+  kapsel_strlcat(buf, kapsel_utoa((unsigned)fd, digits), 32);
   return buf;
 }
 

@@ -18,14 +18,9 @@ int kapsel_apply_sysctls(const struct kapsel_request *req, struct kapsel_record 
       kapsel_record_error(err, ENAMETOOLONG, "sysctl", s->key);
       return -ENAMETOOLONG;
     }
-    int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 || write(fd, s->value, strlen(s->value)) < 0) {
-      kapsel_record_error(err, errno, "write", path);
-      if (fd >= 0)
-        close(fd);
-      return -err->err;
-    }
-    close(fd);
+    int r = kapsel_write_file(path, O_NOFOLLOW, s->value, strlen(s->value), err);
+    if (r < 0)
+      return r;
   }
   return 0;
 }

@@ -4,35 +4,19 @@
  * for that before doing anything else (runc nsexec's SYNC_USERMAP_PLS).
  * Async-signal-safe. */
 #include <errno.h>
-#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "kapsel.h"
 
 static int write_map(pid_t pid, const char *file, const char *map, struct kapsel_record *err) {
-  char path[64], digits[16];
-  size_t i = sizeof digits;
-  unsigned v = (unsigned)pid;
-  digits[--i] = '\0';
-  do {
-    digits[--i] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v != 0 && i > 0);
+  char path[64], digits[KAPSEL_UTOA_LEN];
   kapsel_strlcpy(path, "/proc/", sizeof path);
-  kapsel_strlcat(path, digits + i, sizeof path);
+  kapsel_strlcat(path, kapsel_utoa((unsigned)pid, digits), sizeof path);
   kapsel_strlcat(path, "/", sizeof path);
   kapsel_strlcat(path, file, sizeof path);
-  int fd = open(path, O_WRONLY | O_CLOEXEC);
   /* The kernel takes the whole map in one write, or nothing. */
-  if (fd < 0 || write(fd, map, strlen(map)) < 0) {
-    kapsel_record_error(err, errno, "write", path);
-    if (fd >= 0)
-      close(fd);
-    return -err->err;
-  }
-  close(fd);
-  return 0;
+  return kapsel_write_file(path, 0, map, strlen(map), err);
 }
 
 int kapsel_write_id_maps(const struct kapsel_request *req, pid_t pid, struct kapsel_record *err) {
