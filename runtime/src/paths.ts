@@ -44,8 +44,3 @@ export function guestImage(): GuestImage {
   }
   return image;
 }
-
-/** The bundled agent and native library the guest image is built from. */
-export function distDir(): string {
-  return join(packageRoot(), 'build', 'dist');
-}
