@@ -86,6 +86,11 @@ export function agentService(
       return Promise.resolve(empty);
     }),
     createSandbox: notYet(log, 'CreateSandbox'),
+    updateInterface: notYet(log, 'UpdateInterface'),
+    updateRoutes: notYet(log, 'UpdateRoutes'),
+    addArpNeighbors: notYet(log, 'AddARPNeighbors'),
+    listInterfaces: notYet(log, 'ListInterfaces'),
+    listRoutes: notYet(log, 'ListRoutes'),
     pauseContainer: unary(log, 'PauseContainer', async (r) => {
       await sandbox.pauseContainer(r.containerId);
       return empty;

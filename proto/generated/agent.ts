@@ -30,6 +30,39 @@ export const protobufFileName = "agent.proto";
  * RPC names follow Kata's agent.proto where the meaning is the same.
  */
 
+export enum IPFamily {
+  IP_FAMILY_V4 = 0,
+  IP_FAMILY_V6 = 1,
+  UNRECOGNIZED = -1,
+}
+
+export function iPFamilyFromJSON(object: any): IPFamily {
+  switch (object) {
+    case 0:
+    case "IP_FAMILY_V4":
+      return IPFamily.IP_FAMILY_V4;
+    case 1:
+    case "IP_FAMILY_V6":
+      return IPFamily.IP_FAMILY_V6;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return IPFamily.UNRECOGNIZED;
+  }
+}
+
+export function iPFamilyToJSON(object: IPFamily): string {
+  switch (object) {
+    case IPFamily.IP_FAMILY_V4:
+      return "IP_FAMILY_V4";
+    case IPFamily.IP_FAMILY_V6:
+      return "IP_FAMILY_V6";
+    case IPFamily.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export interface Empty {
 }
 
@@ -294,6 +327,79 @@ export interface Event {
 }
 
 export interface DestroySandboxRequest {
+}
+
+export interface IPAddress {
+  family: IPFamily;
+  /** Without the prefix: "172.17.0.2", "fd00::2". */
+  address: string;
+  prefixLength: number;
+}
+
+export interface Interface {
+  /** The name in the container, as on the host side ("eth0"). */
+  name: string;
+  /** MAC address, lower-case "aa:bb:cc:dd:ee:ff": how the guest NIC is found. */
+  hwAddr: string;
+  /** Bytes; 0 leaves the NIC's own. */
+  mtu: number;
+  ipAddresses: IPAddress[];
+}
+
+export interface Interfaces {
+  interfaces: Interface[];
+}
+
+export interface UpdateInterfaceRequest {
+  containerId: string;
+  interface: Interface | undefined;
+}
+
+/**
+ * iproute2's terms: dest "default" or a prefix "10.1.0.0/16"; scope "global",
+ * "link" or "host" ("" = the kernel's default for the route).
+ */
+export interface Route {
+  family: IPFamily;
+  dest: string;
+  /** "" for a route on the link. */
+  gateway: string;
+  device: string;
+  /** Preferred source address, "" for none. */
+  source: string;
+  scope: string;
+  /** 0: the kernel's default. */
+  metric: number;
+}
+
+export interface Routes {
+  routes: Route[];
+}
+
+export interface UpdateRoutesRequest {
+  containerId: string;
+  routes: Route[];
+}
+
+export interface ARPNeighbor {
+  family: IPFamily;
+  toIp: string;
+  device: string;
+  /** MAC address, lower-case. */
+  llAddr: string;
+}
+
+export interface AddARPNeighborsRequest {
+  containerId: string;
+  neighbors: ARPNeighbor[];
+}
+
+export interface ListInterfacesRequest {
+  containerId: string;
+}
+
+export interface ListRoutesRequest {
+  containerId: string;
 }
 
 function createBaseEmpty(): Empty {
@@ -3863,6 +3969,1081 @@ export const DestroySandboxRequest: MessageFns<DestroySandboxRequest> = {
   },
 };
 
+function createBaseIPAddress(): IPAddress {
+  return { family: 0, address: "", prefixLength: 0 };
+}
+
+export const IPAddress: MessageFns<IPAddress> = {
+  encode(message: IPAddress, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.family !== 0) {
+      writer.uint32(8).int32(message.family);
+    }
+    if (message.address !== "") {
+      writer.uint32(18).string(message.address);
+    }
+    if (message.prefixLength !== 0) {
+      writer.uint32(24).uint32(message.prefixLength);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): IPAddress {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseIPAddress();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.family = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.prefixLength = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): IPAddress {
+    return {
+      family: isSet(object.family) ? iPFamilyFromJSON(object.family) : 0,
+      address: isSet(object.address) ? globalThis.String(object.address) : "",
+      prefixLength: isSet(object.prefixLength)
+        ? globalThis.Number(object.prefixLength)
+        : isSet(object.prefix_length)
+        ? globalThis.Number(object.prefix_length)
+        : 0,
+    };
+  },
+
+  toJSON(message: IPAddress): unknown {
+    const obj: any = {};
+    if (message.family !== 0) {
+      obj.family = iPFamilyToJSON(message.family);
+    }
+    if (message.address !== "") {
+      obj.address = message.address;
+    }
+    if (message.prefixLength !== 0) {
+      obj.prefixLength = Math.round(message.prefixLength);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<IPAddress>): IPAddress {
+    return IPAddress.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<IPAddress>): IPAddress {
+    const message = createBaseIPAddress();
+    message.family = object.family ?? 0;
+    message.address = object.address ?? "";
+    message.prefixLength = object.prefixLength ?? 0;
+    return message;
+  },
+};
+
+function createBaseInterface(): Interface {
+  return { name: "", hwAddr: "", mtu: 0, ipAddresses: [] };
+}
+
+export const Interface: MessageFns<Interface> = {
+  encode(message: Interface, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.hwAddr !== "") {
+      writer.uint32(18).string(message.hwAddr);
+    }
+    if (message.mtu !== 0) {
+      writer.uint32(24).uint32(message.mtu);
+    }
+    for (const v of message.ipAddresses) {
+      IPAddress.encode(v!, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Interface {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInterface();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.hwAddr = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.mtu = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.ipAddresses.push(IPAddress.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Interface {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      hwAddr: isSet(object.hwAddr)
+        ? globalThis.String(object.hwAddr)
+        : isSet(object.hw_addr)
+        ? globalThis.String(object.hw_addr)
+        : "",
+      mtu: isSet(object.mtu) ? globalThis.Number(object.mtu) : 0,
+      ipAddresses: globalThis.Array.isArray(object?.ipAddresses)
+        ? object.ipAddresses.map((e: any) => IPAddress.fromJSON(e))
+        : globalThis.Array.isArray(object?.ip_addresses)
+        ? object.ip_addresses.map((e: any) => IPAddress.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: Interface): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.hwAddr !== "") {
+      obj.hwAddr = message.hwAddr;
+    }
+    if (message.mtu !== 0) {
+      obj.mtu = Math.round(message.mtu);
+    }
+    if (message.ipAddresses?.length) {
+      obj.ipAddresses = message.ipAddresses.map((e) => IPAddress.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Interface>): Interface {
+    return Interface.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Interface>): Interface {
+    const message = createBaseInterface();
+    message.name = object.name ?? "";
+    message.hwAddr = object.hwAddr ?? "";
+    message.mtu = object.mtu ?? 0;
+    message.ipAddresses = object.ipAddresses?.map((e) => IPAddress.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseInterfaces(): Interfaces {
+  return { interfaces: [] };
+}
+
+export const Interfaces: MessageFns<Interfaces> = {
+  encode(message: Interfaces, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.interfaces) {
+      Interface.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Interfaces {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInterfaces();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.interfaces.push(Interface.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Interfaces {
+    return {
+      interfaces: globalThis.Array.isArray(object?.interfaces)
+        ? object.interfaces.map((e: any) => Interface.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: Interfaces): unknown {
+    const obj: any = {};
+    if (message.interfaces?.length) {
+      obj.interfaces = message.interfaces.map((e) => Interface.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Interfaces>): Interfaces {
+    return Interfaces.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Interfaces>): Interfaces {
+    const message = createBaseInterfaces();
+    message.interfaces = object.interfaces?.map((e) => Interface.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseUpdateInterfaceRequest(): UpdateInterfaceRequest {
+  return { containerId: "", interface: undefined };
+}
+
+export const UpdateInterfaceRequest: MessageFns<UpdateInterfaceRequest> = {
+  encode(message: UpdateInterfaceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.containerId !== "") {
+      writer.uint32(10).string(message.containerId);
+    }
+    if (message.interface !== undefined) {
+      Interface.encode(message.interface, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateInterfaceRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateInterfaceRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.containerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.interface = Interface.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateInterfaceRequest {
+    return {
+      containerId: isSet(object.containerId)
+        ? globalThis.String(object.containerId)
+        : isSet(object.container_id)
+        ? globalThis.String(object.container_id)
+        : "",
+      interface: isSet(object.interface) ? Interface.fromJSON(object.interface) : undefined,
+    };
+  },
+
+  toJSON(message: UpdateInterfaceRequest): unknown {
+    const obj: any = {};
+    if (message.containerId !== "") {
+      obj.containerId = message.containerId;
+    }
+    if (message.interface !== undefined) {
+      obj.interface = Interface.toJSON(message.interface);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UpdateInterfaceRequest>): UpdateInterfaceRequest {
+    return UpdateInterfaceRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UpdateInterfaceRequest>): UpdateInterfaceRequest {
+    const message = createBaseUpdateInterfaceRequest();
+    message.containerId = object.containerId ?? "";
+    message.interface = (object.interface !== undefined && object.interface !== null)
+      ? Interface.fromPartial(object.interface)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseRoute(): Route {
+  return { family: 0, dest: "", gateway: "", device: "", source: "", scope: "", metric: 0 };
+}
+
+export const Route: MessageFns<Route> = {
+  encode(message: Route, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.family !== 0) {
+      writer.uint32(8).int32(message.family);
+    }
+    if (message.dest !== "") {
+      writer.uint32(18).string(message.dest);
+    }
+    if (message.gateway !== "") {
+      writer.uint32(26).string(message.gateway);
+    }
+    if (message.device !== "") {
+      writer.uint32(34).string(message.device);
+    }
+    if (message.source !== "") {
+      writer.uint32(42).string(message.source);
+    }
+    if (message.scope !== "") {
+      writer.uint32(50).string(message.scope);
+    }
+    if (message.metric !== 0) {
+      writer.uint32(56).uint32(message.metric);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Route {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRoute();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.family = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.dest = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.gateway = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.device = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.source = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.scope = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.metric = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Route {
+    return {
+      family: isSet(object.family) ? iPFamilyFromJSON(object.family) : 0,
+      dest: isSet(object.dest) ? globalThis.String(object.dest) : "",
+      gateway: isSet(object.gateway) ? globalThis.String(object.gateway) : "",
+      device: isSet(object.device) ? globalThis.String(object.device) : "",
+      source: isSet(object.source) ? globalThis.String(object.source) : "",
+      scope: isSet(object.scope) ? globalThis.String(object.scope) : "",
+      metric: isSet(object.metric) ? globalThis.Number(object.metric) : 0,
+    };
+  },
+
+  toJSON(message: Route): unknown {
+    const obj: any = {};
+    if (message.family !== 0) {
+      obj.family = iPFamilyToJSON(message.family);
+    }
+    if (message.dest !== "") {
+      obj.dest = message.dest;
+    }
+    if (message.gateway !== "") {
+      obj.gateway = message.gateway;
+    }
+    if (message.device !== "") {
+      obj.device = message.device;
+    }
+    if (message.source !== "") {
+      obj.source = message.source;
+    }
+    if (message.scope !== "") {
+      obj.scope = message.scope;
+    }
+    if (message.metric !== 0) {
+      obj.metric = Math.round(message.metric);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Route>): Route {
+    return Route.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Route>): Route {
+    const message = createBaseRoute();
+    message.family = object.family ?? 0;
+    message.dest = object.dest ?? "";
+    message.gateway = object.gateway ?? "";
+    message.device = object.device ?? "";
+    message.source = object.source ?? "";
+    message.scope = object.scope ?? "";
+    message.metric = object.metric ?? 0;
+    return message;
+  },
+};
+
+function createBaseRoutes(): Routes {
+  return { routes: [] };
+}
+
+export const Routes: MessageFns<Routes> = {
+  encode(message: Routes, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.routes) {
+      Route.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Routes {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRoutes();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.routes.push(Route.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Routes {
+    return { routes: globalThis.Array.isArray(object?.routes) ? object.routes.map((e: any) => Route.fromJSON(e)) : [] };
+  },
+
+  toJSON(message: Routes): unknown {
+    const obj: any = {};
+    if (message.routes?.length) {
+      obj.routes = message.routes.map((e) => Route.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Routes>): Routes {
+    return Routes.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Routes>): Routes {
+    const message = createBaseRoutes();
+    message.routes = object.routes?.map((e) => Route.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseUpdateRoutesRequest(): UpdateRoutesRequest {
+  return { containerId: "", routes: [] };
+}
+
+export const UpdateRoutesRequest: MessageFns<UpdateRoutesRequest> = {
+  encode(message: UpdateRoutesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.containerId !== "") {
+      writer.uint32(10).string(message.containerId);
+    }
+    for (const v of message.routes) {
+      Route.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateRoutesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateRoutesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.containerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.routes.push(Route.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateRoutesRequest {
+    return {
+      containerId: isSet(object.containerId)
+        ? globalThis.String(object.containerId)
+        : isSet(object.container_id)
+        ? globalThis.String(object.container_id)
+        : "",
+      routes: globalThis.Array.isArray(object?.routes) ? object.routes.map((e: any) => Route.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: UpdateRoutesRequest): unknown {
+    const obj: any = {};
+    if (message.containerId !== "") {
+      obj.containerId = message.containerId;
+    }
+    if (message.routes?.length) {
+      obj.routes = message.routes.map((e) => Route.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UpdateRoutesRequest>): UpdateRoutesRequest {
+    return UpdateRoutesRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UpdateRoutesRequest>): UpdateRoutesRequest {
+    const message = createBaseUpdateRoutesRequest();
+    message.containerId = object.containerId ?? "";
+    message.routes = object.routes?.map((e) => Route.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseARPNeighbor(): ARPNeighbor {
+  return { family: 0, toIp: "", device: "", llAddr: "" };
+}
+
+export const ARPNeighbor: MessageFns<ARPNeighbor> = {
+  encode(message: ARPNeighbor, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.family !== 0) {
+      writer.uint32(8).int32(message.family);
+    }
+    if (message.toIp !== "") {
+      writer.uint32(18).string(message.toIp);
+    }
+    if (message.device !== "") {
+      writer.uint32(26).string(message.device);
+    }
+    if (message.llAddr !== "") {
+      writer.uint32(34).string(message.llAddr);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ARPNeighbor {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseARPNeighbor();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.family = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.toIp = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.device = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.llAddr = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ARPNeighbor {
+    return {
+      family: isSet(object.family) ? iPFamilyFromJSON(object.family) : 0,
+      toIp: isSet(object.toIp)
+        ? globalThis.String(object.toIp)
+        : isSet(object.to_ip)
+        ? globalThis.String(object.to_ip)
+        : "",
+      device: isSet(object.device) ? globalThis.String(object.device) : "",
+      llAddr: isSet(object.llAddr)
+        ? globalThis.String(object.llAddr)
+        : isSet(object.ll_addr)
+        ? globalThis.String(object.ll_addr)
+        : "",
+    };
+  },
+
+  toJSON(message: ARPNeighbor): unknown {
+    const obj: any = {};
+    if (message.family !== 0) {
+      obj.family = iPFamilyToJSON(message.family);
+    }
+    if (message.toIp !== "") {
+      obj.toIp = message.toIp;
+    }
+    if (message.device !== "") {
+      obj.device = message.device;
+    }
+    if (message.llAddr !== "") {
+      obj.llAddr = message.llAddr;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ARPNeighbor>): ARPNeighbor {
+    return ARPNeighbor.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ARPNeighbor>): ARPNeighbor {
+    const message = createBaseARPNeighbor();
+    message.family = object.family ?? 0;
+    message.toIp = object.toIp ?? "";
+    message.device = object.device ?? "";
+    message.llAddr = object.llAddr ?? "";
+    return message;
+  },
+};
+
+function createBaseAddARPNeighborsRequest(): AddARPNeighborsRequest {
+  return { containerId: "", neighbors: [] };
+}
+
+export const AddARPNeighborsRequest: MessageFns<AddARPNeighborsRequest> = {
+  encode(message: AddARPNeighborsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.containerId !== "") {
+      writer.uint32(10).string(message.containerId);
+    }
+    for (const v of message.neighbors) {
+      ARPNeighbor.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AddARPNeighborsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAddARPNeighborsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.containerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.neighbors.push(ARPNeighbor.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AddARPNeighborsRequest {
+    return {
+      containerId: isSet(object.containerId)
+        ? globalThis.String(object.containerId)
+        : isSet(object.container_id)
+        ? globalThis.String(object.container_id)
+        : "",
+      neighbors: globalThis.Array.isArray(object?.neighbors)
+        ? object.neighbors.map((e: any) => ARPNeighbor.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: AddARPNeighborsRequest): unknown {
+    const obj: any = {};
+    if (message.containerId !== "") {
+      obj.containerId = message.containerId;
+    }
+    if (message.neighbors?.length) {
+      obj.neighbors = message.neighbors.map((e) => ARPNeighbor.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AddARPNeighborsRequest>): AddARPNeighborsRequest {
+    return AddARPNeighborsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AddARPNeighborsRequest>): AddARPNeighborsRequest {
+    const message = createBaseAddARPNeighborsRequest();
+    message.containerId = object.containerId ?? "";
+    message.neighbors = object.neighbors?.map((e) => ARPNeighbor.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseListInterfacesRequest(): ListInterfacesRequest {
+  return { containerId: "" };
+}
+
+export const ListInterfacesRequest: MessageFns<ListInterfacesRequest> = {
+  encode(message: ListInterfacesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.containerId !== "") {
+      writer.uint32(10).string(message.containerId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListInterfacesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListInterfacesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.containerId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListInterfacesRequest {
+    return {
+      containerId: isSet(object.containerId)
+        ? globalThis.String(object.containerId)
+        : isSet(object.container_id)
+        ? globalThis.String(object.container_id)
+        : "",
+    };
+  },
+
+  toJSON(message: ListInterfacesRequest): unknown {
+    const obj: any = {};
+    if (message.containerId !== "") {
+      obj.containerId = message.containerId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListInterfacesRequest>): ListInterfacesRequest {
+    return ListInterfacesRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListInterfacesRequest>): ListInterfacesRequest {
+    const message = createBaseListInterfacesRequest();
+    message.containerId = object.containerId ?? "";
+    return message;
+  },
+};
+
+function createBaseListRoutesRequest(): ListRoutesRequest {
+  return { containerId: "" };
+}
+
+export const ListRoutesRequest: MessageFns<ListRoutesRequest> = {
+  encode(message: ListRoutesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.containerId !== "") {
+      writer.uint32(10).string(message.containerId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListRoutesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListRoutesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.containerId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListRoutesRequest {
+    return {
+      containerId: isSet(object.containerId)
+        ? globalThis.String(object.containerId)
+        : isSet(object.container_id)
+        ? globalThis.String(object.container_id)
+        : "",
+    };
+  },
+
+  toJSON(message: ListRoutesRequest): unknown {
+    const obj: any = {};
+    if (message.containerId !== "") {
+      obj.containerId = message.containerId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListRoutesRequest>): ListRoutesRequest {
+    return ListRoutesRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListRoutesRequest>): ListRoutesRequest {
+    const message = createBaseListRoutesRequest();
+    message.containerId = object.containerId ?? "";
+    return message;
+  },
+};
+
 export type AgentServiceService = typeof AgentServiceService;
 export const AgentServiceService = {
   /** --- health and identity --- */
@@ -4088,6 +5269,69 @@ export const AgentServiceService = {
     responseDeserialize: (value: Buffer): Event => Event.decode(value),
   },
   /**
+   * --- network (Kata's names and meanings) ---
+   * The network namespace addressed is the one of container_id's init (the
+   * sandbox container: a pod's members join it). The host hot-plugs one
+   * virtio-net NIC per host interface, with that interface's MAC address.
+   *
+   * Finds the guest NIC whose MAC is interface.hw_addr (waiting for a NIC
+   * still being hot-plugged), moves it into the namespace, names it, sets its
+   * MTU and exactly these addresses, and sets it up. Returns it as it is then.
+   */
+  updateInterface: {
+    path: "/kapsel.agent.v1.AgentService/UpdateInterface" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UpdateInterfaceRequest): Buffer =>
+      Buffer.from(UpdateInterfaceRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpdateInterfaceRequest => UpdateInterfaceRequest.decode(value),
+    responseSerialize: (value: Interface): Buffer => Buffer.from(Interface.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Interface => Interface.decode(value),
+  },
+  /**
+   * Adds these routes to the namespace (after the interfaces they name).
+   * Routes the kernel makes for addresses (proto kernel) are not sent.
+   */
+  updateRoutes: {
+    path: "/kapsel.agent.v1.AgentService/UpdateRoutes" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UpdateRoutesRequest): Buffer => Buffer.from(UpdateRoutesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpdateRoutesRequest => UpdateRoutesRequest.decode(value),
+    responseSerialize: (value: Routes): Buffer => Buffer.from(Routes.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Routes => Routes.decode(value),
+  },
+  /** Static neighbour entries (the host namespace's permanent ones). */
+  addArpNeighbors: {
+    path: "/kapsel.agent.v1.AgentService/AddARPNeighbors" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AddARPNeighborsRequest): Buffer =>
+      Buffer.from(AddARPNeighborsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AddARPNeighborsRequest => AddARPNeighborsRequest.decode(value),
+    responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
+  },
+  listInterfaces: {
+    path: "/kapsel.agent.v1.AgentService/ListInterfaces" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListInterfacesRequest): Buffer =>
+      Buffer.from(ListInterfacesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListInterfacesRequest => ListInterfacesRequest.decode(value),
+    responseSerialize: (value: Interfaces): Buffer => Buffer.from(Interfaces.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Interfaces => Interfaces.decode(value),
+  },
+  listRoutes: {
+    path: "/kapsel.agent.v1.AgentService/ListRoutes" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListRoutesRequest): Buffer => Buffer.from(ListRoutesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListRoutesRequest => ListRoutesRequest.decode(value),
+    responseSerialize: (value: Routes): Buffer => Buffer.from(Routes.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Routes => Routes.decode(value),
+  },
+  /**
    * --- sandbox ---
    * Kills every container and stops the agent; PID 1 then powers the VM off.
    */
@@ -4156,6 +5400,26 @@ export interface AgentServiceServer extends UntypedServiceImplementation {
   statsContainer: handleUnaryCall<StatsContainerRequest, StatsContainerResponse>;
   /** Events (OOM kills) as they happen, for as long as the call lasts. */
   getEvents: handleServerStreamingCall<GetEventsRequest, Event>;
+  /**
+   * --- network (Kata's names and meanings) ---
+   * The network namespace addressed is the one of container_id's init (the
+   * sandbox container: a pod's members join it). The host hot-plugs one
+   * virtio-net NIC per host interface, with that interface's MAC address.
+   *
+   * Finds the guest NIC whose MAC is interface.hw_addr (waiting for a NIC
+   * still being hot-plugged), moves it into the namespace, names it, sets its
+   * MTU and exactly these addresses, and sets it up. Returns it as it is then.
+   */
+  updateInterface: handleUnaryCall<UpdateInterfaceRequest, Interface>;
+  /**
+   * Adds these routes to the namespace (after the interfaces they name).
+   * Routes the kernel makes for addresses (proto kernel) are not sent.
+   */
+  updateRoutes: handleUnaryCall<UpdateRoutesRequest, Routes>;
+  /** Static neighbour entries (the host namespace's permanent ones). */
+  addArpNeighbors: handleUnaryCall<AddARPNeighborsRequest, Empty>;
+  listInterfaces: handleUnaryCall<ListInterfacesRequest, Interfaces>;
+  listRoutes: handleUnaryCall<ListRoutesRequest, Routes>;
   /**
    * --- sandbox ---
    * Kills every container and stops the agent; PID 1 then powers the VM off.
@@ -4469,6 +5733,96 @@ export interface AgentServiceClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<Event>;
+  /**
+   * --- network (Kata's names and meanings) ---
+   * The network namespace addressed is the one of container_id's init (the
+   * sandbox container: a pod's members join it). The host hot-plugs one
+   * virtio-net NIC per host interface, with that interface's MAC address.
+   *
+   * Finds the guest NIC whose MAC is interface.hw_addr (waiting for a NIC
+   * still being hot-plugged), moves it into the namespace, names it, sets its
+   * MTU and exactly these addresses, and sets it up. Returns it as it is then.
+   */
+  updateInterface(
+    request: UpdateInterfaceRequest,
+    callback: (error: ServiceError | null, response: Interface) => void,
+  ): ClientUnaryCall;
+  updateInterface(
+    request: UpdateInterfaceRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Interface) => void,
+  ): ClientUnaryCall;
+  updateInterface(
+    request: UpdateInterfaceRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Interface) => void,
+  ): ClientUnaryCall;
+  /**
+   * Adds these routes to the namespace (after the interfaces they name).
+   * Routes the kernel makes for addresses (proto kernel) are not sent.
+   */
+  updateRoutes(
+    request: UpdateRoutesRequest,
+    callback: (error: ServiceError | null, response: Routes) => void,
+  ): ClientUnaryCall;
+  updateRoutes(
+    request: UpdateRoutesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Routes) => void,
+  ): ClientUnaryCall;
+  updateRoutes(
+    request: UpdateRoutesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Routes) => void,
+  ): ClientUnaryCall;
+  /** Static neighbour entries (the host namespace's permanent ones). */
+  addArpNeighbors(
+    request: AddARPNeighborsRequest,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  addArpNeighbors(
+    request: AddARPNeighborsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  addArpNeighbors(
+    request: AddARPNeighborsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  listInterfaces(
+    request: ListInterfacesRequest,
+    callback: (error: ServiceError | null, response: Interfaces) => void,
+  ): ClientUnaryCall;
+  listInterfaces(
+    request: ListInterfacesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Interfaces) => void,
+  ): ClientUnaryCall;
+  listInterfaces(
+    request: ListInterfacesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Interfaces) => void,
+  ): ClientUnaryCall;
+  listRoutes(
+    request: ListRoutesRequest,
+    callback: (error: ServiceError | null, response: Routes) => void,
+  ): ClientUnaryCall;
+  listRoutes(
+    request: ListRoutesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Routes) => void,
+  ): ClientUnaryCall;
+  listRoutes(
+    request: ListRoutesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Routes) => void,
+  ): ClientUnaryCall;
   /**
    * --- sandbox ---
    * Kills every container and stops the agent; PID 1 then powers the VM off.
