@@ -53,7 +53,7 @@ META_PKG=linux-image-cloud-amd64
 #   virtio_pmem nd_pmem  read-only image mapped with DAX (virtio-pmem, nvdimm)
 #   erofs            the filesystem of that read-only image
 GUEST_MODULES=(virtio virtio_ring virtio_pci virtio_console fuse virtiofs overlay
-  virtio_blk virtio_pmem nd_pmem nd_virtio erofs)
+  virtio_blk virtio_pmem nd_pmem nd_virtio erofs virtio_net)
 FLOOR_MODULES=(virtio virtio_ring virtio_pci virtio_console)
 
 FORCE=0

@@ -1,4 +1,5 @@
 import { cpus } from 'node:os';
+import { dirname } from 'node:path';
 import type { ServiceError } from '@grpc/grpc-js';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,6 +12,8 @@ import { prepareGuestContainer, releaseHostMounts } from './guest-spec.js';
 import { runHooks } from './hooks.js';
 import { cleanupVmDir } from './monitor/monitor.js';
 import { monitorPaths } from './monitor/paths.js';
+import { syncNetwork } from './network/client.js';
+import { checkNetnsPath, enterNetnsArgs, hostNetnsOf, joinNetnsOf } from './network/netns.js';
 import { startMonitor } from './monitor/spawn.js';
 import { sandboxSize, sizingFromEnv } from './sizing.js';
 import { placementOf } from './pod.js';
@@ -44,6 +47,9 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
   const store = new StateStore(o.root);
   const placement = placementOf(o.id, bundle.spec.annotations);
   const vmDir = store.vmDirOf(placement.sandboxId);
+  // Refused before anything is made: a VM cannot be on the host's network.
+  const netns = placement.ownsSandbox ? hostNetnsOf(bundle.spec) : undefined;
+  if (netns?.kind === 'path') await checkNetnsPath(netns.path, dirname(vmDir));
   const record: ContainerRecord = {
     id: o.id,
     bundle: bundle.dir,
@@ -64,15 +70,24 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
     if (placement.ownsSandbox) {
       // Sized for the container's limits, as Kata sizes its VMs.
       const size = sandboxSize([bundle.spec], sizingFromEnv(process.env, cpus().length));
-      record.monitorPid = await startMonitor(o.root, placement.sandboxId, vmDir, o.debug, size);
+      record.monitorPid = await startMonitor(
+        o.root,
+        placement.sandboxId,
+        vmDir,
+        o.debug,
+        size,
+        enterNetnsArgs(netns ?? { kind: 'new' }),
+      );
       await store.save(record);
-    } else if (!isAlive(await readPid(paths.pidFile))) {
+    }
+    const monitorPid = await readPid(paths.pidFile);
+    if (monitorPid === undefined || !isAlive(monitorPid)) {
       throw new RuntimeError(`sandbox ${placement.sandboxId} is not running`);
     }
     agent = AgentClient.forSocket(paths.socket);
     const guest = await prepareGuestContainer({
       id: o.id,
-      spec: bundle.spec,
+      spec: placement.ownsSandbox ? withGuestNetns(bundle.spec) : bundle.spec,
       rootfs: bundle.rootfs,
       sharedDir: paths.shared,
     });
@@ -96,6 +111,8 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
           execId: '',
           ...(o.consoleSocket === undefined ? {} : { consoleSocket: o.consoleSocket }),
           logFile: `${store.dirOf(o.id)}/shim.log`,
+          // Hooks get this pid; Docker's libnetwork configures its namespace.
+          enter: joinNetnsOf(monitorPid),
         });
     const start = processStart(record.pid);
     if (start !== undefined) record.pidStart = start;
@@ -104,6 +121,8 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
     for (const kind of ['prestart', 'createRuntime', 'createContainer'] as const) {
       await runHooks(bundle.spec.hooks, kind, toOciState(record));
     }
+    // After the prestart hooks: Docker configures the namespace in one.
+    if (placement.ownsSandbox) await syncNetwork(paths.socket, o.id);
     if (o.pidFile !== undefined) await writePidFile(o.pidFile, record.pid);
     agent.close();
     return record;
@@ -123,6 +142,23 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
     await store.remove(o.id);
     throw err;
   }
+}
+
+/**
+ * The sandbox container's spec as the guest takes it: a network namespace
+ * path names the host's namespace, which the sandbox process mirrors into a
+ * new guest namespace, so the guest makes a new one.
+ */
+function withGuestNetns(spec: Spec): Spec {
+  const namespaces = spec.linux?.namespaces;
+  if (namespaces === undefined) return spec;
+  return {
+    ...spec,
+    linux: {
+      ...spec.linux,
+      namespaces: namespaces.map((n) => (n.type === 'network' ? { type: 'network' } : n)),
+    },
+  };
 }
 
 /**

@@ -5,17 +5,23 @@ import { RuntimeError } from './errors.js';
 /**
  * Starts a hidden verb of this same kapsel (`__monitor`, `__shim`) as a
  * detached process in its own session, and waits for its verdict on fd 3:
- * "ok" once it serves, or the reason it failed. It outlives us; whoever
+ * "ok" once it serves, or the reason it failed. `enter` runs it in a
+ * namespace (see network/netns.ts). It outlives us; whoever
  * reaps orphans (containerd's shim is a subreaper) gets its exit status.
  */
 export async function startDetached(
   args: readonly string[],
   stdio: [IOType | number, IOType | number, IOType | number],
   what: string,
+  enter: readonly string[] = [],
 ): Promise<number> {
   const script = process.argv[1];
   if (script === undefined) throw new Error('cannot tell which kapsel script runs');
-  const child = spawn(process.execPath, [...process.execArgv, script, ...args], {
+  // `enter` is an argv prefix that execs us (nsenter, unshare without --fork),
+  // so the pid we get is still the hidden verb's.
+  const argv = [...enter, process.execPath, ...process.execArgv, script, ...args];
+  const [file = process.execPath, ...rest] = argv;
+  const child = spawn(file, rest, {
     detached: true,
     stdio: [stdio[0], stdio[1], stdio[2], 'pipe'],
   });

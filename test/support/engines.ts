@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { makeBusyboxRootfs } from './busybox.js';
 import { KAPSEL, ROOT, type CliResult } from './kapsel-cli.js';
+import type { TestNetns } from './netns.js';
 
 /** Debian's docker client (20.10) matches Debian's daemon; the newer one in /usr/local is not needed. */
 export const DOCKER = '/usr/bin/docker';
@@ -78,15 +79,23 @@ export class DockerDaemon {
     return join(this.dir, 'exec/runtime-runc/moby');
   }
 
-  static async start(): Promise<DockerDaemon> {
+  /**
+   * With `netns`, dockerd runs inside that test namespace with its default
+   * bridge and iptables, as a default install has them; without, it has no
+   * network of its own (--bridge=none, no iptables) and containers use
+   * `--network none`.
+   */
+  static async start(opts: { netns?: TestNetns } = {}): Promise<DockerDaemon> {
     // Short: the managed containerd's sockets live below it.
     const dir = mkdtempSync('/tmp/kd-');
+    const network =
+      opts.netns === undefined ? ['--iptables=false', '--ip6tables=false', '--bridge=none'] : [];
+    const [file = DOCKERD, ...prefix] = [...(opts.netns?.enter ?? []), DOCKERD];
     const proc = spawn(
-      DOCKERD,
+      file,
       [
-        '--iptables=false',
-        '--ip6tables=false',
-        '--bridge=none',
+        ...prefix,
+        ...network,
         '--storage-driver=vfs',
         `--data-root=${join(dir, 'data')}`,
         `--exec-root=${join(dir, 'exec')}`,

@@ -46,6 +46,10 @@ describe('qemuArgs', () => {
     expect(valuesOf(args, '-device')).toEqual([
       'virtio-serial-pci,id=vser0',
       'virtserialport,bus=vser0.0,chardev=agent,name=agent.channel.0,id=agentport',
+      'pcie-root-port,id=kapsel-rp0,bus=pcie.0,chassis=1',
+      'pcie-root-port,id=kapsel-rp1,bus=pcie.0,chassis=2',
+      'pcie-root-port,id=kapsel-rp2,bus=pcie.0,chassis=3',
+      'pcie-root-port,id=kapsel-rp3,bus=pcie.0,chassis=4',
     ]);
     expect(args).not.toContain('-numa');
   });

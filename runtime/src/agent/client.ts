@@ -14,6 +14,11 @@ import {
   type Empty,
   type Event,
   type GuestDetailsResponse,
+  type ARPNeighbor,
+  type Interface,
+  type Interfaces,
+  type Route,
+  type Routes,
   type StatsContainerResponse,
   type ListProcessesResponse,
   type ReadStreamResponse,
@@ -179,6 +184,31 @@ export class AgentClient {
     return (async function* () {
       for await (const msg of stream) yield (msg as ReadStreamResponse).data;
     })();
+  }
+
+  /** Kata's UpdateInterface: the NIC with `iface.hwAddr` joins `containerId`'s netns as described. */
+  updateInterface(containerId: string, iface: Interface): Promise<Interface> {
+    return this.call((md, o, cb) =>
+      this.client.updateInterface({ containerId, interface: iface }, md, o, cb),
+    );
+  }
+
+  updateRoutes(containerId: string, routes: Route[]): Promise<Routes> {
+    return this.call((md, o, cb) => this.client.updateRoutes({ containerId, routes }, md, o, cb));
+  }
+
+  async addArpNeighbors(containerId: string, neighbors: ARPNeighbor[]): Promise<void> {
+    await this.call<Empty>((md, o, cb) =>
+      this.client.addArpNeighbors({ containerId, neighbors }, md, o, cb),
+    );
+  }
+
+  listInterfaces(containerId: string): Promise<Interfaces> {
+    return this.call((md, o, cb) => this.client.listInterfaces({ containerId }, md, o, cb));
+  }
+
+  listRoutes(containerId: string): Promise<Routes> {
+    return this.call((md, o, cb) => this.client.listRoutes({ containerId }, md, o, cb));
   }
 
   private call<Res>(

@@ -3,6 +3,9 @@ import { closeSync, writeSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { CreateContainerRequest, RemoveContainerRequest } from '../../../proto/generated/agent.js';
+import { SandboxServiceService } from '../../../proto/generated/sandbox.js';
+import { SandboxNetwork } from '../network/sandbox-network.js';
+import { sandboxService } from '../network/service.js';
 import { messageOf } from '../errors.js';
 import { hasMountsUnder, makeSharedMount, unmountTree } from '../host-mounts.js';
 import { Sandbox } from '../sandbox.js';
@@ -34,6 +37,7 @@ export async function runMonitor(
   const paths = monitorPaths(store.vmDirOf(sandboxId));
   const containers = new Set<string>();
   let sandbox: Sandbox | undefined;
+  let network: SandboxNetwork | undefined;
   let server: Server | undefined;
   let finish: (reason: string) => void = () => undefined;
   const finished = new Promise<string>((resolve) => (finish = resolve));
@@ -60,8 +64,10 @@ export async function runMonitor(
         }
       },
     });
+    network = new SandboxNetwork(sandbox.vm.qmp, sandbox.agent, log);
     server = new Server();
     server.addService(definition, implementation);
+    server.addService(SandboxServiceService, sandboxService(network, log));
     const srv = server;
     await new Promise<void>((resolve, reject) => {
       srv.bindAsync(`unix://${paths.socket}`, ServerCredentials.createInsecure(), (err) => {
@@ -95,6 +101,9 @@ export async function runMonitor(
   } finally {
     server?.forceShutdown();
     await sandbox?.stop();
+    await network?.release().catch((err: unknown) => {
+      log.warn({ err }, 'removing the taps failed');
+    });
     await cleanupVmDir(paths.dir, paths.shared, log);
   }
 }

@@ -5,13 +5,17 @@ import { RuntimeError } from '../errors.js';
 import type { VmSize } from '../sizing.js';
 import { monitorPaths } from './paths.js';
 
-/** Boots a sandbox: starts its monitor and returns once the agent answers through it. */
+/**
+ * Boots a sandbox: starts its monitor (inside the host network namespace
+ * `enter` puts it in) and returns once the agent answers through it.
+ */
 export async function startMonitor(
   root: string,
   sandboxId: string,
   vmDir: string,
   debug: boolean,
   size: VmSize,
+  enter: readonly string[] = [],
 ): Promise<number> {
   const paths = monitorPaths(vmDir);
   try {
@@ -38,6 +42,7 @@ export async function startMonitor(
       ],
       ['ignore', logFd, logFd],
       'start the sandbox',
+      enter,
     );
   } finally {
     closeSync(logFd);

@@ -9,6 +9,8 @@ export interface ShimSpawnOptions {
   consoleSocket?: string;
   /** The shim's own log (not the container's stderr). */
   logFile: string;
+  /** argv prefix putting it in a namespace: the container's shim lives in its network namespace. */
+  enter?: readonly string[];
 }
 
 /**
@@ -34,10 +36,10 @@ export async function startShim(o: ShimSpawnOptions): Promise<number> {
     // With a terminal the caller's stdio is not the container's: hold none of it.
     const devnull = openSync('/dev/null', 'r+');
     try {
-      return await startDetached(args, [devnull, devnull, devnull], 'start the shim');
+      return await startDetached(args, [devnull, devnull, devnull], 'start the shim', o.enter);
     } finally {
       closeSync(devnull);
     }
   }
-  return startDetached(args, [0, 1, 2], 'start the shim');
+  return startDetached(args, [0, 1, 2], 'start the shim', o.enter);
 }

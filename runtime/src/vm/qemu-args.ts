@@ -1,3 +1,4 @@
+import { hotplugPortDevices } from '../network/hotplug.js';
 import { AGENT_PORT_ID, AGENT_PORT_NAME, vmPaths, type Accel, type VmConfig } from './config.js';
 
 /**
@@ -80,6 +81,8 @@ export function qemuArgs(cfg: VmConfig, accel: Accel): string[] {
     `socket,id=agent,path=${qemuOptValue(p.agent)},server=on,wait=off`,
     '-device',
     `virtserialport,bus=vser0.0,chardev=agent,name=${AGENT_PORT_NAME},id=${AGENT_PORT_ID}`,
+    // Empty, for the NICs of the container's network (network/hotplug.ts).
+    ...hotplugPortDevices().flatMap((d) => ['-device', d]),
   ];
   if (cfg.share) {
     if (!/^[\w.-]{1,36}$/.test(cfg.share.tag)) {
