@@ -90,7 +90,9 @@ export class DockerDaemon {
     const dir = mkdtempSync('/tmp/kd-');
     const network =
       opts.netns === undefined ? ['--iptables=false', '--ip6tables=false', '--bridge=none'] : [];
-    const [file = DOCKERD, ...prefix] = [...(opts.netns?.enter ?? []), DOCKERD];
+    const argv = [...(opts.netns?.enter ?? []), DOCKERD];
+    const file = argv[0] ?? DOCKERD;
+    const prefix = argv.slice(1);
     const proc = spawn(
       file,
       [

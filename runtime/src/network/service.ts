@@ -18,10 +18,12 @@ export function sandboxService(network: SandboxNetwork, log: Logger): SandboxSer
         },
         (err: unknown) => {
           log.warn({ err }, 'SyncNetwork failed');
-          const code = (err as { code?: unknown }).code;
+          // The agent's refusal keeps its code; our own failures are INTERNAL.
+          const e = err as { code?: unknown; details?: unknown };
+          const code = Object.values(status).find((s) => s === e.code) ?? status.INTERNAL;
           callback({
-            code: typeof code === 'number' ? code : status.INTERNAL,
-            details: messageOf(err),
+            code: code as status,
+            details: typeof e.details === 'string' && e.details !== '' ? e.details : messageOf(err),
           });
         },
       );
