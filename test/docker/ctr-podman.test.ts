@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,13 +11,11 @@ import {
   mountsUnder,
   PODMAN,
   PODMAN_ULIMITS,
+  PodmanStore,
   RUNC,
   runCommand,
 } from '../support/engines.js';
 import { GUEST_DIR, KAPSEL, processesMentioning, vmMissing } from '../support/kapsel-cli.js';
-import { makeBusyboxRootfs } from '../support/busybox.js';
-import { execFileSync } from 'node:child_process';
-import { chmodSync } from 'node:fs';
 
 const guestRelease = (): string => readFileSync(join(GUEST_DIR, 'kernel-release'), 'utf8').trim();
 const RUNTIMES: [string, string][] = [
@@ -106,46 +104,16 @@ const skipPodman = engineMissing(PODMAN) ?? vmMissing();
 describe.skipIf(skipPodman !== undefined)(
   `podman --runtime${skipPodman ? ` (skipped: ${skipPodman})` : ''}`,
   () => {
-    let dir = '';
-    const podmanWithInput = (
-      input: Buffer | string,
-      ...args: string[]
-    ): ReturnType<typeof runCommand> =>
-      runCommand(
-        PODMAN,
-        [
-          '--root',
-          join(dir, 'root'),
-          '--runroot',
-          join(dir, 'run'),
-          '--storage-driver',
-          'vfs',
-          '--cgroup-manager',
-          'cgroupfs',
-          '--events-backend',
-          'file',
-          ...args,
-        ],
-        input,
-      );
-    const podman = (...args: string[]): ReturnType<typeof runCommand> =>
-      podmanWithInput('', ...args);
+    let store: PodmanStore | undefined;
+    const podman = (...args: string[]): ReturnType<typeof runCommand> => {
+      if (store === undefined) throw new Error('no podman store');
+      return store.podman(...args);
+    };
     beforeAll(async () => {
-      dir = mkdtempSync('/tmp/kpm-');
-      const rootfs = makeBusyboxRootfs();
-      chmodSync(rootfs, 0o755);
-      chmodSync(join(rootfs, 'tmp'), 0o1777);
-      const tar = execFileSync('tar', ['-C', rootfs, '-c', '.'], { maxBuffer: 1 << 28 });
-      rmSync(rootfs, { recursive: true, force: true });
-      const imported = await podmanWithInput(tar, 'import', '-', IMAGE);
-      expect(imported.code).toBe(0);
+      store = await PodmanStore.create();
     });
     afterAll(async () => {
-      if (dir === '') return;
-      await podman('rm', '-af');
-      await podman('rmi', '-af');
-      for (const m of mountsUnder(dir)) execFileSync('umount', ['--lazy', m]);
-      rmSync(dir, { recursive: true, force: true });
+      await store?.remove();
     });
 
     describe.each(RUNTIMES)('with %s', (name, binary) => {

@@ -2,8 +2,17 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DOCKERD, DockerDaemon, engineMissing, IMAGE } from '../support/engines.js';
-import { processesMentioning, vmMissing } from '../support/kapsel-cli.js';
+import {
+  DOCKERD,
+  DockerDaemon,
+  engineMissing,
+  IMAGE,
+  PODMAN,
+  PODMAN_ULIMITS,
+  PodmanStore,
+  RUNC,
+} from '../support/engines.js';
+import { KAPSEL, processesMentioning, vmMissing } from '../support/kapsel-cli.js';
 import { hostNetworkSnapshot, TestNetns } from '../support/netns.js';
 
 const skip = engineMissing(DOCKERD, '/usr/bin/docker', '/usr/bin/curl') ?? vmMissing();
@@ -183,3 +192,62 @@ describe.skipIf(skip !== undefined)(`docker networking${skip ? ` (skipped: ${ski
     }
   });
 });
+
+const skipPodman = engineMissing(PODMAN, '/usr/bin/curl') ?? vmMissing();
+
+/** GETs `url` from inside `ns`, retrying while the server starts; the body, or '' */
+async function getFrom(ns: TestNetns, url: string): Promise<string> {
+  for (let i = 0; i < 100; i++) {
+    try {
+      return ns.run(['curl', '-sf', '--max-time', '3', url]);
+    } catch {
+      await new Promise((res) => setTimeout(res, 300));
+    }
+  }
+  return '';
+}
+
+/** Podman's default network (CNI bridge and portmap), inside a test namespace. */
+describe.skipIf(skipPodman !== undefined)(
+  `podman networking${skipPodman ? ` (skipped: ${skipPodman})` : ''}`,
+  () => {
+    let ns: TestNetns;
+    let store: PodmanStore;
+    let before = '';
+    beforeAll(async () => {
+      before = hostNetworkSnapshot();
+      ns = TestNetns.create('ktp');
+      store = await PodmanStore.create({ netns: ns });
+    });
+    afterAll(async () => {
+      await store.remove();
+      ns.remove();
+      expect(processesMentioning('kapsel __')).toEqual([]);
+      expect(hostNetworkSnapshot()).toBe(before);
+    });
+
+    it.each([
+      ['runc', RUNC],
+      ['kapsel', KAPSEL],
+    ])('with %s: -p publishes the port and a GET returns the page', async (name, binary) => {
+      const r = await store.podman(
+        'run',
+        '-d',
+        '--runtime',
+        binary,
+        ...PODMAN_ULIMITS,
+        '--name',
+        `web-${name}`,
+        '-p',
+        '18081:80',
+        IMAGE,
+        ...httpd(`podman-${name}`),
+      );
+      expect(r.stderr).toBe('');
+      expect(await getFrom(ns, 'http://127.0.0.1:18081/')).toBe(`podman-${name}\n`);
+      expect((await store.podman('rm', '-f', `web-${name}`)).code).toBe(0);
+      expect(ns.ip(['-br', 'link'])).not.toContain('_kapsel');
+      expect(hostNetworkSnapshot()).toBe(before);
+    });
+  },
+);

@@ -171,3 +171,61 @@ export function mountsUnder(dir: string): string[] {
     .filter((m) => m === dir || m.startsWith(`${dir}/`))
     .sort((a, b) => b.length - a.length);
 }
+
+/**
+ * Podman with a private store (vfs, cgroupfs, file events) and a busybox
+ * image imported as IMAGE. With `netns` it runs inside that test namespace,
+ * where its default network (CNI bridge, portmap) is made.
+ */
+export class PodmanStore {
+  private constructor(
+    readonly dir: string,
+    private readonly enter: readonly string[],
+  ) {}
+
+  static async create(opts: { netns?: TestNetns } = {}): Promise<PodmanStore> {
+    const p = new PodmanStore(mkdtempSync('/tmp/kpm-'), opts.netns?.enter ?? []);
+    const rootfs = makeBusyboxRootfs();
+    try {
+      chmodSync(rootfs, 0o755);
+      chmodSync(join(rootfs, 'tmp'), 0o1777);
+      const tar = execFileSync('tar', ['-C', rootfs, '-c', '.'], { maxBuffer: 1 << 28 });
+      const imported = await p.podmanWithInput(tar, 'import', '-', IMAGE);
+      if (imported.code !== 0) throw new Error(`podman import: ${imported.stderr}`);
+    } finally {
+      rmSync(rootfs, { recursive: true, force: true });
+    }
+    return p;
+  }
+
+  podmanWithInput(input: Buffer | string, ...args: string[]): Promise<CliResult> {
+    const argv = [
+      ...this.enter,
+      PODMAN,
+      '--root',
+      join(this.dir, 'root'),
+      '--runroot',
+      join(this.dir, 'run'),
+      '--storage-driver',
+      'vfs',
+      '--cgroup-manager',
+      'cgroupfs',
+      '--events-backend',
+      'file',
+      ...args,
+    ];
+    return runCommand(argv[0] ?? PODMAN, argv.slice(1), input);
+  }
+
+  podman(...args: string[]): Promise<CliResult> {
+    return this.podmanWithInput('', ...args);
+  }
+
+  /** Removes every container and image, then the store; nothing is removed through a mount. */
+  async remove(): Promise<void> {
+    await this.podman('rm', '-af');
+    await this.podman('rmi', '-af');
+    for (const m of mountsUnder(this.dir)) execFileSync('umount', ['--lazy', m]);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}

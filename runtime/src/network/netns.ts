@@ -45,12 +45,13 @@ export function joinNetnsOf(pid: number): string[] {
   return ['nsenter', `--net=/proc/${pid}/ns/net`, '--'];
 }
 
-async function inodeOf(path: string): Promise<string | undefined> {
+/** `dev:ino` of what `path` names, or the errno code why it cannot be looked at. */
+async function inodeOf(path: string): Promise<{ id: string } | { code: string }> {
   try {
     const s = await stat(path);
-    return `${s.dev}:${s.ino}`;
-  } catch {
-    return undefined;
+    return { id: `${s.dev}:${s.ino}` };
+  } catch (err) {
+    return { code: (err as NodeJS.ErrnoException).code ?? String(err) };
   }
 }
 
@@ -64,12 +65,18 @@ async function inodeOf(path: string): Promise<string | undefined> {
  * @param vmRoot `<root>/.vm`, whose `<dir>/monitor.pid` name the sandbox processes
  */
 export async function checkNetnsPath(path: string, vmRoot: string): Promise<void> {
-  const want = await inodeOf(path);
-  if (want === undefined) {
-    throw new RuntimeError(`linux.namespaces: network namespace ${path} does not exist`);
+  const target = await inodeOf(path);
+  if ('code' in target) {
+    throw new RuntimeError(
+      target.code === 'ENOENT'
+        ? `linux.namespaces: network namespace ${path} does not exist`
+        : `linux.namespaces: network namespace ${path}: ${target.code}`,
+    );
   }
-  const own = [await inodeOf('/proc/1/ns/net'), await inodeOf('/proc/self/ns/net')];
-  if (own.includes(want)) {
+  const want = target.id;
+  // Ours is the engine's: the namespace `--network host` would have given.
+  const own = await inodeOf('/proc/self/ns/net');
+  if ('id' in own && own.id === want) {
     throw new RuntimeError(
       `linux.namespaces: network namespace ${path} is the host's: a container in a VM cannot share the host's network namespace (--network host)`,
     );
@@ -85,7 +92,8 @@ export async function checkNetnsPath(path: string, vmRoot: string): Promise<void
       (await readFile(join(vmRoot, d, 'monitor.pid'), 'utf8').catch(() => '')).trim(),
     );
     if (!Number.isInteger(pid) || pid <= 0) continue;
-    if ((await inodeOf(`/proc/${pid}/ns/net`)) === want) {
+    const theirs = await inodeOf(`/proc/${pid}/ns/net`);
+    if ('id' in theirs && theirs.id === want) {
       throw new RuntimeError(
         `linux.namespaces: network namespace ${path} is another kapsel sandbox's: a container cannot join another VM's network (--network container:); put them in one pod`,
       );
