@@ -31,6 +31,11 @@ export class TestNetns {
     return execFileSync('ip', ['-n', this.name, ...args], { encoding: 'utf8' });
   }
 
+  /** The links in it (`ip -j link show`). */
+  links(): { ifname: string; address: string }[] {
+    return JSON.parse(this.ip(['-j', 'link', 'show'])) as { ifname: string; address: string }[];
+  }
+
   /** Runs a program in the namespace to the end; its stdout. */
   run(args: string[], timeoutMs = 30_000): string {
     return execFileSync('nsenter', [`--net=${this.path}`, '--', ...args], {

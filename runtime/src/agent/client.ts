@@ -14,11 +14,12 @@ import {
   type Empty,
   type Event,
   type GuestDetailsResponse,
-  type ARPNeighbor,
+  AddARPNeighborsRequest,
   type Interface,
   type Interfaces,
-  type Route,
   type Routes,
+  UpdateInterfaceRequest,
+  UpdateRoutesRequest,
   type StatsContainerResponse,
   type ListProcessesResponse,
   type ReadStreamResponse,
@@ -186,21 +187,20 @@ export class AgentClient {
     })();
   }
 
-  /** Kata's UpdateInterface: the NIC with `iface.hwAddr` joins `containerId`'s netns as described. */
-  updateInterface(containerId: string, iface: Interface): Promise<Interface> {
-    return this.call((md, o, cb) =>
-      this.client.updateInterface({ containerId, interface: iface }, md, o, cb),
-    );
+  /** Kata's UpdateInterface: the NIC with `interface.hwAddr` joins the container's netns as described. */
+  updateInterface(req: DeepPartial<UpdateInterfaceRequest>): Promise<Interface> {
+    const full = UpdateInterfaceRequest.fromPartial(req);
+    return this.call((md, o, cb) => this.client.updateInterface(full, md, o, cb));
   }
 
-  updateRoutes(containerId: string, routes: Route[]): Promise<Routes> {
-    return this.call((md, o, cb) => this.client.updateRoutes({ containerId, routes }, md, o, cb));
+  updateRoutes(req: DeepPartial<UpdateRoutesRequest>): Promise<Routes> {
+    const full = UpdateRoutesRequest.fromPartial(req);
+    return this.call((md, o, cb) => this.client.updateRoutes(full, md, o, cb));
   }
 
-  async addArpNeighbors(containerId: string, neighbors: ARPNeighbor[]): Promise<void> {
-    await this.call<Empty>((md, o, cb) =>
-      this.client.addArpNeighbors({ containerId, neighbors }, md, o, cb),
-    );
+  async addArpNeighbors(req: DeepPartial<AddARPNeighborsRequest>): Promise<void> {
+    const full = AddARPNeighborsRequest.fromPartial(req);
+    await this.call<Empty>((md, o, cb) => this.client.addArpNeighbors(full, md, o, cb));
   }
 
   listInterfaces(containerId: string): Promise<Interfaces> {

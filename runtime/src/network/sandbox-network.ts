@@ -56,7 +56,7 @@ export class SandboxNetwork {
       if (this.#plugged.some((p) => p?.link === iface.name && p.hwAddr === iface.hwAddr)) continue;
       await this.#plug(iface);
     }
-    for (const iface of wanted) await this.agent.updateInterface(containerId, iface);
+    for (const iface of wanted) await this.agent.updateInterface({ containerId, interface: iface });
     const devices = new Set(wanted.map((i) => i.name));
     const [v4, v6, neigh] = await Promise.all([
       ipJson<IpRoute>(['-4', 'route', 'show', 'table', 'main']),
@@ -64,9 +64,9 @@ export class SandboxNetwork {
       ipJson<IpNeighbor>(['neigh', 'show', 'nud', 'permanent']),
     ]);
     const routes = routesOf(v4, v6, devices);
-    if (routes.length > 0) await this.agent.updateRoutes(containerId, routes);
+    if (routes.length > 0) await this.agent.updateRoutes({ containerId, routes });
     const neighbors = neighborsOf(neigh, devices);
-    if (neighbors.length > 0) await this.agent.addArpNeighbors(containerId, neighbors);
+    if (neighbors.length > 0) await this.agent.addArpNeighbors({ containerId, neighbors });
     this.log.info(
       { interfaces: wanted.map((i) => i.name), routes: routes.length },
       'network mirrored into the guest',
