@@ -195,18 +195,6 @@ describe.skipIf(skip !== undefined)(`docker networking${skip ? ` (skipped: ${ski
 
 const skipPodman = engineMissing(PODMAN, '/usr/bin/curl') ?? vmMissing();
 
-/** GETs `url` from inside `ns`, retrying while the server starts; the body, or '' */
-async function getFrom(ns: TestNetns, url: string): Promise<string> {
-  for (let i = 0; i < 100; i++) {
-    try {
-      return ns.run(['curl', '-sf', '--max-time', '3', url]);
-    } catch {
-      await new Promise((res) => setTimeout(res, 300));
-    }
-  }
-  return '';
-}
-
 /** Podman's default network (CNI bridge and portmap), inside a test namespace. */
 describe.skipIf(skipPodman !== undefined)(
   `podman networking${skipPodman ? ` (skipped: ${skipPodman})` : ''}`,
@@ -244,7 +232,7 @@ describe.skipIf(skipPodman !== undefined)(
         ...httpd(`podman-${name}`),
       );
       expect(r.stderr).toBe('');
-      expect(await getFrom(ns, 'http://127.0.0.1:18081/')).toBe(`podman-${name}\n`);
+      expect(await ns.get('http://127.0.0.1:18081/')).toBe(`podman-${name}\n`);
       expect((await store.podman('rm', '-f', `web-${name}`)).code).toBe(0);
       expect(ns.ip(['-br', 'link'])).not.toContain('_kapsel');
       expect(hostNetworkSnapshot()).toBe(before);

@@ -44,6 +44,21 @@ export class TestNetns {
     });
   }
 
+  /**
+   * GETs `url` with curl from inside the namespace, retrying while the server
+   * starts (up to ~30 s); the body, or '' when it never answered.
+   */
+  async get(url: string): Promise<string> {
+    for (let i = 0; i < 100; i++) {
+      try {
+        return this.run(['curl', '-sf', '--max-time', '3', url]);
+      } catch {
+        await new Promise((res) => setTimeout(res, 300));
+      }
+    }
+    return '';
+  }
+
   remove(): void {
     execFileSync('ip', ['netns', 'del', this.name]);
   }

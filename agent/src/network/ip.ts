@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { join } from 'node:path';
 import { AgentError, failedPrecondition } from '../errors.js';
 
 /**
@@ -31,12 +33,35 @@ export class IpFailure extends Error {
   }
 }
 
+const resolved = new Map<string, string>();
+
+/**
+ * The absolute path of `name` on PATH (or `name` itself when absent, so the
+ * spawn fails with ENOENT). nsenter must get a path: busybox's prefers its
+ * own applets to PATH, and its ip applet is not iproute2's.
+ */
+function onPath(name: string): string {
+  const known = resolved.get(name);
+  if (known !== undefined) return known;
+  for (const dir of (process.env['PATH'] ?? '').split(':')) {
+    if (dir === '') continue;
+    try {
+      accessSync(join(dir, name), constants.X_OK);
+      resolved.set(name, join(dir, name));
+      return join(dir, name);
+    } catch {
+      // not here
+    }
+  }
+  return name;
+}
+
 /** A hung ip (it should take milliseconds; seconds under TCG) is killed. */
 const IP_TIMEOUT_MS = 30_000;
 
 export const realIp: IpRunner = {
   run(args, options = {}) {
-    const program = options.program ?? 'ip';
+    const program = onPath(options.program ?? 'ip');
     const argv =
       options.netnsPid === undefined
         ? [program, ...args]
