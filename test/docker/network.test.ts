@@ -118,7 +118,7 @@ describe.skipIf(skip !== undefined)(`docker networking${skip ? ` (skipped: ${ski
         IMAGE,
         'sh',
         '-c',
-        'ls /sys/class/net; cat /sys/class/net/lo/flags; nc -l -p 8080 & sleep 1; echo hi | nc -w 1 127.0.0.1 8080; wait',
+        'ls /sys/class/net; cat /sys/class/net/lo/flags; sleep 3 | nc -l -p 8080 & sleep 1; echo hi | nc -w 1 127.0.0.1 8080; wait',
       );
       expect(r.stdout).toBe('lo\n0x9\nhi\n');
     });
