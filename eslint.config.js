@@ -26,7 +26,7 @@ export default tseslint.config(
             {
               name: 'koffi',
               message:
-                'koffi is imported only in agent/src/native/ffi.ts and runtime/src/native/ffi.ts',
+                'koffi is imported only in agent/src/native/ffi.ts and runtime/src/sys/host-native.ts',
             },
           ],
         },
@@ -34,7 +34,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['agent/src/native/ffi.ts', 'runtime/src/native/ffi.ts'],
+    files: ['agent/src/native/ffi.ts', 'runtime/src/sys/host-native.ts'],
     rules: { 'no-restricted-imports': 'off' },
   },
   {

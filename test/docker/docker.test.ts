@@ -3,7 +3,7 @@ import { release } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { State } from '../../oci/spec.js';
-import { vmDirOf } from '../../runtime/src/state.js';
+import { vmDirOf } from '../../runtime/src/sandbox/vm-dir.js';
 import {
   agentLacks,
   DOCKERD,
