@@ -1,5 +1,6 @@
 import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
+import { CONTAINER_ID_PATTERN } from '../../proto/contract.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from './errors.js';
 import type {
   ContainerProcess,
@@ -40,8 +41,6 @@ class Proc {
     });
   }
 }
-
-const EXEC_ID = /^[\w+\-.]+$/;
 
 /**
  * One container in the guest: its init process, held between create and
@@ -105,7 +104,7 @@ export class Container {
 
   /** Checks an exec may be added now; the caller spawns it and hands it to addExec. */
   checkExec(execId: string): void {
-    if (execId === '' || !EXEC_ID.test(execId)) {
+    if (execId === '' || !CONTAINER_ID_PATTERN.test(execId)) {
       throw invalidArgument(`exec_id: invalid id ${JSON.stringify(execId)}`);
     }
     if (this.execs.has(execId)) {

@@ -10,7 +10,8 @@ import { Sandbox } from './sandbox.js';
 import { findVirtioPort } from './transport/virtio-port.js';
 import { SerialPortConnections } from './transport/serial.js';
 import { listenUnix } from './transport/unix.js';
-import { AGENT_PORT_NAME, AGENT_VERSION } from './version.js';
+import { AGENT_PORT_NAME } from '../../proto/contract.js';
+import { AGENT_VERSION } from './version.js';
 
 /**
  * kapsel-agent. In the guest (no arguments) it serves the virtio-serial port

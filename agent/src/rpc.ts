@@ -14,7 +14,7 @@ import {
   type ReadStreamRequest,
   type ReadStreamResponse,
 } from '../../proto/generated/agent.js';
-import { toGrpcStatus, unimplemented } from './errors.js';
+import { toGrpcStatus } from './errors.js';
 import type { Sandbox } from './sandbox.js';
 import { AGENT_VERSION } from './version.js';
 
@@ -85,7 +85,6 @@ export function agentService(
       sandbox.get(r.containerId).closeStdin(r.execId);
       return Promise.resolve(empty);
     }),
-    createSandbox: notYet(log, 'CreateSandbox'),
     pauseContainer: unary(log, 'PauseContainer', async (r) => {
       await sandbox.pauseContainer(r.containerId);
       return empty;
@@ -115,14 +114,6 @@ export function agentService(
       return empty;
     }),
   };
-}
-
-/** An RPC of the contract this agent does not serve yet: UNIMPLEMENTED, named. */
-function notYet<Req, Res>(
-  log: Logger,
-  name: string,
-): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
-  return unary(log, name, () => Promise.reject(unimplemented(`${name} is not implemented yet`)));
 }
 
 function unary<Req, Res>(

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { LinuxResources } from '../../oci/resources.js';
+import { CONTAINER_ID_PATTERN } from '../../proto/contract.js';
 import type { Process, Seccomp, Spec } from '../../oci/spec.js';
 import type { StatsContainerResponse, Storage } from '../../proto/generated/agent.js';
 import { OomWatcher } from './cgroups/events.js';
@@ -19,9 +20,6 @@ import { containerPids, signalAll } from './processes.js';
 import { parseJsonObject, parseSpec, toSpawnRequest } from './spec.js';
 import { toProcessParts } from './spec/process.js';
 import { mountStorages, unmountAll } from './storage.js';
-
-/** runc's rule for container ids. */
-const ID_PATTERN = /^[\w+\-.]+$/;
 
 /** Names under /proc/<pid>/ns/. */
 const NS_FILES: Readonly<Record<NamespaceKind, string>> = {
@@ -358,5 +356,6 @@ export class Sandbox {
 }
 
 function checkId(id: string): void {
-  if (!ID_PATTERN.test(id)) throw invalidArgument(`container_id: invalid id ${JSON.stringify(id)}`);
+  if (!CONTAINER_ID_PATTERN.test(id))
+    throw invalidArgument(`container_id: invalid id ${JSON.stringify(id)}`);
 }
