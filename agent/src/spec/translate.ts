@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
-import type { Mount, Spec } from '../../oci/spec.js';
-import { invalidArgument } from './errors.js';
-import { mountOptionsToFlags } from './native/mount-options.js';
-import type { MountSpec, NamespaceKind, SpawnRequest } from './native/types.js';
+import type { Mount, Spec } from '../../../oci/spec.js';
+import { invalidArgument } from '../errors.js';
+import { mountOptionsToFlags } from '../native/mount-options.js';
+import type { MountSpec, NamespaceKind, SpawnRequest } from '../native/types.js';
 import {
   idMapsOf,
   namespacesOf,
@@ -11,9 +11,9 @@ import {
   toDevices,
   toPaths,
   toSysctls,
-} from './spec/linux.js';
-import { toProcessParts, type IdMaps } from './spec/process.js';
-import { toSeccompProgram } from './spec/seccomp.js';
+} from './linux.js';
+import { toProcessParts, type IdMaps } from './process.js';
+import { toSeccompProgram } from './seccomp.js';
 
 /** Parses JSON the host sent; every refusal names the field. */
 export function parseJsonObject(json: string, field: string): object {
