@@ -43,7 +43,6 @@ export interface VmDirLayout {
   vfs: string;
   /** QEMU's own -pidfile. */
   pidfile: string;
-  virtiofsdPidfile: string;
 }
 
 export function vmDirLayout(dir: string): VmDirLayout {
@@ -58,7 +57,6 @@ export function vmDirLayout(dir: string): VmDirLayout {
     agent: join(dir, 'agent.sock'),
     vfs: join(dir, 'vfs.sock'),
     pidfile: join(dir, 'qemu.pid'),
-    virtiofsdPidfile: join(dir, 'virtiofsd.pid'),
   };
 }
 
