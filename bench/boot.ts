@@ -9,10 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { parseArgs } from 'node:util';
-import { guestImage, packageRoot } from '../runtime/src/paths.js';
-import { SHARED_TAG } from '../runtime/src/guest-spec.js';
-import { Sandbox } from '../runtime/src/sandbox.js';
-import { Vm } from '../runtime/src/vm/index.js';
+import { guestImage } from '../runtime/src/sandbox/guest-image.js';
+import { packageRoot } from '../runtime/src/sys/package-root.js';
+import { SHARED_TAG } from '../runtime/src/sandbox/vm-dir.js';
+import { Sandbox } from '../runtime/src/sandbox/boot.js';
+import { Vm } from '../runtime/src/sandbox/vm/index.js';
 import { makeBusyboxRootfs } from '../test/support/busybox.js';
 import { testSpec } from '../test/support/spec.js';
 

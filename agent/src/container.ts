@@ -1,29 +1,11 @@
 import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
+import { CONTAINER_ID_PATTERN } from '../../proto/contract.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from './errors.js';
-import type {
-  ContainerProcess,
-  NamespaceKind,
-  ProcessExit,
-  SeccompProgram,
-} from './native/types.js';
-import type { IdMaps } from './spec/process.js';
+import type { ContainerProcess, ProcessExit } from './native/types.js';
+import type { ExecContext } from './spec/exec.js';
 
 export type ContainerStatus = 'created' | 'running' | 'paused' | 'stopped';
-
-/** What an exec into this container inherits from it. */
-export interface ExecContext {
-  /** Namespaces the init has (created or joined): an exec joins all of them. */
-  namespaces: readonly NamespaceKind[];
-  /** The container's cgroup v2 directory, when it has one: execs are born in it. */
-  cgroupDir?: string;
-  /** linux.seccomp applies to every process of the container, as in runc. */
-  seccomp?: SeccompProgram;
-  /** With a user namespace: exec users must be mapped. */
-  idMaps?: IdMaps;
-  /** Its uid_map/gid_map text: a terminal is chowned to the mapped ids. */
-  mapText?: { uid: string; gid: string };
-}
 
 /** A process of the container (its init, or an exec) and who reads its output. */
 class Proc {
@@ -40,8 +22,6 @@ class Proc {
     });
   }
 }
-
-const EXEC_ID = /^[\w+\-.]+$/;
 
 /**
  * One container in the guest: its init process, held between create and
@@ -105,7 +85,7 @@ export class Container {
 
   /** Checks an exec may be added now; the caller spawns it and hands it to addExec. */
   checkExec(execId: string): void {
-    if (execId === '' || !EXEC_ID.test(execId)) {
+    if (execId === '' || !CONTAINER_ID_PATTERN.test(execId)) {
       throw invalidArgument(`exec_id: invalid id ${JSON.stringify(execId)}`);
     }
     if (this.execs.has(execId)) {

@@ -2,6 +2,7 @@ import type { Duplex } from 'node:stream';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { AgentServiceService } from '../../proto/generated/agent.js';
+import { DisabledCgroups, type ContainerCgroups } from './cgroups/container-cgroups.js';
 import { CgroupManager } from './cgroups/manager.js';
 import { createLogger } from './log.js';
 import { loadNative, type Native } from './native/index.js';
@@ -10,7 +11,8 @@ import { Sandbox } from './sandbox.js';
 import { findVirtioPort } from './transport/virtio-port.js';
 import { SerialPortConnections } from './transport/serial.js';
 import { listenUnix } from './transport/unix.js';
-import { AGENT_PORT_NAME, AGENT_VERSION } from './version.js';
+import { AGENT_PORT_NAME } from '../../proto/contract.js';
+import { AGENT_VERSION } from './version.js';
 
 /**
  * kapsel-agent. In the guest (no arguments) it serves the virtio-serial port
@@ -82,11 +84,11 @@ const HANG_UP_TIMEOUT_MS = 5000;
  * /sys/fs/cgroup/unified). Without one the agent runs containers without
  * cgroups and refuses linux.resources.
  */
-function cgroupManager(native: Native, log: Logger): CgroupManager | undefined {
+function cgroupManager(native: Native, log: Logger): ContainerCgroups {
   const root = process.env['KAPSEL_CGROUP_ROOT'] ?? '/sys/fs/cgroup';
   if (!CgroupManager.isCgroup2(root)) {
     log.warn({ root }, 'no cgroup v2 hierarchy: containers get no cgroups');
-    return undefined;
+    return new DisabledCgroups();
   }
   return new CgroupManager({ root, native, log });
 }

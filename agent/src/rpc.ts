@@ -14,7 +14,7 @@ import {
   type ReadStreamRequest,
   type ReadStreamResponse,
 } from '../../proto/generated/agent.js';
-import { toGrpcStatus, unimplemented } from './errors.js';
+import { toGrpcStatus } from './errors.js';
 import { GuestNetwork } from './network/network.js';
 import { checkInterface, checkNeighbors, checkRoutes } from './network/validate.js';
 import type { Sandbox } from './sandbox.js';
@@ -88,7 +88,6 @@ export function agentService(
       sandbox.get(r.containerId).closeStdin(r.execId);
       return Promise.resolve(empty);
     }),
-    createSandbox: notYet(log, 'CreateSandbox'),
     updateInterface: unary(log, 'UpdateInterface', (r) => {
       const iface = checkInterface(r.interface);
       return network.updateInterface(sandbox.get(r.containerId), iface);
@@ -135,14 +134,6 @@ export function agentService(
       return empty;
     }),
   };
-}
-
-/** An RPC of the contract this agent does not serve yet: UNIMPLEMENTED, named. */
-function notYet<Req, Res>(
-  log: Logger,
-  name: string,
-): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
-  return unary(log, name, () => Promise.reject(unimplemented(`${name} is not implemented yet`)));
 }
 
 function unary<Req, Res>(

@@ -1,61 +1,19 @@
 import type { Logger } from 'pino';
 import type { LinuxResources } from '../../oci/resources.js';
-import type { Process, Seccomp, Spec } from '../../oci/spec.js';
+import type { Seccomp, Spec } from '../../oci/spec.js';
+import { CONTAINER_ID_PATTERN } from '../../proto/contract.js';
 import type { StatsContainerResponse, Storage } from '../../proto/generated/agent.js';
 import { OomWatcher } from './cgroups/events.js';
-import type { CgroupManager } from './cgroups/manager.js';
-import { Container, type ExecContext } from './container.js';
+import { DisabledCgroups, type ContainerCgroups } from './cgroups/container-cgroups.js';
+import { Container } from './container.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from './errors.js';
 import { EventHub } from './events.js';
-import {
-  NativeError,
-  type JoinNamespace,
-  type Native,
-  type NamespaceKind,
-  type ProcessExit,
-  type SpawnRequest,
-} from './native/types.js';
+import { NativeError, type Native, type ProcessExit } from './native/types.js';
 import { containerPids, signalAll } from './processes.js';
-import { parseJsonObject, parseSpec, toSpawnRequest } from './spec.js';
-import { toProcessParts } from './spec/process.js';
+import { execContextOf, toExecRequest } from './spec/exec.js';
+import { joinsOf } from './spec/linux.js';
+import { parseSpec, toSpawnRequest } from './spec/translate.js';
 import { mountStorages, unmountAll } from './storage.js';
-
-/** runc's rule for container ids. */
-const ID_PATTERN = /^[\w+\-.]+$/;
-
-/** Names under /proc/<pid>/ns/. */
-const NS_FILES: Readonly<Record<NamespaceKind, string>> = {
-  user: 'user',
-  cgroup: 'cgroup',
-  ipc: 'ipc',
-  uts: 'uts',
-  network: 'net',
-  pid: 'pid',
-  mount: 'mnt',
-};
-
-/**
- * setns order: the user namespace first (it owns the others, so entering it
- * grants the rights to join them), the mount namespace last (it changes the
- * root the remaining /proc paths would be looked up in). runc's nsexec does
- * the same.
- */
-const JOIN_ORDER: readonly NamespaceKind[] = [
-  'user',
-  'cgroup',
-  'ipc',
-  'uts',
-  'network',
-  'pid',
-  'mount',
-];
-
-function joinsOf(pid: number, kinds: readonly NamespaceKind[]): JoinNamespace[] {
-  return JOIN_ORDER.filter((k) => kinds.includes(k)).map((kind) => ({
-    kind,
-    path: `/proc/${pid}/ns/${NS_FILES[kind]}`,
-  }));
-}
 
 /**
  * libkapsel compiles the seccomp profile at create; a syscall name libseccomp
@@ -88,8 +46,8 @@ export class Sandbox {
   constructor(
     private readonly native: Native,
     private readonly log: Logger,
-    /** Absent where the agent has no cgroup v2 hierarchy (e.g. standalone on a v1 host). */
-    private readonly cgroups?: CgroupManager,
+    /** DisabledCgroups where the agent has no cgroup v2 hierarchy (standalone on a v1 host). */
+    private readonly cgroups: ContainerCgroups = new DisabledCgroups(),
   ) {}
 
   async createContainer(
@@ -107,7 +65,7 @@ export class Sandbox {
       const spec = parseSpec(specJson);
       // Resources are refused before anything is made; the rest of the spec
       // after the storages are mounted, since bind sources live in them.
-      const resources = await this.checkResources(spec);
+      const resources = await this.cgroups.checkSpec(spec.linux?.resources);
       const mounted = await mountStorages(this.native, storages);
       try {
         await this.createInMounted(id, spec, resources, mounted, sandboxContainerId);
@@ -139,7 +97,7 @@ export class Sandbox {
       request.joinNamespaces = joinsOf(this.get(sandboxContainerId).pid, join);
     }
     // Made before the init, which is then born in it.
-    const cgroup = await this.createCgroup(id, spec, resources);
+    const cgroup = await this.cgroups.createFor(id, spec, resources);
     if (cgroup !== undefined) {
       request.cgroup = cgroup;
       // A spec without a cgroup namespace means the host's (Docker's
@@ -151,16 +109,7 @@ export class Sandbox {
       }
     }
     try {
-      const context: ExecContext = { namespaces: [...request.namespaces, ...join] };
-      if (request.seccomp !== undefined) context.seccomp = request.seccomp;
-      if (request.namespaces.includes('user')) {
-        context.idMaps = {
-          uid: spec.linux?.uidMappings ?? [],
-          gid: spec.linux?.gidMappings ?? [],
-        };
-        context.mapText = { uid: request.uidMap ?? '', gid: request.gidMap ?? '' };
-      }
-      if (request.cgroup !== undefined) context.cgroupDir = request.cgroup;
+      const context = execContextOf(request, join, spec.linux);
       const init = await this.native.spawn(request).catch((err: unknown) => {
         throw specRefusal(err, spec.linux?.seccomp);
       });
@@ -168,7 +117,7 @@ export class Sandbox {
       if (cgroup !== undefined) await this.oom.add(id, cgroup);
       this.log.info({ container: id, pid: init.pid, cgroup }, 'container created');
     } catch (err) {
-      if (cgroup !== undefined) await this.cgroups?.remove(cgroup);
+      if (cgroup !== undefined) await this.cgroups.remove(cgroup);
       throw err;
     }
   }
@@ -191,22 +140,7 @@ export class Sandbox {
   async execProcess(id: string, execId: string, processJson: string): Promise<void> {
     const c = this.get(id);
     c.checkExec(execId);
-    const proc = parseJsonObject(processJson, 'process_json') as Process;
-    const ctx = c.execContext;
-    const request: SpawnRequest = {
-      ...toProcessParts(proc, 'process', ctx.idMaps),
-      namespaces: [],
-      joinNamespaces: joinsOf(c.pid, ctx.namespaces),
-      mounts: [],
-    };
-    if (ctx.cgroupDir !== undefined) request.cgroup = ctx.cgroupDir;
-    if (ctx.seccomp !== undefined) request.seccomp = ctx.seccomp;
-    if (ctx.mapText !== undefined) {
-      // Not written again (no new user namespace): they translate the
-      // terminal's owner to the ids outside.
-      request.uidMap = ctx.mapText.uid;
-      request.gidMap = ctx.mapText.gid;
-    }
+    const request = toExecRequest(processJson, c.pid, c.execContext);
     // The container's profile compiled once at create; nothing to refuse here.
     const spawned = await this.native.spawn(request);
     // A second exec with this id may have raced us through the await.
@@ -263,7 +197,7 @@ export class Sandbox {
     await c.kill();
     if (c.cgroupDir !== undefined) {
       await this.oom.remove(id);
-      await this.cgroups?.remove(c.cgroupDir);
+      await this.cgroups.remove(c.cgroupDir);
     }
     await unmountAll(this.native, c.storageMounts);
     this.log.info({ container: id }, 'container removed');
@@ -275,7 +209,7 @@ export class Sandbox {
     // runc (libcontainer) pauses created containers too.
     if (c.status !== 'running' && c.status !== 'created')
       throw failedPrecondition(`container ${id} is ${c.status}, not running`);
-    await this.requireCgroups(id).pause(this.cgroupOf(c));
+    await this.cgroups.require(id).pause(this.cgroupOf(c));
     c.paused = true;
     this.log.info({ container: id }, 'container paused');
   }
@@ -285,7 +219,7 @@ export class Sandbox {
     const c = this.get(id);
     if (c.status !== 'paused')
       throw failedPrecondition(`container ${id} is ${c.status}, not paused`);
-    await this.requireCgroups(id).resume(this.cgroupOf(c));
+    await this.cgroups.require(id).resume(this.cgroupOf(c));
     c.paused = false;
     this.log.info({ container: id }, 'container resumed');
   }
@@ -294,7 +228,7 @@ export class Sandbox {
   async updateContainer(id: string, resourcesJson: string): Promise<void> {
     const c = this.get(id);
     if (c.status === 'stopped') throw failedPrecondition(`container ${id} is stopped`);
-    const cgroups = this.requireCgroups(id);
+    const cgroups = this.cgroups.require(id);
     let value: unknown;
     try {
       value = JSON.parse(resourcesJson);
@@ -308,39 +242,7 @@ export class Sandbox {
 
   statsContainer(id: string): Promise<StatsContainerResponse> {
     const c = this.get(id);
-    return this.requireCgroups(id).stats(this.cgroupOf(c));
-  }
-
-  /** linux.resources, validated; undefined where the agent has no cgroups. */
-  private async checkResources(spec: Spec): Promise<LinuxResources | undefined> {
-    const resources = spec.linux?.resources;
-    if (this.cgroups === undefined) {
-      if (resources !== undefined && Object.keys(resources).length > 0) {
-        throw failedPrecondition(
-          'linux.resources: this agent has no cgroup v2 hierarchy to apply them in',
-        );
-      }
-      return undefined;
-    }
-    return this.cgroups.validate(resources);
-  }
-
-  private async createCgroup(
-    id: string,
-    spec: Spec,
-    valid: LinuxResources | undefined,
-  ): Promise<string | undefined> {
-    if (this.cgroups === undefined || valid === undefined) return undefined;
-    const dir = this.cgroups.dirFor(id, spec.linux?.cgroupsPath);
-    await this.cgroups.create(dir, valid, spec.linux?.devices ?? []);
-    return dir;
-  }
-
-  private requireCgroups(id: string): CgroupManager {
-    if (this.cgroups === undefined) {
-      throw failedPrecondition(`container ${id}: this agent has no cgroup v2 hierarchy`);
-    }
-    return this.cgroups;
+    return this.cgroups.require(id).stats(this.cgroupOf(c));
   }
 
   private cgroupOf(c: Container): string {
@@ -358,5 +260,6 @@ export class Sandbox {
 }
 
 function checkId(id: string): void {
-  if (!ID_PATTERN.test(id)) throw invalidArgument(`container_id: invalid id ${JSON.stringify(id)}`);
+  if (!CONTAINER_ID_PATTERN.test(id))
+    throw invalidArgument(`container_id: invalid id ${JSON.stringify(id)}`);
 }

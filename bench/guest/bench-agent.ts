@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadNative } from '../../agent/src/native/index.js';
-import { parseSpec, toSpawnRequest } from '../../agent/src/spec.js';
+import { parseSpec, toSpawnRequest } from '../../agent/src/spec/translate.js';
 
 const BUNDLE = '/bench/bundle';
 const CGROUP = '/sys/fs/cgroup';

@@ -1,5 +1,6 @@
-/* The wire formats shared with agent/src/native/protocol.ts and request.ts.
- * Change both sides together. All integers are in host byte order: the
+/* The wire formats shared with agent/src/native/protocol.ts (the encoder;
+ * request.c decodes). Change both sides together: test/unit/contract.test.ts
+ * holds the tags and flags to the same values. All integers are in host byte order: the
  * encoder and the decoder always run on the same machine. */
 #ifndef KAPSEL_PROTOCOL_H
 #define KAPSEL_PROTOCOL_H
@@ -46,7 +47,7 @@ enum kapsel_req_tag {
 };
 
 #define KAPSEL_FLAG_READONLY_ROOT 0x1u /* OCI root.readonly */
-#define KAPSEL_FLAG_NO_PIVOT 0x2u      /* runc --no-pivot: MS_MOVE + chroot */
+/* 0x2u was --no-pivot (MS_MOVE + chroot): the guest always pivots. */
 #define KAPSEL_FLAG_NO_NEW_PRIVS 0x4u  /* OCI process.noNewPrivileges */
 
 /* ---- Records: fixed 1024 bytes, both on the control socket (monitor <->

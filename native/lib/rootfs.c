@@ -19,10 +19,10 @@ static int fail(struct kapsel_record *err, const char *syscall, const char *path
 /* runc pivotRoot(): pivot_root(".", ".") stacks the old root on top of the
  * new one at "/", so no put_old directory is needed inside the rootfs; the
  * old root is then made rslave (so the unmount cannot propagate to the
- * agent's namespace) and detached. There is no silent fallback to chroot
- * (escapable with a second chroot): like runc, MS_MOVE + chroot only when
- * asked for (--no-pivot). PID 1 leaves the initramfs so this works in the
- * guest (native/init/init.c, leave_initramfs). */
+ * agent's namespace) and detached. There is no MS_MOVE + chroot path
+ * (escapable with a second chroot; runc's --no-pivot): PID 1 leaves the
+ * initramfs so this always works in the guest (native/init/init.c,
+ * leave_initramfs), and the runtime accepts and ignores --no-pivot. */
 static int pivot_root_dot(const char *rootfs, struct kapsel_record *err) {
   int oldroot = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
   if (oldroot < 0)
@@ -42,18 +42,6 @@ static int pivot_root_dot(const char *rootfs, struct kapsel_record *err) {
     return fail(err, "mount", "/");
   if (umount2(".", MNT_DETACH) < 0)
     return fail(err, "umount2", "/");
-  if (chdir("/") < 0)
-    return fail(err, "chdir", "/");
-  return 0;
-}
-
-/* runc msMoveRoot() for --no-pivot, for roots pivot_root(2) cannot leave
- * (an initramfs without switch_root). */
-static int move_root(struct kapsel_record *err) {
-  if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
-    return fail(err, "mount", "/");
-  if (chroot(".") < 0)
-    return fail(err, "chroot", ".");
   if (chdir("/") < 0)
     return fail(err, "chdir", "/");
   return 0;
@@ -117,11 +105,7 @@ int kapsel_prepare_rootfs(const struct kapsel_request *req, struct kapsel_record
   if (r < 0)
     return r;
 
-  if (req->flags & KAPSEL_FLAG_NO_PIVOT) {
-    r = move_root(err);
-  } else {
-    r = pivot_root_dot(req->rootfs, err);
-  }
+  r = pivot_root_dot(req->rootfs, err);
   if (r < 0)
     return r;
   if (req->rootfs_parent != NULL && mount(NULL, "/", NULL, req->root_propagation, NULL) < 0)

@@ -138,11 +138,6 @@ export interface Storage {
   options: string[];
 }
 
-export interface CreateSandboxRequest {
-  sandboxId: string;
-  storages: Storage[];
-}
-
 export interface CreateContainerRequest {
   containerId: string;
   /**
@@ -891,95 +886,6 @@ export const Storage: MessageFns<Storage> = {
     message.source = object.source ?? "";
     message.mountPoint = object.mountPoint ?? "";
     message.options = object.options?.map((e) => e) || [];
-    return message;
-  },
-};
-
-function createBaseCreateSandboxRequest(): CreateSandboxRequest {
-  return { sandboxId: "", storages: [] };
-}
-
-export const CreateSandboxRequest: MessageFns<CreateSandboxRequest> = {
-  encode(message: CreateSandboxRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.sandboxId !== "") {
-      writer.uint32(10).string(message.sandboxId);
-    }
-    for (const v of message.storages) {
-      Storage.encode(v!, writer.uint32(18).fork()).join();
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): CreateSandboxRequest {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseCreateSandboxRequest();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.sandboxId = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.storages.push(Storage.decode(reader, reader.uint32()));
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  fromJSON(object: any): CreateSandboxRequest {
-    return {
-      sandboxId: isSet(object.sandboxId)
-        ? globalThis.String(object.sandboxId)
-        : isSet(object.sandbox_id)
-        ? globalThis.String(object.sandbox_id)
-        : "",
-      storages: globalThis.Array.isArray(object?.storages) ? object.storages.map((e: any) => Storage.fromJSON(e)) : [],
-    };
-  },
-
-  toJSON(message: CreateSandboxRequest): unknown {
-    const obj: any = {};
-    if (message.sandboxId !== "") {
-      obj.sandboxId = message.sandboxId;
-    }
-    if (message.storages?.length) {
-      obj.storages = message.storages.map((e) => Storage.toJSON(e));
-    }
-    return obj;
-  },
-
-  create(base?: DeepPartial<CreateSandboxRequest>): CreateSandboxRequest {
-    return CreateSandboxRequest.fromPartial(base ?? {});
-  },
-  fromPartial(object: DeepPartial<CreateSandboxRequest>): CreateSandboxRequest {
-    const message = createBaseCreateSandboxRequest();
-    message.sandboxId = object.sandboxId ?? "";
-    message.storages = object.storages?.map((e) => Storage.fromPartial(e)) || [];
     return message;
   },
 };
@@ -5067,21 +4973,6 @@ export const AgentServiceService = {
     responseDeserialize: (value: Buffer): GuestDetailsResponse => GuestDetailsResponse.decode(value),
   },
   /**
-   * --- sandbox setup ---
-   * Mounts what all containers of the sandbox share (the host's shared
-   * directory, over virtio-fs). Optional: a single-container sandbox may pass
-   * its storages with CreateContainer instead.
-   */
-  createSandbox: {
-    path: "/kapsel.agent.v1.AgentService/CreateSandbox" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: CreateSandboxRequest): Buffer => Buffer.from(CreateSandboxRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): CreateSandboxRequest => CreateSandboxRequest.decode(value),
-    responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
-    responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
-  },
-  /**
    * --- container lifecycle ---
    * Builds the container (namespaces, rootfs) with its init process waiting
    * to exec; StartContainer releases it.
@@ -5352,13 +5243,6 @@ export interface AgentServiceServer extends UntypedServiceImplementation {
   check: handleUnaryCall<CheckRequest, CheckResponse>;
   getGuestDetails: handleUnaryCall<GuestDetailsRequest, GuestDetailsResponse>;
   /**
-   * --- sandbox setup ---
-   * Mounts what all containers of the sandbox share (the host's shared
-   * directory, over virtio-fs). Optional: a single-container sandbox may pass
-   * its storages with CreateContainer instead.
-   */
-  createSandbox: handleUnaryCall<CreateSandboxRequest, Empty>;
-  /**
    * --- container lifecycle ---
    * Builds the container (namespaces, rootfs) with its init process waiting
    * to exec; StartContainer releases it.
@@ -5458,27 +5342,6 @@ export interface AgentServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GuestDetailsResponse) => void,
-  ): ClientUnaryCall;
-  /**
-   * --- sandbox setup ---
-   * Mounts what all containers of the sandbox share (the host's shared
-   * directory, over virtio-fs). Optional: a single-container sandbox may pass
-   * its storages with CreateContainer instead.
-   */
-  createSandbox(
-    request: CreateSandboxRequest,
-    callback: (error: ServiceError | null, response: Empty) => void,
-  ): ClientUnaryCall;
-  createSandbox(
-    request: CreateSandboxRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: Empty) => void,
-  ): ClientUnaryCall;
-  createSandbox(
-    request: CreateSandboxRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: Empty) => void,
   ): ClientUnaryCall;
   /**
    * --- container lifecycle ---

@@ -3,9 +3,8 @@ import { release } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { State } from '../../oci/spec.js';
-import { vmDirOf } from '../../runtime/src/state.js';
+import { vmDirOf } from '../../runtime/src/sandbox/vm-dir.js';
 import {
-  agentLacks,
   DOCKERD,
   DockerDaemon,
   engineMissing,
@@ -125,51 +124,45 @@ describe.skipIf(skip !== undefined)(
         expectNothingLeft();
       });
 
-      it.skipIf(runtime === 'kapsel' && agentLacks('ExecProcess'))(
-        `docker exec runs in the container and passes the exit code${runtime === 'kapsel' && agentLacks('ExecProcess') ? ' (skipped: the agent does not serve ExecProcess yet, issue 3)' : ''}`,
-        async () => {
-          const name = `exec-${runtime}`;
-          expect((await run('-d', '--name', name, IMAGE, 'sleep', '1000')).code).toBe(0);
-          const r = await d.docker([
-            'exec',
-            '-e',
-            'X=1',
-            '-w',
-            '/tmp',
-            name,
-            'sh',
-            '-c',
-            'echo "$X $(pwd) $(uname -r)"; exit 4',
-          ]);
-          expect(r.stdout).toBe(`1 /tmp ${kernel()}\n`);
-          expect(r.code).toBe(4);
-          // -it through a real terminal: `script` gives the client one.
-          const tty = await runCommand('script', [
-            '-qec',
-            `/usr/bin/docker -H unix://${d.socket} exec -it ${name} sh -c 'tty; stty size'`,
-            '/dev/null',
-          ]);
-          expect(tty.stdout).toMatch(/\/dev\/pts\/\d+/);
-          expect(tty.code).toBe(0);
-          expect((await d.docker(['rm', '-f', name])).code).toBe(0);
-        },
-      );
+      it('docker exec runs in the container and passes the exit code', async () => {
+        const name = `exec-${runtime}`;
+        expect((await run('-d', '--name', name, IMAGE, 'sleep', '1000')).code).toBe(0);
+        const r = await d.docker([
+          'exec',
+          '-e',
+          'X=1',
+          '-w',
+          '/tmp',
+          name,
+          'sh',
+          '-c',
+          'echo "$X $(pwd) $(uname -r)"; exit 4',
+        ]);
+        expect(r.stdout).toBe(`1 /tmp ${kernel()}\n`);
+        expect(r.code).toBe(4);
+        // -it through a real terminal: `script` gives the client one.
+        const tty = await runCommand('script', [
+          '-qec',
+          `/usr/bin/docker -H unix://${d.socket} exec -it ${name} sh -c 'tty; stty size'`,
+          '/dev/null',
+        ]);
+        expect(tty.stdout).toMatch(/\/dev\/pts\/\d+/);
+        expect(tty.code).toBe(0);
+        expect((await d.docker(['rm', '-f', name])).code).toBe(0);
+      });
 
-      it.skipIf(runtime === 'kapsel' && agentLacks('UpdateContainer'))(
-        `--memory limits the container's cgroup${runtime === 'kapsel' && agentLacks('UpdateContainer') ? ' (skipped: the agent has no cgroups yet, issue 4)' : ''}`,
-        async () => {
-          const r = await run(
-            '--rm',
-            '--memory',
-            '64m',
-            IMAGE,
-            'sh',
-            '-c',
-            'cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes',
-          );
-          expect(r.stdout.trim()).toBe(String(64 * 1024 * 1024));
-        },
-      );
+      it("--memory limits the container's cgroup", async () => {
+        const r = await run(
+          '--rm',
+          '--memory',
+          '64m',
+          IMAGE,
+          'sh',
+          '-c',
+          'cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes',
+        );
+        expect(r.stdout.trim()).toBe(String(64 * 1024 * 1024));
+      });
 
       function expectNothingLeft(): void {
         if (runtime !== 'kapsel') return;

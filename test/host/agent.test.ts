@@ -3,7 +3,7 @@ import { release } from 'node:os';
 import { Client, credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CheckResponse_ServingStatus } from '../../proto/generated/agent.js';
-import { AgentClient } from '../../runtime/src/agent/client.js';
+import { AgentClient } from '../../runtime/src/sandbox/agent-client.js';
 import { isRoot, type StandaloneAgent } from '../support/agent-process.js';
 import { startAgentFixture, stopAgentFixture } from '../support/agent-fixture.js';
 import { busyboxMissing, makeBusyboxRootfs } from '../support/busybox.js';

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentClient } from '../../runtime/src/agent/client.js';
+import { AgentClient } from '../../runtime/src/sandbox/agent-client.js';
 import { isRoot, type StandaloneAgent } from '../support/agent-process.js';
 import { startAgentFixture, stopAgentFixture } from '../support/agent-fixture.js';
 import { busyboxMissing, makeBusyboxRootfs } from '../support/busybox.js';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ReadStream } from 'node:tty';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadHostNative } from '../../runtime/src/native/ffi.js';
+import { loadHostNative } from '../../runtime/src/sys/host-native.js';
 import { ROOT } from '../support/kapsel-cli.js';
 
 const lib = join(ROOT, 'build/native/libkapsel-host.so');

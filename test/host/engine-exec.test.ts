@@ -4,7 +4,7 @@ import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Process } from '../../oci/spec.js';
-import { AgentClient } from '../../runtime/src/agent/client.js';
+import { AgentClient } from '../../runtime/src/sandbox/agent-client.js';
 import { isRoot, type StandaloneAgent } from '../support/agent-process.js';
 import { startAgentFixture, stopAgentFixture } from '../support/agent-fixture.js';
 import { busyboxMissing } from '../support/busybox.js';

@@ -253,13 +253,6 @@ describe.skipIf(skip !== undefined)(
       expect(existsSync(join(rootfs, 'x'))).toBe(false);
     });
 
-    // What a guest booted from an initramfs needs: pivot_root(2) refuses
-    // to move the rootfs mount there.
-    it('moves the root with MS_MOVE + chroot when pivot_root is off', async () => {
-      const r = await run(request(['sh', '-c', 'cat /marker; echo $$'], { noPivot: true }));
-      expect(r.stdout).toBe('kapsel-rootfs-marker\n1\n');
-    });
-
     it('passes only stdin, stdout and stderr to the container', async () => {
       // The shell is pid 1; ls looks at its fds from outside.
       const r = await run(request(['sh', '-c', 'ls /proc/1/fd; true']));

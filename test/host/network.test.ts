@@ -9,7 +9,7 @@ import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IPFamily, type Interface } from '../../proto/generated/agent.js';
 import type { Process } from '../../oci/spec.js';
-import { AgentClient } from '../../runtime/src/agent/client.js';
+import { AgentClient } from '../../runtime/src/sandbox/agent-client.js';
 import { isRoot, type StandaloneAgent } from '../support/agent-process.js';
 import { startAgentFixture, stopAgentFixture } from '../support/agent-fixture.js';
 import { busyboxMissing, makeBusyboxRootfs } from '../support/busybox.js';

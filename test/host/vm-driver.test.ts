@@ -11,7 +11,7 @@ import {
   VmError,
   chooseAccel,
   type VmConfig,
-} from '../../runtime/src/vm/index.js';
+} from '../../runtime/src/sandbox/vm/index.js';
 
 /*
  * Real QEMU, real guest. The guest is the benchmark floor image

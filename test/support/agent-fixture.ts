@@ -1,5 +1,5 @@
 import { rmSync } from 'node:fs';
-import { AgentClient } from '../../runtime/src/agent/client.js';
+import { AgentClient } from '../../runtime/src/sandbox/agent-client.js';
 import { StandaloneAgent } from './agent-process.js';
 
 /** The real agent standalone on the host, a client of it, and a fresh rootfs. */

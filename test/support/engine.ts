@@ -2,7 +2,7 @@
 // agent (standalone or in a guest) and collects what the container printed.
 import type { ServiceError } from '@grpc/grpc-js';
 import type { Spec } from '../../oci/spec.js';
-import type { AgentClient } from '../../runtime/src/agent/client.js';
+import type { AgentClient } from '../../runtime/src/sandbox/agent-client.js';
 
 export interface RunResult {
   exit: { exitCode: number; signal: number };

@@ -4,7 +4,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { makeBusyboxRootfs } from './busybox.js';
-import { KAPSEL, ROOT, type CliResult } from './kapsel-cli.js';
+import { KAPSEL, type CliResult } from './kapsel-cli.js';
 import type { TestNetns } from './netns.js';
 
 /** Debian's docker client (20.10) matches Debian's daemon; the newer one in /usr/local is not needed. */
@@ -24,15 +24,6 @@ export function engineMissing(...binaries: string[]): string | undefined {
   return missing === undefined
     ? undefined
     : `${missing} missing (apt-get install docker.io containerd podman)`;
-}
-
-/**
- * Whether the guest agent serves an RPC yet: verbs built on ExecProcess,
- * terminals and cgroups are tested once the agent side is merged, and
- * reported as skipped with the reason until then.
- */
-export function agentLacks(rpc: string): boolean {
-  return readFileSync(join(ROOT, 'agent/src/rpc.ts'), 'utf8').includes(`notYet(log, '${rpc}')`);
 }
 
 /** Runs a command to the end with `stdin` as its input. */

@@ -1,6 +1,6 @@
 import type { Spec } from '../../oci/spec.js';
 import type { Storage } from '../../proto/generated/agent.js';
-import { SHARED_TAG } from '../../runtime/src/guest-spec.js';
+import { SHARED_TAG } from '../../runtime/src/sandbox/vm-dir.js';
 
 /**
  * For tests that drive a Sandbox directly with the rootfs itself as the VM's

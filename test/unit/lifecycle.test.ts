@@ -8,10 +8,10 @@ import {
   canResume,
   canStart,
   type Status,
-} from '../../runtime/src/lifecycle.js';
-import { parseInterval } from '../../runtime/src/commands/events.js';
-import { resourcesOf } from '../../runtime/src/commands/update.js';
-import { placementOf } from '../../runtime/src/pod.js';
+} from '../../runtime/src/container/lifecycle.js';
+import { parseInterval } from '../../runtime/src/args/duration.js';
+import { resourcesOf } from '../../runtime/src/args/update-flags.js';
+import { placementOf } from '../../runtime/src/container/pod.js';
 
 const ALL: Status[] = ['creating', 'created', 'running', 'paused', 'stopped'];
 

@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import type { VmConfig } from '../../runtime/src/vm/config.js';
-import { kernelCommandLine, qemuArgs, qemuOptValue } from '../../runtime/src/vm/qemu-args.js';
+import type { VmConfig } from '../../runtime/src/sandbox/vm/config.js';
+import {
+  kernelCommandLine,
+  qemuArgs,
+  qemuOptValue,
+} from '../../runtime/src/sandbox/vm/qemu-args.js';
 
 const base: VmConfig = {
   stateDir: '/run/kapsel/c1',

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Spec } from '../../oci/spec.js';
-import { DEFAULT_SIZING, sandboxSize, sizingFromEnv } from '../../runtime/src/sizing.js';
+import { DEFAULT_SIZING, sandboxSize, sizingFromEnv } from '../../runtime/src/sandbox/sizing.js';
 
 const GiB = 1024 ** 3;
 const spec = (resources?: NonNullable<Spec['linux']>['resources']): Spec => ({

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { Spec } from '../../oci/spec.js';
 import { AgentError } from '../../agent/src/errors.js';
 import { encodeSpawnRequest, Tag } from '../../agent/src/native/protocol.js';
-import { toSpawnRequest } from '../../agent/src/spec.js';
+import { toSpawnRequest } from '../../agent/src/spec/translate.js';
 
 function spec(edit: (s: Spec) => void = () => undefined): Spec {
   const s: Spec = {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatRuncStats } from '../../runtime/src/stats-format.js';
+import { formatRuncStats } from '../../runtime/src/container/stats-format.js';
 
 describe("runc's events --stats shape", () => {
   it('renames fields as runc does, in nanoseconds, and writes an unlimited limit as MaxUint64', () => {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LinuxResources } from '../../oci/resources.js';
 import type { Spec } from '../../oci/spec.js';
 import type { Event } from '../../proto/generated/agent.js';
-import { Sandbox } from '../../runtime/src/sandbox.js';
+import { Sandbox } from '../../runtime/src/sandbox/boot.js';
 import { makeBusyboxRootfs } from '../support/busybox.js';
 import { vmMissing } from '../support/kapsel-cli.js';
 import { testSpec } from '../support/spec.js';

@@ -9,7 +9,7 @@ import { status } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Spec } from '../../oci/spec.js';
-import { Sandbox } from '../../runtime/src/sandbox.js';
+import { Sandbox } from '../../runtime/src/sandbox/boot.js';
 import { checkerMissing, makeCheckerRootfs, parseChecker } from '../support/checker.js';
 import { collect, failureOf, type RunResult } from '../support/engine.js';
 import { vmMissing } from '../support/kapsel-cli.js';

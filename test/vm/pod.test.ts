@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Process, Spec, State } from '../../oci/spec.js';
-import { vmDirOf } from '../../runtime/src/state.js';
+import { vmDirOf } from '../../runtime/src/sandbox/vm-dir.js';
 import {
   kapsel,
   kapselToFiles,

@@ -2,6 +2,7 @@ import type { LinuxResources } from '../../../oci/resources.js';
 import { invalidArgument } from '../errors.js';
 import { writeCgroupFile } from './fs.js';
 import type { Controller } from './types.js';
+import type { Obj } from './fields.js';
 
 /**
  * Parses a kernel cpu/node list ("0-3,5"); throws naming field on bad syntax.
@@ -38,3 +39,28 @@ export const cpusetController: Controller = {
     }
   },
 };
+
+/** cpu.cpus or cpu.mems: a kernel list naming only CPUs or nodes the guest has. */
+export function checkCpuList(
+  o: Obj,
+  key: 'cpus' | 'mems',
+  field: string,
+  available: readonly number[],
+): string | undefined {
+  const v = o[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw invalidArgument(`${field}.${key}: must be a string`);
+  const wanted = parseCpuList(v, `${field}.${key}`);
+  const missing = wanted.filter((c) => !available.includes(c));
+  if (missing.length > 0) {
+    const what = key === 'cpus' ? 'CPUs' : 'memory nodes';
+    throw invalidArgument(
+      `${field}.${key}: ${JSON.stringify(v)} names ${what} the guest does not have (it has ${formatList(available)})`,
+    );
+  }
+  return v;
+}
+
+function formatList(list: readonly number[]): string {
+  return list.length === 0 ? 'none' : list.join(',');
+}

@@ -62,3 +62,16 @@ export function parseFlatKeyed(text: string): Map<string, number> {
   }
   return out;
 }
+
+/** A limit file's value: "max" (or a missing file) is 0, the proto's "no limit". */
+export function limitOf(text: string | undefined): number {
+  if (text === undefined || text === 'max') return 0;
+  const n = Number(text);
+  return Number.isFinite(n) ? n : 0;
+}
+
+/** A counter file's value; 0 when missing or unreadable. */
+export const numberOf = (text: string | undefined): number => {
+  const n = Number(text ?? 0);
+  return Number.isFinite(n) ? n : 0;
+};

@@ -5,11 +5,12 @@ import { dirname, join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { LinuxResources } from '../../../oci/resources.js';
-import type { Device } from '../../../oci/spec.js';
+import type { Device, Spec } from '../../../oci/spec.js';
 import type { StatsContainerResponse } from '../../../proto/generated/agent.js';
 import { AgentError, alreadyExists } from '../errors.js';
 import type { Native } from '../native/types.js';
 import { cpuController } from './cpu.js';
+import type { CgroupHierarchy, ContainerCgroups } from './container-cgroups.js';
 import { cpusetController, parseCpuList } from './cpuset.js';
 import { DevicesController } from './devices.js';
 import { setFrozen } from './freezer.js';
@@ -20,9 +21,9 @@ import { memoryController } from './memory.js';
 import { containerCgroupName, KAPSEL_SUBTREE } from './path.js';
 import { pidsController } from './pids.js';
 import { readStats } from './stats.js';
-import type { Controller } from './types.js';
 import { unifiedController } from './unified.js';
-import { validateResources, type HostLimits } from './validate.js';
+import type { Controller, HostLimits } from './types.js';
+import { validateResources } from './validate.js';
 
 /** How long removal waits for a killed cgroup to empty before giving up. */
 const RMDIR_TIMEOUT_MS = 5000;
@@ -42,7 +43,7 @@ export interface CgroupManagerOptions {
  * removed. Resources are validated by validate() first; the controllers
  * only write.
  */
-export class CgroupManager {
+export class CgroupManager implements ContainerCgroups, CgroupHierarchy {
   readonly root: string;
   private readonly devices: DevicesController;
   private readonly controllers: readonly Controller[];
@@ -86,6 +87,21 @@ export class CgroupManager {
 
   async validate(resources: unknown): Promise<LinuxResources> {
     return validateResources(resources, await this.hostLimits());
+  }
+
+  checkSpec(resources: LinuxResources | undefined): Promise<LinuxResources> {
+    return this.validate(resources);
+  }
+
+  /** The container's cgroup, made before its init, which is then born in it. */
+  async createFor(id: string, spec: Spec, valid: LinuxResources | undefined): Promise<string> {
+    const dir = this.dirFor(id, spec.linux?.cgroupsPath);
+    await this.create(dir, valid ?? {}, spec.linux?.devices ?? []);
+    return dir;
+  }
+
+  require(): CgroupHierarchy {
+    return this;
   }
 
   /** The directory a container's cgroup gets; refuses a cgroupsPath that leaves the subtree. */

@@ -1,7 +1,9 @@
 import type { LinuxResources, MemoryResources } from '../../../oci/resources.js';
 import { invalidArgument } from '../errors.js';
-import { writeCgroupFile } from './fs.js';
+import { limitOf, numberOf, parseFlatKeyed, readCgroupFile, writeCgroupFile } from './fs.js';
 import type { Controller } from './types.js';
+import type { MemoryStats } from '../../../proto/generated/agent.js';
+import { F, knownKeys, object, optInt } from './fields.js';
 
 /** runc's numToStr: 0 is "unset", -1 is "max". */
 export function limitValue(n: number | undefined): string | undefined {
@@ -61,3 +63,73 @@ export const memoryController: Controller = {
     }
   },
 };
+
+/** linux.resources.memory, checked; the swap arithmetic is checked too. */
+export function validateMemory(v: unknown): MemoryResources {
+  const field = `${F}.memory`;
+  const o = object(v, field);
+  knownKeys(
+    o,
+    [
+      'limit',
+      'reservation',
+      'swap',
+      'kernel',
+      'kernelTCP',
+      'swappiness',
+      'disableOOMKiller',
+      'useHierarchy',
+      'checkBeforeUpdate',
+    ],
+    field,
+  );
+  const out: MemoryResources = {};
+  const set = (k: 'limit' | 'reservation' | 'swap'): void => {
+    const n = optInt(o, k, field, -1);
+    if (n !== undefined) out[k] = n;
+  };
+  set('limit');
+  set('reservation');
+  set('swap');
+  // Kernel memory is accounted with the rest on cgroup v2; runc ignores it.
+  optInt(o, 'kernel', field, -1);
+  if (optInt(o, 'kernelTCP', field, -1) !== undefined && o['kernelTCP'] !== 0) {
+    throw invalidArgument(`${field}.kernelTCP: not supported on cgroup v2`);
+  }
+  // cgroup v2 has no per-cgroup swappiness file; any valid value is what
+  // the guest does anyway (runc accepts it the same way).
+  optInt(o, 'swappiness', field, 0, 100);
+  if (o['disableOOMKiller'] !== undefined && typeof o['disableOOMKiller'] !== 'boolean') {
+    throw invalidArgument(`${field}.disableOOMKiller: must be a boolean`);
+  }
+  if (o['disableOOMKiller'] === true) {
+    throw invalidArgument(`${field}.disableOOMKiller: cgroup v2 cannot disable the OOM killer`);
+  }
+  swapMaxValue(out);
+  return out;
+}
+
+/** memory.current/peak/max, swap, memory.stat as a map, oom_kill from memory.events. */
+export async function memoryStats(dir: string): Promise<MemoryStats | undefined> {
+  const current = await readCgroupFile(dir, 'memory.current');
+  if (current === undefined) return undefined;
+  const [peak, max, swapCurrent, swapMax, stat, events] = await Promise.all(
+    [
+      'memory.peak',
+      'memory.max',
+      'memory.swap.current',
+      'memory.swap.max',
+      'memory.stat',
+      'memory.events',
+    ].map((f) => readCgroupFile(dir, f)),
+  );
+  return {
+    usage: numberOf(current),
+    maxUsage: numberOf(peak),
+    limit: limitOf(max),
+    swapUsage: numberOf(swapCurrent),
+    swapLimit: limitOf(swapMax),
+    stats: Object.fromEntries(parseFlatKeyed(stat ?? '')),
+    oomKills: parseFlatKeyed(events ?? '').get('oom_kill') ?? 0,
+  };
+}

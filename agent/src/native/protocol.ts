@@ -49,7 +49,6 @@ export const Tag = {
 } as const;
 
 export const FLAG_READONLY_ROOT = 0x1;
-export const FLAG_NO_PIVOT = 0x2;
 export const FLAG_NO_NEW_PRIVS = 0x4;
 
 /** A u64 as the two u32 words (low, high) the C side reassembles. */
@@ -117,7 +116,6 @@ export function encodeSpawnRequest(req: SpawnRequest): Buffer {
   if (req.umask !== undefined) w.field(Tag.umask, req.umask);
   const flags =
     (req.readonlyRootfs === true ? FLAG_READONLY_ROOT : 0) |
-    (req.noPivot === true ? FLAG_NO_PIVOT : 0) |
     (req.noNewPrivileges === true ? FLAG_NO_NEW_PRIVS : 0);
   if (flags !== 0) w.field(Tag.flags, flags);
   if (req.rootPropagation !== undefined) w.field(Tag.rootPropagation, req.rootPropagation);

@@ -35,8 +35,6 @@ export interface SpawnRequest {
   /** Absolute path as the agent sees it. Needs a new mount namespace. */
   rootfs?: string;
   readonlyRootfs?: boolean;
-  /** MS_MOVE + chroot instead of pivot_root (runc --no-pivot). */
-  noPivot?: boolean;
   /** OCI linux.rootfsPropagation as MS_* flags; default MS_SLAVE|MS_REC as in runc. */
   rootPropagation?: number;
   /** In order; a tmpfs on /dev gets the default device nodes and symlinks. */

@@ -4,7 +4,13 @@ import { isAbsolute } from 'node:path';
 import type { Device, IdMapping, Linux, NamespaceType } from '../../../oci/spec.js';
 import { invalidArgument } from '../errors.js';
 import { propagationFlags } from '../native/mount-options.js';
-import type { DeviceSpec, NamespaceKind, SpawnRequest, SysctlSpec } from '../native/types.js';
+import type {
+  DeviceSpec,
+  JoinNamespace,
+  NamespaceKind,
+  SpawnRequest,
+  SysctlSpec,
+} from '../native/types.js';
 
 const NAMESPACES: Record<NamespaceType, NamespaceKind | undefined> = {
   mount: 'mount',
@@ -169,4 +175,39 @@ export function rootPropagationOf(linux: Linux | undefined): number | undefined 
     throw invalidArgument(`linux.rootfsPropagation: unknown propagation ${JSON.stringify(name)}`);
   }
   return flags;
+}
+
+/** Names under /proc/<pid>/ns/. */
+const NS_FILES: Readonly<Record<NamespaceKind, string>> = {
+  user: 'user',
+  cgroup: 'cgroup',
+  ipc: 'ipc',
+  uts: 'uts',
+  network: 'net',
+  pid: 'pid',
+  mount: 'mnt',
+};
+
+/**
+ * setns order: the user namespace first (it owns the others, so entering it
+ * grants the rights to join them), the mount namespace last (it changes the
+ * root the remaining /proc paths would be looked up in). runc's nsexec does
+ * the same.
+ */
+const JOIN_ORDER: readonly NamespaceKind[] = [
+  'user',
+  'cgroup',
+  'ipc',
+  'uts',
+  'network',
+  'pid',
+  'mount',
+];
+
+/** The /proc/<pid>/ns paths to join for `kinds`, in setns order. */
+export function joinsOf(pid: number, kinds: readonly NamespaceKind[]): JoinNamespace[] {
+  return JOIN_ORDER.filter((k) => kinds.includes(k)).map((kind) => ({
+    kind,
+    path: `/proc/${pid}/ns/${NS_FILES[kind]}`,
+  }));
 }

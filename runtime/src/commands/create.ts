@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
-import { createContainer } from '../container.js';
-import { RuntimeError } from '../errors.js';
+import { createContainer } from '../container/create.js';
+import { RuntimeError } from '../sys/errors.js';
 
 export interface CreateFlags {
   bundle: string;

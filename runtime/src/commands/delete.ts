@@ -1,9 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { destroyContainer, monitorOf } from '../container.js';
-import { RuntimeError } from '../errors.js';
-import { canDelete } from '../lifecycle.js';
-import { currentStatus, isAlive, StateStore } from '../state.js';
+import { destroyContainer } from '../container/destroy.js';
+import { canDelete } from '../container/lifecycle.js';
+import { withContainer } from '../container/open.js';
+import { RuntimeError } from '../sys/errors.js';
+import { isAlive } from '../sys/pids.js';
 
 /**
  * `kapsel delete [--force] ID`. A created or stopped container goes; with
@@ -16,29 +17,21 @@ export async function deleteContainer(
   force: boolean,
   log: Logger,
 ): Promise<void> {
-  const store = new StateStore(root);
-  let record;
+  const legal = (s: Parameters<typeof canDelete>[0]): string | undefined => canDelete(s, force, id);
   try {
-    record = await store.load(id);
+    await withContainer(root, id, legal, async ({ store, record, status, agent }) => {
+      if (status === 'running' || status === 'paused') {
+        if (status === 'paused') await agent.resumeContainer(id).catch(() => undefined);
+        await agent.signalProcess(id, 9, '', true).catch((err: unknown) => {
+          log.debug({ err }, 'SIGKILL on delete --force failed');
+        });
+        // The shim (or foreground run) notices and ends; give it a moment.
+        for (let i = 0; i < 50 && isAlive(record.pid, record.pidStart); i++) await sleep(100);
+      }
+      await destroyContainer(store, record, log);
+    });
   } catch (err) {
     if (force && err instanceof RuntimeError && err.message === 'container does not exist') return;
     throw err;
   }
-  const status = currentStatus(record);
-  const refusal = canDelete(status, force, id);
-  if (refusal !== undefined) throw new RuntimeError(refusal);
-  if (status === 'running' || status === 'paused') {
-    const agent = monitorOf(record);
-    try {
-      if (status === 'paused') await agent.resumeContainer(id).catch(() => undefined);
-      await agent.signalProcess(id, 9, '', true).catch((err: unknown) => {
-        log.debug({ err }, 'SIGKILL on delete --force failed');
-      });
-    } finally {
-      agent.close();
-    }
-    // The shim (or foreground run) notices and ends; give it a moment.
-    for (let i = 0; i < 50 && isAlive(record.pid, record.pidStart); i++) await sleep(100);
-  }
-  await destroyContainer(store, record, log);
 }

@@ -1,4 +1,5 @@
 import { version } from 'node:process';
+import { OCI_VERSION } from '../../../oci/spec.js';
 
 /**
  * `kapsel features`: what this runtime supports, in runc's JSON shape
@@ -7,7 +8,7 @@ import { version } from 'node:process';
 export function features(): void {
   const out = {
     ociVersionMin: '1.0.0',
-    ociVersionMax: '1.2.0',
+    ociVersionMax: OCI_VERSION,
     hooks: [
       'prestart',
       'createRuntime',

@@ -1,19 +1,17 @@
-import { agentCall, monitorOf } from '../container.js';
-import { RuntimeError } from '../errors.js';
-import { canKill } from '../lifecycle.js';
-import { signalNumber } from '../signals.js';
-import { currentStatus, StateStore } from '../state.js';
+import { agentCall } from '../sandbox/agent-client.js';
+import { canKill } from '../container/lifecycle.js';
+import { withContainer } from '../container/open.js';
+import { signalNumber } from '../sys/signals.js';
 
 /** `kapsel kill [--all] ID [SIGNAL]`: SIGTERM by default, names or numbers. */
 export async function kill(root: string, id: string, signal: string, all: boolean): Promise<void> {
-  const record = await new StateStore(root).load(id);
-  const sig = signalNumber(signal);
-  const refusal = canKill(currentStatus(record));
-  if (refusal !== undefined) throw new RuntimeError(refusal);
-  const agent = monitorOf(record);
-  try {
-    await agentCall(agent.signalProcess(id, sig, '', all));
-  } finally {
-    agent.close();
-  }
+  let sig = 0;
+  // runc's order of refusals: no such container, then a bad signal, then the state.
+  const legal = (s: Parameters<typeof canKill>[0]): string | undefined => {
+    sig = signalNumber(signal);
+    return canKill(s);
+  };
+  await withContainer(root, id, legal, ({ agent }) =>
+    agentCall(agent.signalProcess(id, sig, '', all)),
+  );
 }

@@ -1,4 +1,4 @@
-import { StateStore, toOciState } from '../state.js';
+import { StateStore, toOciState } from '../container/state.js';
 
 /**
  * `kapsel list [--format table|json] [-q]`: every container under --root,

@@ -1,7 +1,9 @@
 import type { Logger } from 'pino';
-import { createContainer, destroyContainer, monitorOf } from '../container.js';
-import { forwardSignals, pumpOutput, relayStdin, type ProcessRef } from '../shim/relay.js';
-import { StateStore } from '../state.js';
+import { createContainer } from '../container/create.js';
+import { destroyContainer } from '../container/destroy.js';
+import { agentOf } from '../container/open.js';
+import { StateStore } from '../container/state.js';
+import { runForeground } from '../shim/foreground.js';
 import { start } from './start.js';
 
 export interface RunOptions {
@@ -20,8 +22,7 @@ export interface RunOptions {
  * `kapsel run ID`: create + start. Detached, the container gets a shim and
  * we return. In the foreground this process is the shim: the caller's stdio
  * is the container's, signals are forwarded, and the exit status is the
- * container's (128+n when signal n killed it, as runc reports it); the
- * container is deleted afterwards unless --keep.
+ * container's; the container is deleted afterwards unless --keep.
  */
 export async function run(o: RunOptions): Promise<number> {
   const common = {
@@ -43,24 +44,19 @@ export async function run(o: RunOptions): Promise<number> {
     return 0;
   }
   const record = await createContainer({ ...common, inline: true });
-  const agent = monitorOf(record);
-  const p: ProcessRef = { agent, id: o.id, execId: '' };
-  let stopForwarding: (() => void) | undefined;
+  const agent = agentOf(record);
   try {
-    const outputs = Promise.all([
-      pumpOutput(p, 'stdout', process.stdout),
-      pumpOutput(p, 'stderr', process.stderr),
-    ]);
-    outputs.catch(() => undefined);
-    await start(o.root, o.id);
-    stopForwarding = forwardSignals(p, o.log);
-    relayStdin(p, process.stdin, o.log);
-    const exit = await agent.waitProcess(o.id);
-    await outputs.catch(() => undefined);
-    return exit.exitCode;
+    return await runForeground(
+      { agent, id: o.id, execId: '' },
+      {
+        terminal: false,
+        log: o.log,
+        beforeInput: async () => {
+          await start(o.root, o.id);
+        },
+      },
+    );
   } finally {
-    stopForwarding?.();
-    process.stdin.pause();
     agent.close();
     if (!o.keep) {
       const r = await store.load(o.id).catch(() => undefined);

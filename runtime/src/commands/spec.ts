@@ -1,8 +1,7 @@
-import { access, writeFile } from 'node:fs/promises';
+import { access, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { readFile } from 'node:fs/promises';
-import { packageRoot } from '../paths.js';
-import { RuntimeError } from '../errors.js';
+import { packageRoot } from '../sys/package-root.js';
+import { RuntimeError } from '../sys/errors.js';
 
 /** `kapsel spec [--bundle DIR]`: writes the default config.json, as `runc spec` does. */
 export async function spec(bundle: string): Promise<void> {

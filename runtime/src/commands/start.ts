@@ -1,8 +1,10 @@
-import { agentCall, killQuietly, monitorOf, readSpec } from '../container.js';
-import { RuntimeError } from '../errors.js';
-import { runHooks } from '../hooks.js';
-import { canStart } from '../lifecycle.js';
-import { currentStatus, StateStore, toOciState, type ContainerRecord } from '../state.js';
+import { readSpec } from '../container/bundle.js';
+import { runHooks } from '../container/hooks.js';
+import { canStart } from '../container/lifecycle.js';
+import { withContainer } from '../container/open.js';
+import { toOciState, type ContainerRecord } from '../container/state.js';
+import { agentCall } from '../sandbox/agent-client.js';
+import { killQuietly } from '../sys/pids.js';
 
 /**
  * `kapsel start ID`: releases the created container's process. A failing
@@ -10,14 +12,9 @@ import { currentStatus, StateStore, toOciState, type ContainerRecord } from '../
  * container and fails it (runc's libcontainer does both).
  */
 export async function start(root: string, id: string): Promise<ContainerRecord> {
-  const store = new StateStore(root);
-  const record = await store.load(id);
-  const refusal = canStart(currentStatus(record));
-  if (refusal !== undefined) throw new RuntimeError(refusal);
-  const spec = await readSpec(record.bundle);
-  await runHooks(spec?.hooks, 'startContainer', toOciState(record));
-  const agent = monitorOf(record);
-  try {
+  return withContainer(root, id, canStart, async ({ store, record, agent }) => {
+    const spec = await readSpec(record.bundle);
+    await runHooks(spec?.hooks, 'startContainer', toOciState(record));
     await agentCall(agent.startContainer(id));
     record.status = 'running';
     await store.save(record);
@@ -28,8 +25,6 @@ export async function start(root: string, id: string): Promise<ContainerRecord> 
       if (record.pid !== process.pid) killQuietly(record.pid);
       throw err;
     }
-  } finally {
-    agent.close();
-  }
-  return record;
+    return record;
+  });
 }

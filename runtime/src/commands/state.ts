@@ -1,4 +1,4 @@
-import { StateStore, toOciState } from '../state.js';
+import { StateStore, toOciState } from '../container/state.js';
 
 /** `kapsel state ID`: the OCI state JSON, indented as runc prints it. */
 export async function state(root: string, id: string): Promise<void> {

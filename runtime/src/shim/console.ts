@@ -2,9 +2,9 @@ import { readlinkSync } from 'node:fs';
 import { ReadStream, WriteStream } from 'node:tty';
 import { constants } from 'node:os';
 import type { Logger } from 'pino';
-import { RuntimeError } from '../errors.js';
-import { loadHostNative } from '../native/ffi.js';
-import { pumpOutput, relayStdin, type ProcessRef } from './relay.js';
+import { RuntimeError } from '../sys/errors.js';
+import { loadHostNative } from '../sys/host-native.js';
+import { Relay, type ProcessRef } from './relay.js';
 
 /**
  * runc's --console-socket protocol on the host: a fresh pty whose master goes
@@ -13,7 +13,7 @@ import { pumpOutput, relayStdin, type ProcessRef } from './relay.js';
  * the shim's controlling terminal, so the caller's resizes of the master
  * arrive here as SIGWINCH and go on as TtyWinResize.
  */
-export function attachConsole(p: ProcessRef, consoleSocket: string, log: Logger): Promise<void> {
+export function attachConsole(p: ProcessRef, consoleSocket: string, log: Logger): Relay {
   const native = loadHostNative();
   const fds = new Int32Array(2);
   check(native.openpty(fds), 'open a pty');
@@ -26,19 +26,17 @@ export function attachConsole(p: ProcessRef, consoleSocket: string, log: Logger)
   }
   // We are a session leader (started detached); failing this only loses resizes.
   if (native.setCtty(slave) !== 0) log.warn('cannot make the pty our controlling terminal');
+  const relay = new Relay(p, { stdout: new WriteStream(slave) }, log);
+  relay.takeInput(new ReadStream(slave));
   const resize = (): void => {
     const ws = new Uint32Array(2);
     if (native.getWinsize(slave, ws) !== 0 || ws[0] === 0) return;
-    p.agent.ttyWinResize(p.id, ws[0] ?? 0, ws[1] ?? 0, p.execId).catch((err: unknown) => {
-      log.debug({ err }, 'resize failed');
-    });
+    relay.resize(ws[0] ?? 0, ws[1] ?? 0);
   };
   process.on('SIGWINCH', resize);
+  relay.onClose(() => process.off('SIGWINCH', resize));
   resize();
-  const input = new ReadStream(slave);
-  const output = new WriteStream(slave);
-  relayStdin(p, input, log);
-  return pumpOutput(p, 'stdout', output);
+  return relay;
 }
 
 function check(r: number, step: string): void {

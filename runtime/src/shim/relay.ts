@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { WaitProcessResponse } from '../../../proto/generated/agent.js';
-import type { AgentClient } from '../agent/client.js';
-import { signalNumber } from '../signals.js';
+import type { AgentClient } from '../sandbox/agent-client.js';
+import { FORWARDED_SIGNALS, RAISABLE_SIGNALS, signalName, signalNumber } from '../sys/signals.js';
 
 /** One process in the guest: a container's init (execId '') or an exec. */
 export interface ProcessRef {
@@ -10,20 +10,79 @@ export interface ProcessRef {
   execId: string;
 }
 
-/** Signals a shim (or a foreground run/exec) passes on, as runc's signal handler does. */
-export const FORWARDED_SIGNALS = [
-  'SIGTERM',
-  'SIGINT',
-  'SIGHUP',
-  'SIGQUIT',
-  'SIGUSR1',
-  'SIGUSR2',
-  'SIGALRM',
-  'SIGCONT',
-] as const;
+/** Where a guest process's output goes on the host. */
+export interface OutputSinks {
+  stdout: NodeJS.WritableStream;
+  /** Absent with a terminal: the guest's pty merges stderr into stdout. */
+  stderr?: NodeJS.WritableStream;
+}
+
+/**
+ * The one foreground stdio relay, serving the shim (`__shim`), a foreground
+ * `run` and a foreground `exec`: the host side of one guest process. Output
+ * is read from the moment it is made, so nothing the process writes early
+ * is lost; input and signals are passed on from takeInput() (a foreground
+ * run starts the container between the two); wait() ends with the process.
+ */
+export class Relay {
+  readonly #p: ProcessRef;
+  readonly #log: Logger;
+  readonly #outputs: Promise<unknown>;
+  readonly #undo: (() => void)[] = [];
+
+  constructor(p: ProcessRef, sinks: OutputSinks, log: Logger) {
+    this.#p = p;
+    this.#log = log;
+    this.#outputs = Promise.all([
+      pumpOutput(p, 'stdout', sinks.stdout),
+      sinks.stderr === undefined ? undefined : pumpOutput(p, 'stderr', sinks.stderr),
+    ]);
+    this.#outputs.catch((err: unknown) => {
+      log.debug({ err }, 'output relay ended with an error');
+    });
+  }
+
+  /** Feeds `stdin` to the process and forwards the signals this process receives. */
+  takeInput(stdin: NodeJS.ReadableStream): void {
+    relayStdin(this.#p, stdin, this.#log);
+    this.#undo.push(forwardSignals(this.#p, this.#log));
+  }
+
+  /** Tells the guest the process's terminal has `rows` x `columns`. */
+  resize(rows: number, columns: number): void {
+    const { agent, id, execId } = this.#p;
+    agent.ttyWinResize(id, rows, columns, execId).catch((err: unknown) => {
+      this.#log.debug({ err }, 'resize failed');
+    });
+  }
+
+  /** Runs `undo` at close(): listeners the caller attached for this relay. */
+  onClose(undo: () => void): void {
+    this.#undo.push(undo);
+  }
+
+  /**
+   * Waits for the process to end, then for its output: all of it, or at
+   * most `drainMs` when given (a shim must not hang on a stream the VM
+   * never ends).
+   */
+  async wait(drainMs?: number): Promise<WaitProcessResponse> {
+    const exit = await this.#p.agent.waitProcess(this.#p.id, this.#p.execId);
+    const drained = this.#outputs.catch(() => undefined);
+    await (drainMs === undefined
+      ? drained
+      : Promise.race([drained, new Promise((resolve) => setTimeout(resolve, drainMs).unref())]));
+    return exit;
+  }
+
+  /** Stops forwarding signals and whatever onClose() registered. */
+  close(): void {
+    for (const undo of this.#undo.splice(0).reverse()) undo();
+  }
+}
 
 /** Copies a process's stdout or stderr to `sink` until the process closes it. */
-export async function pumpOutput(
+async function pumpOutput(
   p: ProcessRef,
   which: 'stdout' | 'stderr',
   sink: NodeJS.WritableStream,
@@ -34,7 +93,7 @@ export async function pumpOutput(
 }
 
 /** Feeds `source` to the process's stdin, in order, and closes it at EOF. */
-export function relayStdin(p: ProcessRef, source: NodeJS.ReadableStream, log: Logger): void {
+function relayStdin(p: ProcessRef, source: NodeJS.ReadableStream, log: Logger): void {
   let chain = Promise.resolve();
   const close = (): void => {
     chain = chain.then(() => p.agent.closeStdin(p.id, p.execId)).catch(() => undefined);
@@ -53,7 +112,7 @@ export function relayStdin(p: ProcessRef, source: NodeJS.ReadableStream, log: Lo
 }
 
 /** Passes the signals this process receives on to the guest process. */
-export function forwardSignals(p: ProcessRef, log: Logger): () => void {
+function forwardSignals(p: ProcessRef, log: Logger): () => void {
   const handlers: [NodeJS.Signals, () => void][] = [];
   for (const name of FORWARDED_SIGNALS) {
     const handler = (): void => {
@@ -69,50 +128,18 @@ export function forwardSignals(p: ProcessRef, log: Logger): () => void {
   };
 }
 
-/** Waits for the process to end; output still in flight gets `drainMs` to arrive. */
-export async function waitAndDrain(
-  p: ProcessRef,
-  outputs: Promise<unknown>,
-  drainMs = 5000,
-): Promise<WaitProcessResponse> {
-  const exit = await p.agent.waitProcess(p.id, p.execId);
-  await Promise.race([
-    outputs.catch(() => undefined),
-    new Promise((resolve) => setTimeout(resolve, drainMs).unref()),
-  ]);
-  return exit;
-}
-
-/** Signals whose default action ends a Node process, so a shim can die by them. */
-const RAISABLE = new Set([1, 2, 3, 6, 9, 12, 14, 15]);
-
 /**
  * Ends this process the way the guest process ended: by the same signal
  * when it was killed (so a waiting containerd sees WIFSIGNALED, as with
  * runc), else with its exit code.
  */
 export function exitLike(exit: WaitProcessResponse): never {
-  if (exit.signal > 0 && RAISABLE.has(exit.signal)) {
-    const name = Object.entries(signalNames()).find(([, n]) => n === exit.signal)?.[0];
-    if (name !== undefined) {
-      process.removeAllListeners(name);
-      process.kill(process.pid, name);
-      // The kernel delivers it to one of our threads; give it the moment.
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000);
-    }
+  const name = exit.signal > 0 ? signalName(exit.signal) : undefined;
+  if (name !== undefined && RAISABLE_SIGNALS.has(name)) {
+    process.removeAllListeners(name);
+    process.kill(process.pid, name);
+    // The kernel delivers it to one of our threads; give it the moment.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000);
   }
   process.exit(exit.exitCode);
-}
-
-function signalNames(): Record<string, number> {
-  return {
-    SIGHUP: 1,
-    SIGINT: 2,
-    SIGQUIT: 3,
-    SIGABRT: 6,
-    SIGKILL: 9,
-    SIGUSR2: 12,
-    SIGALRM: 14,
-    SIGTERM: 15,
-  };
 }

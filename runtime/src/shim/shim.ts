@@ -1,16 +1,9 @@
-import { closeSync, writeSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { AgentClient } from '../agent/client.js';
-import { messageOf } from '../errors.js';
+import { AgentClient } from '../sandbox/agent-client.js';
+import { tellCreator } from '../sys/detached.js';
+import { messageOf } from '../sys/errors.js';
 import { attachConsole } from './console.js';
-import {
-  exitLike,
-  forwardSignals,
-  pumpOutput,
-  relayStdin,
-  waitAndDrain,
-  type ProcessRef,
-} from './relay.js';
+import { exitLike, Relay, type ProcessRef } from './relay.js';
 
 export interface ShimOptions {
   socket: string;
@@ -22,51 +15,37 @@ export interface ShimOptions {
 
 /** Exit status of a shim whose guest process's end it could not learn (the VM died). */
 const LOST = 255;
+/** How long a shim waits for output after its process ended. */
+const DRAIN_MS = 5000;
 
 /**
  * `kapsel __shim`: the host process that stands for one guest process (the
  * pid in --pid-file). It holds the stdio its caller gave `create`/`exec`
  * (or a pty sent over --console-socket), relays it through the sandbox
- * monitor, forwards the signals it gets, and ends as the process ended.
+ * process, forwards the signals it gets, and ends as the process ended.
  */
 export async function runShim(o: ShimOptions): Promise<never> {
   const agent = AgentClient.forSocket(o.socket);
   const p: ProcessRef = { agent, id: o.id, execId: o.execId };
-  let outputs: Promise<unknown>;
+  let relay: Relay;
   try {
     if (o.consoleSocket !== undefined) {
-      outputs = attachConsole(p, o.consoleSocket, o.log);
+      relay = attachConsole(p, o.consoleSocket, o.log);
     } else {
-      outputs = Promise.all([
-        pumpOutput(p, 'stdout', process.stdout),
-        pumpOutput(p, 'stderr', process.stderr),
-      ]);
-      relayStdin(p, process.stdin, o.log);
+      relay = new Relay(p, { stdout: process.stdout, stderr: process.stderr }, o.log);
+      relay.takeInput(process.stdin);
     }
-    outputs.catch((err: unknown) => {
-      o.log.debug({ err }, 'output relay ended with an error');
-    });
-    forwardSignals(p, o.log);
   } catch (err) {
     tellCreator(messageOf(err));
     process.exit(1);
   }
   tellCreator('ok');
   try {
-    const exit = await waitAndDrain(p, outputs);
+    const exit = await relay.wait(DRAIN_MS);
     o.log.info({ id: o.id, execId: o.execId, ...exit }, 'process exited');
     exitLike(exit);
   } catch (err) {
     o.log.error({ err, id: o.id, execId: o.execId }, 'lost the process: its VM is gone');
     process.exit(LOST);
-  }
-}
-
-function tellCreator(message: string): void {
-  try {
-    writeSync(3, message);
-    closeSync(3);
-  } catch {
-    // the creator is gone
   }
 }

@@ -1,5 +1,5 @@
 import { closeSync, openSync } from 'node:fs';
-import { startDetached } from '../detached.js';
+import { startDetached } from '../sys/detached.js';
 
 export interface ShimSpawnOptions {
   root: string;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { validateResources, type HostLimits } from '../../../agent/src/cgroups/validate.js';
+import type { HostLimits } from '../../../agent/src/cgroups/types.js';
+import { validateResources } from '../../../agent/src/cgroups/validate.js';
 import { AgentError } from '../../../agent/src/errors.js';
 
 /** A 1-vCPU guest, as kapsel boots by default. */

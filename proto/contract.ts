@@ -1,0 +1,18 @@
+// Names the host runtime and the guest agent must agree on beyond the
+// messages of agent.proto. Both halves import this file (they never import
+// each other); the C copies (native/init) cannot, so a unit test
+// (test/unit/contract.test.ts) holds them to these values.
+
+/**
+ * The virtio-serial port that carries the agent API: QEMU's
+ * `virtserialport,name=...` on the host, /sys/class/virtio-ports/vportNpM/name
+ * in the guest.
+ */
+export const AGENT_PORT_NAME = 'agent.channel.0';
+
+/**
+ * runc's rule for container ids (libcontainer's `idRegex`); exec ids follow
+ * it too. The host checks it before it makes state directories, the agent
+ * before it makes cgroups and paths from an id.
+ */
+export const CONTAINER_ID_PATTERN = /^[\w+\-.]+$/;

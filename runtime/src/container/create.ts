@@ -1,0 +1,161 @@
+import { cpus } from 'node:os';
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+import { agentCall, type AgentClient } from '../sandbox/agent-client.js';
+import type { Spec } from '../../../oci/spec.js';
+import { syncNetwork } from '../sandbox/network/client.js';
+import {
+  checkNetnsPath,
+  enterNetnsArgs,
+  hostNetnsOf,
+  joinNetnsOf,
+} from '../sandbox/network/netns.js';
+import { sandboxPid, startSandbox, stopSandbox } from '../sandbox/process.js';
+import { sandboxSize, sizingFromEnv } from '../sandbox/sizing.js';
+import { vmDirLayout } from '../sandbox/vm-dir.js';
+import { startShim } from '../shim/spawn.js';
+import { writeFileAtomic } from '../sys/atomic-file.js';
+import { RuntimeError } from '../sys/errors.js';
+import { killQuietly, processStart } from '../sys/pids.js';
+import { loadBundle } from './bundle.js';
+import { prepareGuestContainer, releaseHostMounts } from './guest-spec.js';
+import { runHooks } from './hooks.js';
+import { agentOf } from './open.js';
+import { placementOf } from './pod.js';
+import { StateStore, toOciState, type ContainerRecord } from './state.js';
+
+export interface CreateOptions {
+  root: string;
+  id: string;
+  bundle: string;
+  pidFile?: string;
+  consoleSocket?: string;
+  /** Foreground `run`: this process stands for the container, no shim. */
+  inline: boolean;
+  debug: boolean;
+  log: Logger;
+}
+
+/**
+ * `create`: boots the container's sandbox (or joins its pod's), makes its
+ * rootfs and binds visible to the guest, builds it there, starts its shim and
+ * runs the create-time hooks. On any failure everything made so far goes.
+ */
+export async function createContainer(o: CreateOptions): Promise<ContainerRecord> {
+  const bundle = await loadBundle(o.bundle);
+  const store = new StateStore(o.root);
+  const placement = placementOf(o.id, bundle.spec.annotations);
+  const vmDir = store.vmDirOf(placement.sandboxId);
+  // Refused before anything is made: a VM cannot be on the host's network.
+  const netns = placement.ownsSandbox ? hostNetnsOf(bundle.spec) : undefined;
+  if (netns?.kind === 'path') await checkNetnsPath(netns.path, dirname(vmDir));
+  const record: ContainerRecord = {
+    id: o.id,
+    bundle: bundle.dir,
+    rootfs: bundle.rootfs,
+    created: new Date().toISOString(),
+    pid: 0,
+    status: 'creating',
+    annotations: bundle.spec.annotations ?? {},
+    sandboxId: placement.sandboxId,
+    vmDir,
+    mounts: [],
+  };
+  await store.create(record);
+  const layout = vmDirLayout(vmDir);
+  let agent: AgentClient | undefined;
+  let inGuest = false;
+  try {
+    if (placement.ownsSandbox) {
+      // Sized for the container's limits, as Kata sizes its VMs.
+      const size = sandboxSize([bundle.spec], sizingFromEnv(process.env, cpus().length));
+      await startSandbox(
+        o.root,
+        placement.sandboxId,
+        vmDir,
+        o.debug,
+        size,
+        enterNetnsArgs(netns ?? { kind: 'new' }),
+      );
+    }
+    const sandbox = await sandboxPid(vmDir);
+    if (sandbox === undefined) {
+      throw new RuntimeError(`sandbox ${placement.sandboxId} is not running`);
+    }
+    agent = agentOf(record);
+    const guest = await prepareGuestContainer({
+      id: o.id,
+      spec: placement.ownsSandbox ? withGuestNetns(bundle.spec) : bundle.spec,
+      rootfs: bundle.rootfs,
+      sharedDir: layout.shared,
+    });
+    record.mounts = guest.mounts;
+    await store.save(record);
+    await agentCall(
+      agent.createContainer({
+        containerId: o.id,
+        ociSpecJson: JSON.stringify(guest.spec),
+        storages: guest.storages,
+        sandboxContainerId: placement.ownsSandbox ? '' : placement.sandboxId,
+      }),
+    );
+    inGuest = true;
+    record.pid = o.inline
+      ? process.pid
+      : await startShim({
+          root: o.root,
+          socket: layout.socket,
+          id: o.id,
+          execId: '',
+          ...(o.consoleSocket === undefined ? {} : { consoleSocket: o.consoleSocket }),
+          logFile: `${store.dirOf(o.id)}/shim.log`,
+          // Hooks get this pid; Docker's libnetwork configures its namespace.
+          enter: joinNetnsOf(sandbox),
+        });
+    const start = processStart(record.pid);
+    if (start !== undefined) record.pidStart = start;
+    record.status = 'created';
+    await store.save(record);
+    for (const kind of ['prestart', 'createRuntime', 'createContainer'] as const) {
+      await runHooks(bundle.spec.hooks, kind, toOciState(record));
+    }
+    // After the prestart hooks: Docker configures the namespace in one.
+    if (placement.ownsSandbox) await syncNetwork(layout.socket, o.id);
+    // runc writes the pid file atomically: a reader never sees it half-written.
+    if (o.pidFile !== undefined) await writeFileAtomic(o.pidFile, String(record.pid));
+    agent.close();
+    return record;
+  } catch (err) {
+    if (inGuest && agent !== undefined) {
+      await agent.removeContainer(o.id).catch(() => undefined);
+    }
+    if (record.pid !== 0 && record.pid !== process.pid) killQuietly(record.pid);
+    await releaseHostMounts(record.mounts).catch((e: unknown) => {
+      o.log.warn({ err: e }, 'releasing host mounts failed');
+    });
+    if (placement.ownsSandbox && agent !== undefined) {
+      await agent.destroySandbox().catch(() => undefined);
+    }
+    agent?.close();
+    if (placement.ownsSandbox) await stopSandbox(vmDir, o.log);
+    await store.remove(o.id);
+    throw err;
+  }
+}
+
+/**
+ * The sandbox container's spec as the guest takes it: a network namespace
+ * path names the host's namespace, which the sandbox process mirrors into a
+ * new guest namespace, so the guest makes a new one.
+ */
+function withGuestNetns(spec: Spec): Spec {
+  const namespaces = spec.linux?.namespaces;
+  if (namespaces === undefined) return spec;
+  return {
+    ...spec,
+    linux: {
+      ...spec.linux,
+      namespaces: namespaces.map((n) => (n.type === 'network' ? { type: 'network' } : n)),
+    },
+  };
+}

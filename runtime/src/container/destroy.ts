@@ -1,0 +1,34 @@
+import type { Logger } from 'pino';
+import { stopSandbox } from '../sandbox/process.js';
+import { isAlive, killQuietly } from '../sys/pids.js';
+import { readSpec } from './bundle.js';
+import { releaseHostMounts } from './guest-spec.js';
+import { runHooks } from './hooks.js';
+import { agentOf } from './open.js';
+import { toOciState, type ContainerRecord, type StateStore } from './state.js';
+
+/**
+ * Removes a container for good: from the guest (if its VM still runs), its
+ * shim, its host mounts and its state; the sandbox goes with its last
+ * container. Poststop hooks run last, as runc runs them on destroy.
+ */
+export async function destroyContainer(
+  store: StateStore,
+  r: ContainerRecord,
+  log: Logger,
+): Promise<void> {
+  const agent = agentOf(r);
+  try {
+    await agent.removeContainer(r.id).catch((err: unknown) => {
+      log.debug({ err }, 'RemoveContainer failed (the VM may be gone)');
+    });
+  } finally {
+    agent.close();
+  }
+  if (r.pid !== process.pid && isAlive(r.pid, r.pidStart)) killQuietly(r.pid);
+  await releaseHostMounts(r.mounts);
+  await store.remove(r.id);
+  if ((await store.idsInSandbox(r.sandboxId)).length === 0) await stopSandbox(r.vmDir, log);
+  const spec = await readSpec(r.bundle);
+  await runHooks(spec?.hooks, 'poststop', { ...toOciState(r), status: 'stopped', pid: 0 });
+}

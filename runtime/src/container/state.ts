@@ -1,0 +1,153 @@
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CONTAINER_ID_PATTERN } from '../../../proto/contract.js';
+import { OCI_VERSION, type State } from '../../../oci/spec.js';
+import { VM_DIR_NAME, vmDirOf } from '../sandbox/vm-dir.js';
+import { writeFileAtomic } from '../sys/atomic-file.js';
+import { RuntimeError } from '../sys/errors.js';
+import { isAlive } from '../sys/pids.js';
+import type { Status } from './lifecycle.js';
+
+/** Where runc keeps state by default; ours, as DESIGN says. */
+export const DEFAULT_ROOT = '/run/kapsel';
+
+/** A host bind mount kapsel made into a sandbox's shared directory. */
+export interface HostMount {
+  /** Where it is mounted on the host (inside the shared directory). */
+  target: string;
+}
+
+/** What kapsel records about a container under --root, in `<root>/<id>/state.json`. */
+export interface ContainerRecord {
+  id: string;
+  bundle: string;
+  rootfs: string;
+  created: string;
+  /**
+   * The host process that stands for the container (runc's init pid): the
+   * shim, or the foreground `kapsel run` itself.
+   */
+  pid: number;
+  /** Start time of `pid` (/proc/PID/stat field 22), so a reused pid is not ours. */
+  pidStart?: string;
+  status: Status;
+  annotations: Record<string, string>;
+  /** The sandbox (VM) the container lives in; its own id for a lone container. */
+  sandboxId: string;
+  /** The sandbox's VM directory (sandbox/vm-dir.ts): monitor.sock, qmp.sock, shared/. */
+  vmDir: string;
+  /** Host mounts made for this container, unmounted on delete. */
+  mounts: HostMount[];
+  /** Why the container stopped when it was not its own exit (the VM died). */
+  stopReason?: string;
+  /** While paused: the status resume returns to (runc pauses created containers too). */
+  pausedFrom?: 'created' | 'running';
+}
+
+export function checkContainerId(id: string): void {
+  if (!CONTAINER_ID_PATTERN.test(id)) throw new RuntimeError(`invalid container id format: ${id}`);
+}
+
+export class StateStore {
+  constructor(readonly root: string) {}
+
+  dirOf(id: string): string {
+    return join(this.root, id);
+  }
+
+  vmDirOf(sandboxId: string): string {
+    return vmDirOf(this.root, sandboxId);
+  }
+
+  /** Claims the id; fails as runc does when it is taken. */
+  async create(record: ContainerRecord): Promise<string> {
+    checkContainerId(record.id);
+    await mkdir(this.root, { recursive: true, mode: 0o711 });
+    const dir = this.dirOf(record.id);
+    try {
+      await mkdir(dir, { mode: 0o711 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw new RuntimeError(`container with id exists: ${record.id}`);
+      }
+      throw err;
+    }
+    await this.save(record);
+    return dir;
+  }
+
+  async save(record: ContainerRecord): Promise<void> {
+    await writeFileAtomic(join(this.dirOf(record.id), 'state.json'), JSON.stringify(record));
+  }
+
+  async load(id: string): Promise<ContainerRecord> {
+    checkContainerId(id);
+    try {
+      return JSON.parse(
+        await readFile(join(this.dirOf(id), 'state.json'), 'utf8'),
+      ) as ContainerRecord;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new RuntimeError('container does not exist');
+      }
+      throw err;
+    }
+  }
+
+  /** Loads, changes and saves a record; a no-op when it is gone. */
+  async update(id: string, change: (r: ContainerRecord) => void): Promise<void> {
+    const r = await this.load(id).catch(() => undefined);
+    if (r === undefined) return;
+    change(r);
+    await this.save(r);
+  }
+
+  /** Ids of every container under the root, sorted. */
+  async ids(): Promise<string[]> {
+    const entries = await readdir(this.root, { withFileTypes: true }).catch(() => []);
+    return entries
+      .filter((e) => e.isDirectory() && e.name !== VM_DIR_NAME && CONTAINER_ID_PATTERN.test(e.name))
+      .map((e) => e.name)
+      .sort();
+  }
+
+  /** Ids of the containers living in sandbox `sandboxId`. */
+  async idsInSandbox(sandboxId: string): Promise<string[]> {
+    const ids = [];
+    for (const id of await this.ids()) {
+      const r = await this.load(id).catch(() => undefined);
+      if (r?.sandboxId === sandboxId) ids.push(id);
+    }
+    return ids;
+  }
+
+  async remove(id: string): Promise<void> {
+    await rm(this.dirOf(id), { recursive: true, force: true });
+  }
+}
+
+/** The status as it is now: a record says running only while its process lives. */
+export function currentStatus(r: ContainerRecord): Status {
+  if (r.status === 'stopped' || r.status === 'creating') return r.status;
+  return isAlive(r.pid, r.pidStart) ? r.status : 'stopped';
+}
+
+/** The OCI state runc prints, from our record and what is alive now. */
+export function toOciState(r: ContainerRecord): State {
+  const status = currentStatus(r);
+  const annotations = { ...r.annotations };
+  if (r.stopReason !== undefined && status === 'stopped') {
+    annotations['io.kapsel.stop-reason'] = r.stopReason;
+  }
+  return {
+    ociVersion: OCI_VERSION,
+    id: r.id,
+    pid: status === 'stopped' ? 0 : r.pid,
+    status,
+    bundle: r.bundle,
+    rootfs: r.rootfs,
+    created: r.created,
+    owner: '',
+    annotations,
+  };
+}

@@ -1,0 +1,65 @@
+import type { Logger } from 'pino';
+import { AgentClient } from './agent-client.js';
+import { guestImage } from './guest-image.js';
+import { SHARED_TAG } from './vm-dir.js';
+import { Vm } from './vm/index.js';
+
+export interface SandboxOptions {
+  stateDir: string;
+  /** Host directory shared into the guest: the containers' rootfses and binds. */
+  shareDir: string;
+  memoryMiB?: number;
+  cpus?: number;
+  log: Logger;
+}
+
+/**
+ * One VM with its agent connection: QEMU, virtiofsd and the single gRPC
+ * connection over the virtio-serial port. The sandbox process (serve.ts)
+ * holds one for the VM's lifetime; start() is where a sandbox boots.
+ */
+export class Sandbox {
+  private constructor(
+    readonly vm: Vm,
+    readonly agent: AgentClient,
+    private readonly log: Logger,
+  ) {}
+
+  static async start(opts: SandboxOptions): Promise<Sandbox> {
+    const image = guestImage();
+    const vm = await Vm.boot(
+      {
+        stateDir: opts.stateDir,
+        kernel: image.kernel,
+        initrd: image.initrd,
+        memoryMiB: opts.memoryMiB ?? 1024,
+        cpus: opts.cpus ?? 1,
+        share: { dir: opts.shareDir, tag: SHARED_TAG },
+      },
+      opts.log,
+    );
+    try {
+      await vm.waitAgentReady();
+      const agent = AgentClient.forSocket(vm.agentSocketPath);
+      await agent.check();
+      return new Sandbox(vm, agent, opts.log);
+    } catch (err) {
+      await vm.shutdown(0);
+      throw err;
+    }
+  }
+
+  /**
+   * Tears the VM down: asks the agent to stop (PID 1 then powers off), and
+   * makes sure QEMU and virtiofsd are gone whatever the guest does.
+   */
+  async stop(): Promise<void> {
+    try {
+      await this.agent.destroySandbox();
+    } catch (err) {
+      this.log.debug({ err }, 'DestroySandbox failed; stopping the VM anyway');
+    }
+    this.agent.close();
+    await this.vm.shutdown(10_000);
+  }
+}

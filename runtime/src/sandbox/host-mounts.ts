@@ -1,0 +1,85 @@
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { promisify } from 'node:util';
+import { RuntimeError } from '../sys/errors.js';
+
+const exec = promisify(execFile);
+
+/**
+ * Host-side mounts for a sandbox's shared directory. virtiofsd shares one
+ * directory per sandbox; each container's rootfs and bind-mount sources are
+ * bind-mounted into it. virtiofsd runs in its own mount namespace, a slave of
+ * the host's, so the directory is made a shared mount first: binds made after
+ * virtiofsd started then propagate into its view (what Kata does with its
+ * kataHostSharedDir).
+ */
+export async function makeSharedMount(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await mount(['--bind', dir, dir], dir);
+  await mount(['--make-shared', dir], dir);
+}
+
+/** Binds `source` (file or directory) at `target`, creating the mount point. */
+export async function bindMount(source: string, target: string): Promise<void> {
+  let isDir: boolean;
+  try {
+    isDir = (await stat(source)).isDirectory();
+  } catch (err) {
+    throw new RuntimeError(
+      `bind mount ${source}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+    );
+  }
+  await mkdir(isDir ? target : dirname(target), { recursive: true });
+  if (!isDir) await writeFile(target, '', { flag: 'a' });
+  await mount(['--rbind', source, target], target);
+}
+
+/** Detaches `target` and everything below it; quiet when nothing is mounted. */
+export async function unmountTree(target: string): Promise<void> {
+  if (!isMounted(target)) return;
+  try {
+    await exec('umount', ['--recursive', '--lazy', target]);
+  } catch (err) {
+    if (isMounted(target)) {
+      throw new RuntimeError(`umount ${target}: ${stderrOf(err)}`, 1, { cause: err });
+    }
+  }
+}
+
+/** Whether anything is mounted at or below `dir` in our mount namespace. */
+export function hasMountsUnder(dir: string): boolean {
+  return mountPoints().some((m) => m === dir || m.startsWith(`${dir}/`));
+}
+
+function isMounted(target: string): boolean {
+  return mountPoints().includes(target);
+}
+
+function mountPoints(): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => unescape(l.split(' ')[4] ?? ''));
+}
+
+/** mountinfo escapes space, tab, newline and backslash as octal. */
+function unescape(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+async function mount(args: string[], target: string): Promise<void> {
+  try {
+    await exec('mount', args);
+  } catch (err) {
+    throw new RuntimeError(`mount ${target}: ${stderrOf(err)}`, 1, { cause: err });
+  }
+}
+
+function stderrOf(err: unknown): string {
+  const e = err as { stderr?: unknown; message?: string };
+  return typeof e.stderr === 'string' && e.stderr.trim() !== ''
+    ? e.stderr.trim()
+    : (e.message ?? String(err));
+}

@@ -1,0 +1,109 @@
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { writeFile } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { CreateContainerRequest, RemoveContainerRequest } from '../../../proto/generated/agent.js';
+import { SandboxServiceService } from '../../../proto/generated/sandbox.js';
+import { StateStore } from '../container/state.js';
+import { tellCreator } from '../sys/detached.js';
+import { messageOf } from '../sys/errors.js';
+import { Sandbox } from './boot.js';
+import { makeSharedMount } from './host-mounts.js';
+import { SandboxNetwork } from './network/sandbox-network.js';
+import { sandboxService } from './network/service.js';
+import { proxyService, upstreamClient } from './proxy.js';
+import type { VmSize } from './sizing.js';
+import { cleanupVmDir, vmDirLayout, vmDirOf } from './vm-dir.js';
+import { describeExit } from './vm/child.js';
+
+/** A sandbox nobody created a container in gives up after this long. */
+const IDLE_EXIT_MS = 60_000;
+
+/**
+ * `kapsel __monitor SANDBOX` (the verb keeps its first name, "monitor"; the
+ * guest's per-container monitor is native/lib/monitor.c, another thing):
+ * the sandbox process, the one long-lived host process of a VM. It owns
+ * QEMU, virtiofsd and the single agent connection, and serves the agent API
+ * to the CLI and the shims on <vm dir>/monitor.sock. It ends with the last
+ * container removed, on DestroySandbox, or when QEMU dies, in which case every
+ * container it held is recorded as stopped with the reason.
+ */
+export async function serveSandbox(
+  root: string,
+  sandboxId: string,
+  log: Logger,
+  size: VmSize,
+): Promise<number> {
+  const store = new StateStore(root);
+  const paths = vmDirLayout(vmDirOf(root, sandboxId));
+  const containers = new Set<string>();
+  let sandbox: Sandbox | undefined;
+  let network: SandboxNetwork | undefined;
+  let server: Server | undefined;
+  let finish: (reason: string) => void = () => undefined;
+  const finished = new Promise<string>((resolve) => (finish = resolve));
+  let vmDied: string | undefined;
+  try {
+    await writeFile(paths.pidFile, String(process.pid));
+    await makeSharedMount(paths.shared);
+    sandbox = await Sandbox.start({ stateDir: paths.dir, shareDir: paths.shared, log, ...size });
+    void sandbox.vm.exited.then((s) => {
+      vmDied = `the VM exited (qemu ${describeExit(s)})`;
+      finish(vmDied);
+    });
+    const upstream = upstreamClient(sandbox.agent.channel());
+    const { definition, implementation } = proxyService(upstream, {
+      onDone(method, request, err) {
+        if (err !== null) return;
+        if (method === 'createContainer') {
+          containers.add(CreateContainerRequest.decode(request).containerId);
+        } else if (method === 'removeContainer') {
+          containers.delete(RemoveContainerRequest.decode(request).containerId);
+          if (containers.size === 0) finish('its last container was removed');
+        } else if (method === 'destroySandbox') {
+          finish('the sandbox was destroyed');
+        }
+      },
+    });
+    network = new SandboxNetwork(sandbox.vm.qmp, sandbox.agent, log);
+    server = new Server();
+    server.addService(definition, implementation);
+    server.addService(SandboxServiceService, sandboxService(network, log));
+    const srv = server;
+    await new Promise<void>((resolve, reject) => {
+      srv.bindAsync(`unix://${paths.socket}`, ServerCredentials.createInsecure(), (err) => {
+        if (err) reject(err);
+        else resolve();
+      });
+    });
+    const idle = setTimeout(() => {
+      if (containers.size === 0) finish('no container was created in it');
+    }, IDLE_EXIT_MS);
+    tellCreator('ok');
+    log.info({ sandboxId, qemuPid: sandbox.vm.pid }, 'sandbox monitor serving');
+    const reason = await finished;
+    clearTimeout(idle);
+    log.info({ reason }, 'sandbox monitor stopping');
+    const died = vmDied;
+    if (died !== undefined) {
+      for (const id of containers) {
+        await store.update(id, (r) => {
+          r.status = 'stopped';
+          r.stopReason = died;
+        });
+      }
+    }
+    server.forceShutdown();
+    return 0;
+  } catch (err) {
+    log.error({ err }, 'sandbox monitor failed');
+    tellCreator(messageOf(err));
+    return 1;
+  } finally {
+    server?.forceShutdown();
+    await sandbox?.stop();
+    await network?.release().catch((err: unknown) => {
+      log.warn({ err }, 'removing the taps failed');
+    });
+    await cleanupVmDir(paths.dir, log);
+  }
+}

@@ -1,0 +1,34 @@
+import { AGENT_PORT_NAME } from '../../../../proto/contract.js';
+
+export type Accel = 'kvm' | 'tcg';
+
+/** A directory of the host shared into the guest over virtio-fs. */
+export interface VmShare {
+  /** Host directory virtiofsd serves. */
+  dir: string;
+  /** The name the guest mounts: `mount -t virtiofs <tag> <dir>`. */
+  tag: string;
+}
+
+/** Everything the driver needs to start one guest. */
+export interface VmConfig {
+  /** Private directory of this VM (its files: ../vm-dir.ts). Must exist. */
+  stateDir: string;
+  kernel: string;
+  initrd: string;
+  memoryMiB: number;
+  cpus: number;
+  /** Forces the accelerator; otherwise KAPSEL_ACCEL, else the KVM probe decides. */
+  accel?: Accel;
+  share?: VmShare;
+  /** Appended to the kernel command line, e.g. `kapsel.log=debug`. No spaces. */
+  kernelParams?: readonly string[];
+}
+
+/** QEMU's id of the agent port, which its VSERPORT_CHANGE events carry. */
+export const AGENT_PORT_ID = 'agentport';
+/** The port's name, which the guest agent looks for (shared with it). */
+export { AGENT_PORT_NAME };
+
+export const QEMU_BINARY = 'qemu-system-x86_64';
+export const VIRTIOFSD_BINARY = '/usr/lib/qemu/virtiofsd';

@@ -1,0 +1,72 @@
+import { spawn, type IOType } from 'node:child_process';
+import { closeSync, writeSync } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { RuntimeError } from './errors.js';
+
+/** fd 3 of a detached process: the pipe its starter waits on for the verdict. */
+const READY_FD = 3;
+
+/**
+ * Starts a hidden verb of this same kapsel (`__monitor`, `__shim`) as a
+ * detached process in its own session, and waits for its verdict on fd 3:
+ * "ok" once it serves, or the reason it failed. `enter` runs it in a
+ * namespace (see network/netns.ts). It outlives us; whoever
+ * reaps orphans (containerd's shim is a subreaper) gets its exit status.
+ */
+export async function startDetached(
+  args: readonly string[],
+  stdio: [IOType | number, IOType | number, IOType | number],
+  what: string,
+  enter: readonly string[] = [],
+): Promise<number> {
+  const script = process.argv[1];
+  if (script === undefined) throw new Error('cannot tell which kapsel script runs');
+  // `enter` is an argv prefix that execs us (nsenter, unshare without --fork),
+  // so the pid we get is still the hidden verb's.
+  const argv = [...enter, process.execPath, ...process.execArgv, script, ...args];
+  const [file = process.execPath, ...rest] = argv;
+  const child = spawn(file, rest, {
+    detached: true,
+    stdio: [stdio[0], stdio[1], stdio[2], 'pipe'], // the pipe is READY_FD
+  });
+  const pipe = child.stdio[3] as Readable | null | undefined;
+  if (pipe === null || pipe === undefined) throw new Error(`${what}: no ready pipe`);
+  const exited = new Promise<string>((resolve) => {
+    child.once('exit', (code, signal) => {
+      resolve(signal ? `killed by ${signal}` : `exit status ${code ?? '?'}`);
+    });
+  });
+  let message = '';
+  pipe.setEncoding('utf8');
+  pipe.on('data', (d: string) => (message += d));
+  await new Promise<void>((resolve, reject) => {
+    pipe.once('close', resolve);
+    child.once('error', reject);
+  });
+  if (message !== 'ok') {
+    const status = await Promise.race([
+      exited,
+      new Promise<string>((r) => setTimeout(r, 2000, '')),
+    ]);
+    throw new RuntimeError(
+      `${what}: ${message !== '' ? message : `exited before it was ready${status ? ` (${status})` : ''}`}`,
+    );
+  }
+  child.unref();
+  pipe.destroy();
+  if (child.pid === undefined) throw new Error(`${what}: no pid`);
+  return child.pid;
+}
+
+/**
+ * The detached side of startDetached: "ok" once it serves, or why it
+ * failed. Said once; a second call, or a starter that is gone, is quiet.
+ */
+export function tellCreator(message: string): void {
+  try {
+    writeSync(READY_FD, message);
+    closeSync(READY_FD);
+  } catch {
+    // told already, or the creator is gone
+  }
+}
