@@ -16,6 +16,7 @@ import {
 } from '../../proto/generated/agent.js';
 import { toGrpcStatus, unimplemented } from './errors.js';
 import type { Sandbox } from './sandbox.js';
+import { DnsRelay } from './network/dns-relay.js';
 import { AGENT_VERSION } from './version.js';
 
 /**
@@ -27,6 +28,7 @@ export function agentService(
   log: Logger,
   onDestroyed: () => void,
 ): AgentServiceServer & UntypedServiceImplementation {
+  const dnsRelay = new DnsRelay(log);
   const empty: Empty = {};
   return {
     check: unary(log, 'Check', () =>
@@ -84,6 +86,10 @@ export function agentService(
     closeStdin: unary(log, 'CloseStdin', (r) => {
       sandbox.get(r.containerId).closeStdin(r.execId);
       return Promise.resolve(empty);
+    }),
+    setupDnsRelay: unary(log, 'SetupDNSRelay', async (r) => {
+      await dnsRelay.setup(sandbox.get(r.containerId), r.listenAddress);
+      return empty;
     }),
     createSandbox: notYet(log, 'CreateSandbox'),
     updateInterface: notYet(log, 'UpdateInterface'),

@@ -13,6 +13,7 @@ import { runHooks } from './hooks.js';
 import { cleanupVmDir } from './monitor/monitor.js';
 import { monitorPaths } from './monitor/paths.js';
 import { syncNetwork } from './network/client.js';
+import { loopbackNameserver } from './network/resolv-conf.js';
 import { checkNetnsPath, enterNetnsArgs, hostNetnsOf, joinNetnsOf } from './network/netns.js';
 import { startMonitor } from './monitor/spawn.js';
 import { sandboxSize, sizingFromEnv } from './sizing.js';
@@ -122,7 +123,12 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
       await runHooks(bundle.spec.hooks, kind, toOciState(record));
     }
     // After the prestart hooks: Docker configures the namespace in one.
-    if (placement.ownsSandbox) await syncNetwork(paths.socket, o.id);
+    if (placement.ownsSandbox) {
+      // Docker's embedded DNS (nameserver 127.0.0.11) lives in the host
+      // namespace; the sandbox relays the guest's queries to it.
+      const dns = await loopbackNameserver(bundle.spec, bundle.dir);
+      await syncNetwork(paths.socket, o.id, dns);
+    }
     if (o.pidFile !== undefined) await writePidFile(o.pidFile, record.pid);
     agent.close();
     return record;

@@ -4,6 +4,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { CreateContainerRequest, RemoveContainerRequest } from '../../../proto/generated/agent.js';
 import { SandboxServiceService } from '../../../proto/generated/sandbox.js';
+import { SandboxDns } from '../network/dns-relay.js';
 import { SandboxNetwork } from '../network/sandbox-network.js';
 import { sandboxService } from '../network/service.js';
 import { messageOf } from '../errors.js';
@@ -12,6 +13,7 @@ import { Sandbox } from '../sandbox.js';
 import type { VmSize } from '../sizing.js';
 import { StateStore } from '../state.js';
 import { describeExit } from '../vm/child.js';
+import { vmPaths } from '../vm/config.js';
 import { proxyService, upstreamClient } from './proxy.js';
 import { monitorPaths } from './paths.js';
 
@@ -38,6 +40,7 @@ export async function runMonitor(
   const containers = new Set<string>();
   let sandbox: Sandbox | undefined;
   let network: SandboxNetwork | undefined;
+  let dns: SandboxDns | undefined;
   let server: Server | undefined;
   let finish: (reason: string) => void = () => undefined;
   const finished = new Promise<string>((resolve) => (finish = resolve));
@@ -67,7 +70,8 @@ export async function runMonitor(
     network = new SandboxNetwork(sandbox.vm.qmp, sandbox.agent, log);
     server = new Server();
     server.addService(definition, implementation);
-    server.addService(SandboxServiceService, sandboxService(network, log));
+    dns = new SandboxDns(vmPaths(paths.dir).dns, sandbox.agent, log);
+    server.addService(SandboxServiceService, sandboxService(network, dns, log));
     const srv = server;
     await new Promise<void>((resolve, reject) => {
       srv.bindAsync(`unix://${paths.socket}`, ServerCredentials.createInsecure(), (err) => {
@@ -100,6 +104,7 @@ export async function runMonitor(
     return 1;
   } finally {
     server?.forceShutdown();
+    dns?.close();
     await sandbox?.stop();
     await network?.release().catch((err: unknown) => {
       log.warn({ err }, 'removing the taps failed');

@@ -30,6 +30,8 @@ export interface VmPaths {
   console: string;
   qmp: string;
   agent: string;
+  /** The chardev of the DNS relay port (network/dns-relay.ts). */
+  dns: string;
   vfs: string;
   pidfile: string;
   virtiofsdPidfile: string;
@@ -40,6 +42,7 @@ export function vmPaths(stateDir: string): VmPaths {
     console: join(stateDir, 'console.log'),
     qmp: join(stateDir, 'qmp.sock'),
     agent: join(stateDir, 'agent.sock'),
+    dns: join(stateDir, 'dns.sock'),
     vfs: join(stateDir, 'vfs.sock'),
     pidfile: join(stateDir, 'qemu.pid'),
     virtiofsdPidfile: join(stateDir, 'virtiofsd.pid'),
@@ -49,6 +52,9 @@ export function vmPaths(stateDir: string): VmPaths {
 /** Names the driver and the guest agree on. */
 export const AGENT_PORT_ID = 'agentport';
 export const AGENT_PORT_NAME = 'agent.channel.0';
+/** The guest's kapsel-dns-relay finds its port by this name (native/dns/relay.c). */
+export const DNS_PORT_ID = 'dnsport';
+export const DNS_PORT_NAME = 'kapsel.dns.0';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
 export const VIRTIOFSD_BINARY = '/usr/lib/qemu/virtiofsd';
