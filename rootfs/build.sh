@@ -3,7 +3,7 @@
 #   vmlinuz           Debian's cloud kernel (linux-image-cloud-amd64)
 #   initrd.img        uncompressed newc cpio: kapsel-init as PID 1, node and
 #                     its libraries, the agent, libkapsel.so, koffi, busybox,
-#                     the kernel modules the guest needs
+#                     iproute2's ip, the kernel modules the guest needs
 #   floor-initrd.img  the boot-benchmark floor: kapsel-floor-init + the
 #                     virtio-serial modules only
 #   kernel-release    e.g. 6.1.0-50-cloud-amd64
@@ -19,6 +19,8 @@
 #   kapsel-dns-relay                                 (built here with make)
 #   /usr/bin/node (Node 20)     the nodejs package   (override: KAPSEL_GUEST_NODE)
 #   /bin/busybox                apt-get install busybox-static
+#   /usr/bin/ip (iproute2)      apt-get install iproute2 (busybox's ip has no
+#                               `link set netns` and no JSON output)
 #   node_modules/koffi          npm ci
 #   the kernel .deb             apt-get download, cached in build/cache/
 #                               (override the package: KAPSEL_KERNEL_PKG)
@@ -40,6 +42,7 @@ AGENT="${KAPSEL_GUEST_AGENT:-$ROOT/build/dist/agent.mjs}"
 LIBKAPSEL="${KAPSEL_GUEST_LIB:-$NATIVE/libkapsel.so}"
 NODE_BIN="${KAPSEL_GUEST_NODE:-/usr/bin/node}"
 BUSYBOX=/bin/busybox
+IP_BIN=/usr/bin/ip
 KOFFI="$ROOT/node_modules/koffi"
 KOFFI_NATIVE="$ROOT/node_modules/@koromix/koffi-linux-x64"
 META_PKG=linux-image-cloud-amd64
@@ -53,6 +56,8 @@ META_PKG=linux-image-cloud-amd64
 #   virtio_blk       block devices hot-plugged later
 #   virtio_pmem nd_pmem  read-only image mapped with DAX (virtio-pmem, nvdimm)
 #   erofs            the filesystem of that read-only image
+#   virtio_net       the NICs the host hot-plugs for container networking
+#                    (PCIe hotplug itself, pciehp, is built in: HOTPLUG_PCI_PCIE=y)
 GUEST_MODULES=(virtio virtio_ring virtio_pci virtio_console fuse virtiofs overlay
   virtio_blk virtio_pmem nd_pmem nd_virtio erofs virtio_net)
 FLOOR_MODULES=(virtio virtio_ring virtio_pci virtio_console)
@@ -79,6 +84,7 @@ done
 [ -f "$AGENT" ] || die "missing the agent bundle $AGENT: build it with 'npm run build:ts' (or set KAPSEL_GUEST_AGENT)"
 [ -x "$NODE_BIN" ] || die "missing $NODE_BIN: install Node 20 (the nodejs package) or set KAPSEL_GUEST_NODE"
 [ -x "$BUSYBOX" ] || die "missing $BUSYBOX: apt-get install busybox-static"
+"$IP_BIN" -V 2>/dev/null | grep -q iproute2 || die "missing iproute2's $IP_BIN: apt-get install iproute2"
 "$BUSYBOX" --list >/dev/null 2>&1 || die "$BUSYBOX does not run"
 [ -f "$KOFFI/package.json" ] || die "missing $KOFFI: run 'npm ci' in $ROOT"
 KOFFI_VERSION="$(sed -n 's/^ *"version": *"\(.*\)",*$/\1/p' "$KOFFI/package.json" | head -1)"
@@ -122,7 +128,8 @@ KERNEL_DEB="$CACHE/${KERNEL_PKG}_${KERNEL_VERSION//:/%3a}_amd64.deb"
 # --- stamp: is there anything to do? ---------------------------------------
 
 hash_of() { sha256sum "$1" | cut -d' ' -f1; }
-node_libs() { ldd "$NODE_BIN" | awk '/=> \//{print $3} /^\t\/[^ ]+ \(/{print $1}'; }
+exe_libs() { ldd "$1" | awk '/=> \//{print $3} /^\t\/[^ ]+ \(/{print $1}'; }
+node_libs() { exe_libs "$NODE_BIN"; }
 
 manifest() {
   echo "script $(hash_of "$SCRIPT")"
@@ -138,6 +145,8 @@ manifest() {
     echo "native $(basename "$f") $(hash_of "$f")"
   done
   echo "busybox $("$BUSYBOX" 2>&1 | head -1) $(hash_of "$BUSYBOX")"
+  echo "ip $("$IP_BIN" -V) $(hash_of "$IP_BIN")"
+  for lib in $(exe_libs "$IP_BIN"); do echo "ip-lib $lib $(hash_of "$lib")"; done
   echo "koffi $KOFFI_VERSION $(hash_of "$KOFFI_NATIVE/linux_x64/koffi.node")"
 }
 
@@ -255,6 +264,16 @@ trap 'rm -rf "$STAGE" "$FLOOR_STAGE"' EXIT
 log "staging the guest image ($RELEASE)"
 base_layout "$STAGE"
 install_exe "$NATIVE/kapsel-init" "$STAGE/sbin/init"
+
+# iproute2's ip, which the agent's network RPCs run (nsenter, the other
+# tool they need, is busybox's: it takes --net=FILE), and its libraries at
+# the paths ldd shows. busybox's own ip applet (sbin/ip) points at it, so
+# there is one ip whatever PATH says.
+install_exe "$IP_BIN" "$STAGE/usr/bin/ip"
+for lib in $(exe_libs "$IP_BIN"); do
+  [ -e "$STAGE$lib" ] || install -D -m 0755 "$(readlink -f "$lib")" "$STAGE$lib"
+done
+ln -s /usr/bin/ip "$STAGE/sbin/ip"
 
 # busybox, with a link for each applet that does not clash with our files.
 install -m 0755 "$BUSYBOX" "$STAGE/bin/busybox"

@@ -15,6 +15,8 @@ import {
   type ReadStreamResponse,
 } from '../../proto/generated/agent.js';
 import { toGrpcStatus, unimplemented } from './errors.js';
+import { GuestNetwork } from './network/network.js';
+import { checkInterface, checkNeighbors, checkRoutes } from './network/validate.js';
 import type { Sandbox } from './sandbox.js';
 import { DnsRelay } from './network/dns-relay.js';
 import { AGENT_VERSION } from './version.js';
@@ -30,6 +32,7 @@ export function agentService(
 ): AgentServiceServer & UntypedServiceImplementation {
   const dnsRelay = new DnsRelay(log);
   const empty: Empty = {};
+  const network = new GuestNetwork(log);
   return {
     check: unary(log, 'Check', () =>
       Promise.resolve({ status: CheckResponse_ServingStatus.SERVING }),
@@ -92,11 +95,23 @@ export function agentService(
       return empty;
     }),
     createSandbox: notYet(log, 'CreateSandbox'),
-    updateInterface: notYet(log, 'UpdateInterface'),
-    updateRoutes: notYet(log, 'UpdateRoutes'),
-    addArpNeighbors: notYet(log, 'AddARPNeighbors'),
-    listInterfaces: notYet(log, 'ListInterfaces'),
-    listRoutes: notYet(log, 'ListRoutes'),
+    updateInterface: unary(log, 'UpdateInterface', (r) => {
+      const iface = checkInterface(r.interface);
+      return network.updateInterface(sandbox.get(r.containerId), iface);
+    }),
+    updateRoutes: unary(log, 'UpdateRoutes', (r) => {
+      checkRoutes(r.routes);
+      return network.updateRoutes(sandbox.get(r.containerId), r.routes);
+    }),
+    addArpNeighbors: unary(log, 'AddARPNeighbors', async (r) => {
+      checkNeighbors(r.neighbors);
+      await network.addArpNeighbors(sandbox.get(r.containerId), r.neighbors);
+      return empty;
+    }),
+    listInterfaces: unary(log, 'ListInterfaces', (r) =>
+      network.listInterfaces(sandbox.get(r.containerId)),
+    ),
+    listRoutes: unary(log, 'ListRoutes', (r) => network.listRoutes(sandbox.get(r.containerId))),
     pauseContainer: unary(log, 'PauseContainer', async (r) => {
       await sandbox.pauseContainer(r.containerId);
       return empty;

@@ -173,6 +173,11 @@ void kapsel_container_init(const struct kapsel_request *req, const struct kapsel
    * it). */
   CHECK(setsid(), "setsid", NULL);
 
+  /* A network namespace of its own (not one joined by path: that one's
+   * owner set it up) starts with lo down; runc brings it up. */
+  if ((req->new_ns & CLONE_NEWNET) && kapsel_loopback_up(&rec) < 0)
+    report_and_exit(sync, &rec, 1);
+
   /* Still root and still seeing the agent's /proc: the limits that need
    * privilege (raising a hard limit, lowering oom_score_adj). */
   if (kapsel_apply_oom_score_adj(req, &rec) < 0 || kapsel_apply_rlimits(req, &rec) < 0)

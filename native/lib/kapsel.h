@@ -216,6 +216,8 @@ int kapsel_apply_oom_score_adj(const struct kapsel_request *req, struct kapsel_r
 int kapsel_drop_bounding(const struct kapsel_request *req, struct kapsel_record *err);
 int kapsel_apply_caps(const struct kapsel_request *req, struct kapsel_record *err);
 int kapsel_apply_sysctls(const struct kapsel_request *req, struct kapsel_record *err);
+/* loopback.c: lo up in the current (new) network namespace. */
+int kapsel_loopback_up(struct kapsel_record *err);
 int kapsel_apply_readonly_paths(const struct kapsel_request *req, int rootfd,
                                 struct kapsel_record *err);
 int kapsel_apply_masked_paths(const struct kapsel_request *req, int rootfd,

@@ -9,13 +9,17 @@ export interface AgentFixture {
   rootfs: string;
 }
 
-/** For a describe block's beforeAll; env adds to the agent's environment. */
+/**
+ * For a describe block's beforeAll; env adds to the agent's environment,
+ * options.netns starts it in that network namespace (StandaloneAgent.start).
+ */
 export async function startAgentFixture(
   makeRootfs: () => string,
   env: Record<string, string> = {},
+  options: { netns?: string } = {},
 ): Promise<AgentFixture> {
   const rootfs = makeRootfs();
-  const agent = await StandaloneAgent.start(env);
+  const agent = await StandaloneAgent.start(env, options);
   return { agent, client: AgentClient.forSocket(agent.socket), rootfs };
 }
 

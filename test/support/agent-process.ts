@@ -14,19 +14,33 @@ export class StandaloneAgent {
     readonly output: () => string,
   ) {}
 
-  /** env adds to the agent's environment (e.g. KAPSEL_CGROUP_ROOT). */
-  static async start(env: Record<string, string> = {}): Promise<StandaloneAgent> {
+  /**
+   * env adds to the agent's environment (e.g. KAPSEL_CGROUP_ROOT); netns
+   * (a file such as /run/netns/NAME) starts it in that network namespace,
+   * which then plays the guest's root namespace (util-linux nsenter execs,
+   * so the child is still the agent itself).
+   */
+  static async start(
+    env: Record<string, string> = {},
+    options: { netns?: string } = {},
+  ): Promise<StandaloneAgent> {
     const socket = join(mkdtempSync(join(tmpdir(), 'kapsel-agent-')), 'agent.sock');
     let output = '';
-    const child = spawn(
+    const agentArgv = [
       process.execPath,
-      ['--import', 'tsx', join(ROOT, 'agent/src/main.ts'), '--listen', `unix:${socket}`],
-      {
-        cwd: ROOT,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, KAPSEL_LOG: 'debug', ...env },
-      },
-    );
+      '--import',
+      'tsx',
+      join(ROOT, 'agent/src/main.ts'),
+      '--listen',
+      `unix:${socket}`,
+    ];
+    const [file = 'node', ...args] =
+      options.netns === undefined ? agentArgv : ['nsenter', `--net=${options.netns}`, ...agentArgv];
+    const child = spawn(file, args, {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, KAPSEL_LOG: 'debug', ...env },
+    });
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
     for (let i = 0; i < 200 && !existsSync(socket); i++) {
