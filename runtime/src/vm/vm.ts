@@ -363,5 +363,5 @@ async function qemuFailure(
 }
 
 async function removeFiles(p: VmPaths): Promise<void> {
-  await Promise.all([p.qmp, p.agent, p.vfs, p.pidfile].map((f) => rm(f, { force: true })));
+  await Promise.all([p.qmp, p.agent, p.dns, p.vfs, p.pidfile].map((f) => rm(f, { force: true })));
 }
