@@ -11,6 +11,13 @@
 export const AGENT_PORT_NAME = 'agent.channel.0';
 
 /**
+ * The virtio-serial port that carries DNS queries from the guest's
+ * kapsel-dns-relay (native/dns/relay.c) to the sandbox process, which asks
+ * the resolver of the container's host network namespace (Docker's 127.0.0.11).
+ */
+export const DNS_PORT_NAME = 'kapsel.dns.0';
+
+/**
  * runc's rule for container ids (libcontainer's `idRegex`); exec ids follow
  * it too. The host checks it before it makes state directories, the agent
  * before it makes cgroups and paths from an id.

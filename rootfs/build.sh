@@ -15,7 +15,8 @@
 # Inputs (a missing one is an error that says how to get it):
 #   build/dist/agent.mjs        npm run build:ts     (override: KAPSEL_GUEST_AGENT)
 #   build/native/libkapsel.so   make -C native       (override: KAPSEL_GUEST_LIB)
-#   build/native/kapsel-init, kapsel-floor-init      (built here with make)
+#   build/native/kapsel-init, kapsel-floor-init,
+#   kapsel-dns-relay                                 (built here with make)
 #   /usr/bin/node (Node 20)     the nodejs package   (override: KAPSEL_GUEST_NODE)
 #   /bin/busybox                apt-get install busybox-static
 #   /usr/bin/ip (iproute2)      apt-get install iproute2 (busybox's ip has no
@@ -92,7 +93,8 @@ KOFFI_VERSION="$(sed -n 's/^ *"version": *"\(.*\)",*$/\1/p' "$KOFFI/package.json
 
 # The native parts are cheap to build and must match native/: let make bring
 # them up to date (it does nothing when they are).
-make -s -C "$ROOT/native" OUT="$NATIVE" "$NATIVE/kapsel-init" "$NATIVE/kapsel-floor-init" ||
+make -s -C "$ROOT/native" OUT="$NATIVE" "$NATIVE/kapsel-init" "$NATIVE/kapsel-floor-init" \
+  "$NATIVE/kapsel-dns-relay" ||
   die "building kapsel-init failed (make -C native): needs gcc and static glibc (libc6-dev)"
 if [ -z "${KAPSEL_GUEST_LIB:-}" ] && compgen -G "$ROOT/native/lib/*.c" >/dev/null; then
   make -s -C "$ROOT/native" OUT="$NATIVE" "$NATIVE/libkapsel.so" ||
@@ -139,7 +141,7 @@ manifest() {
     echo "libkapsel-dep $lib $(hash_of "$lib")"
   done
   echo "agent $(hash_of "$AGENT")"
-  for f in "$NATIVE/kapsel-init" "$NATIVE/kapsel-floor-init" "$LIBKAPSEL"; do
+  for f in "$NATIVE/kapsel-init" "$NATIVE/kapsel-floor-init" "$NATIVE/kapsel-dns-relay" "$LIBKAPSEL"; do
     echo "native $(basename "$f") $(hash_of "$f")"
   done
   echo "busybox $("$BUSYBOX" 2>&1 | head -1) $(hash_of "$BUSYBOX")"
@@ -290,6 +292,8 @@ done
 
 install -D -m 0644 "$AGENT" "$STAGE/opt/kapsel/agent.mjs"
 install_exe "$LIBKAPSEL" "$STAGE/opt/kapsel/lib/libkapsel.so"
+# The guest end of the DNS relay (agent/src/network/dns-relay.ts starts it).
+install_exe "$NATIVE/kapsel-dns-relay" "$STAGE/opt/kapsel/bin/kapsel-dns-relay"
 # libkapsel links libseccomp (native/Makefile): its loader needs, as for node.
 for lib in $(ldd "$LIBKAPSEL" | awk '/=> \//{print $3}'); do
   [ -e "$STAGE$lib" ] || install -D -m 0755 "$(readlink -f "$lib")" "$STAGE$lib"

@@ -18,6 +18,7 @@ import { toGrpcStatus } from './errors.js';
 import { GuestNetwork } from './network/network.js';
 import { checkInterface, checkNeighbors, checkRoutes } from './network/validate.js';
 import type { Sandbox } from './sandbox.js';
+import { DnsRelay } from './network/dns-relay.js';
 import { AGENT_VERSION } from './version.js';
 
 /**
@@ -29,6 +30,7 @@ export function agentService(
   log: Logger,
   onDestroyed: () => void,
 ): AgentServiceServer & UntypedServiceImplementation {
+  const dnsRelay = new DnsRelay(log);
   const empty: Empty = {};
   const network = new GuestNetwork(log);
   return {
@@ -87,6 +89,10 @@ export function agentService(
     closeStdin: unary(log, 'CloseStdin', (r) => {
       sandbox.get(r.containerId).closeStdin(r.execId);
       return Promise.resolve(empty);
+    }),
+    setupDnsRelay: unary(log, 'SetupDNSRelay', async (r) => {
+      await dnsRelay.setup(sandbox.get(r.containerId), r.listenAddress);
+      return empty;
     }),
     updateInterface: unary(log, 'UpdateInterface', (r) => {
       const iface = checkInterface(r.interface);

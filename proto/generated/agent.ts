@@ -397,6 +397,12 @@ export interface ListRoutesRequest {
   containerId: string;
 }
 
+export interface SetupDNSRelayRequest {
+  containerId: string;
+  /** An IPv4 loopback address, "127.0.0.11". */
+  listenAddress: string;
+}
+
 function createBaseEmpty(): Empty {
   return {};
 }
@@ -4950,6 +4956,99 @@ export const ListRoutesRequest: MessageFns<ListRoutesRequest> = {
   },
 };
 
+function createBaseSetupDNSRelayRequest(): SetupDNSRelayRequest {
+  return { containerId: "", listenAddress: "" };
+}
+
+export const SetupDNSRelayRequest: MessageFns<SetupDNSRelayRequest> = {
+  encode(message: SetupDNSRelayRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.containerId !== "") {
+      writer.uint32(10).string(message.containerId);
+    }
+    if (message.listenAddress !== "") {
+      writer.uint32(18).string(message.listenAddress);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetupDNSRelayRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetupDNSRelayRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.containerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.listenAddress = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetupDNSRelayRequest {
+    return {
+      containerId: isSet(object.containerId)
+        ? globalThis.String(object.containerId)
+        : isSet(object.container_id)
+        ? globalThis.String(object.container_id)
+        : "",
+      listenAddress: isSet(object.listenAddress)
+        ? globalThis.String(object.listenAddress)
+        : isSet(object.listen_address)
+        ? globalThis.String(object.listen_address)
+        : "",
+    };
+  },
+
+  toJSON(message: SetupDNSRelayRequest): unknown {
+    const obj: any = {};
+    if (message.containerId !== "") {
+      obj.containerId = message.containerId;
+    }
+    if (message.listenAddress !== "") {
+      obj.listenAddress = message.listenAddress;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SetupDNSRelayRequest>): SetupDNSRelayRequest {
+    return SetupDNSRelayRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SetupDNSRelayRequest>): SetupDNSRelayRequest {
+    const message = createBaseSetupDNSRelayRequest();
+    message.containerId = object.containerId ?? "";
+    message.listenAddress = object.listenAddress ?? "";
+    return message;
+  },
+};
+
 export type AgentServiceService = typeof AgentServiceService;
 export const AgentServiceService = {
   /** --- health and identity --- */
@@ -5223,6 +5322,24 @@ export const AgentServiceService = {
     responseDeserialize: (value: Buffer): Routes => Routes.decode(value),
   },
   /**
+   * kapsel's own (Kata has none): serves listen_address:53 (UDP and TCP) in
+   * the namespace and carries the queries over the virtio-serial port
+   * "kapsel.dns.0" to the host, which asks the same address in the
+   * container's host network namespace: Docker's embedded DNS server
+   * (127.0.0.11) for a container on a user-defined network. One relay per
+   * sandbox; calling it again with the same address changes nothing. It
+   * stops when container_id's init exits (RemoveContainer, DestroySandbox).
+   */
+  setupDnsRelay: {
+    path: "/kapsel.agent.v1.AgentService/SetupDNSRelay" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SetupDNSRelayRequest): Buffer => Buffer.from(SetupDNSRelayRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SetupDNSRelayRequest => SetupDNSRelayRequest.decode(value),
+    responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
+  },
+  /**
    * --- sandbox ---
    * Kills every container and stops the agent; PID 1 then powers the VM off.
    */
@@ -5304,6 +5421,16 @@ export interface AgentServiceServer extends UntypedServiceImplementation {
   addArpNeighbors: handleUnaryCall<AddARPNeighborsRequest, Empty>;
   listInterfaces: handleUnaryCall<ListInterfacesRequest, Interfaces>;
   listRoutes: handleUnaryCall<ListRoutesRequest, Routes>;
+  /**
+   * kapsel's own (Kata has none): serves listen_address:53 (UDP and TCP) in
+   * the namespace and carries the queries over the virtio-serial port
+   * "kapsel.dns.0" to the host, which asks the same address in the
+   * container's host network namespace: Docker's embedded DNS server
+   * (127.0.0.11) for a container on a user-defined network. One relay per
+   * sandbox; calling it again with the same address changes nothing. It
+   * stops when container_id's init exits (RemoveContainer, DestroySandbox).
+   */
+  setupDnsRelay: handleUnaryCall<SetupDNSRelayRequest, Empty>;
   /**
    * --- sandbox ---
    * Kills every container and stops the agent; PID 1 then powers the VM off.
@@ -5685,6 +5812,30 @@ export interface AgentServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Routes) => void,
+  ): ClientUnaryCall;
+  /**
+   * kapsel's own (Kata has none): serves listen_address:53 (UDP and TCP) in
+   * the namespace and carries the queries over the virtio-serial port
+   * "kapsel.dns.0" to the host, which asks the same address in the
+   * container's host network namespace: Docker's embedded DNS server
+   * (127.0.0.11) for a container on a user-defined network. One relay per
+   * sandbox; calling it again with the same address changes nothing. It
+   * stops when container_id's init exits (RemoveContainer, DestroySandbox).
+   */
+  setupDnsRelay(
+    request: SetupDNSRelayRequest,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  setupDnsRelay(
+    request: SetupDNSRelayRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  setupDnsRelay(
+    request: SetupDNSRelayRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Empty) => void,
   ): ClientUnaryCall;
   /**
    * --- sandbox ---

@@ -33,16 +33,25 @@ export const protobufFileName = "sandbox.proto";
 export interface SyncNetworkRequest {
   /** The sandbox container, whose guest network namespace is the pod's. */
   containerId: string;
+  /**
+   * A loopback nameserver of the container's resolv.conf ("127.0.0.11",
+   * Docker's embedded DNS on a user-defined network), relayed from the guest
+   * namespace to this one (network/dns-relay.ts); "" for none.
+   */
+  dnsRelayAddress: string;
 }
 
 function createBaseSyncNetworkRequest(): SyncNetworkRequest {
-  return { containerId: "" };
+  return { containerId: "", dnsRelayAddress: "" };
 }
 
 export const SyncNetworkRequest: MessageFns<SyncNetworkRequest> = {
   encode(message: SyncNetworkRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.containerId !== "") {
       writer.uint32(10).string(message.containerId);
+    }
+    if (message.dnsRelayAddress !== "") {
+      writer.uint32(18).string(message.dnsRelayAddress);
     }
     return writer;
   },
@@ -68,6 +77,14 @@ export const SyncNetworkRequest: MessageFns<SyncNetworkRequest> = {
             message.containerId = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.dnsRelayAddress = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -87,6 +104,11 @@ export const SyncNetworkRequest: MessageFns<SyncNetworkRequest> = {
         : isSet(object.container_id)
         ? globalThis.String(object.container_id)
         : "",
+      dnsRelayAddress: isSet(object.dnsRelayAddress)
+        ? globalThis.String(object.dnsRelayAddress)
+        : isSet(object.dns_relay_address)
+        ? globalThis.String(object.dns_relay_address)
+        : "",
     };
   },
 
@@ -94,6 +116,9 @@ export const SyncNetworkRequest: MessageFns<SyncNetworkRequest> = {
     const obj: any = {};
     if (message.containerId !== "") {
       obj.containerId = message.containerId;
+    }
+    if (message.dnsRelayAddress !== "") {
+      obj.dnsRelayAddress = message.dnsRelayAddress;
     }
     return obj;
   },
@@ -104,6 +129,7 @@ export const SyncNetworkRequest: MessageFns<SyncNetworkRequest> = {
   fromPartial(object: DeepPartial<SyncNetworkRequest>): SyncNetworkRequest {
     const message = createBaseSyncNetworkRequest();
     message.containerId = object.containerId ?? "";
+    message.dnsRelayAddress = object.dnsRelayAddress ?? "";
     return message;
   },
 };

@@ -165,7 +165,7 @@ describe.skipIf(skip !== undefined)(`docker networking${skip ? ` (skipped: ${ski
         IMAGE,
         ...httpd(`named-${runtime}`),
       ]);
-      expect(r.code).toBe(0);
+      expect(r.code, `${runtime}: ${r.stderr}`).toBe(0);
     }
     const byName = (peer: string): string =>
       `ip=$(nslookup ${peer} 127.0.0.11 | awk '/^Address/ && !/127.0.0.11/ {print $NF}' | tail -1) && ${get('$ip')}`;

@@ -46,10 +46,12 @@ describe('qemuArgs', () => {
     expect(valuesOf(args, '-chardev')).toEqual([
       'stdio,id=console,signal=off',
       'socket,id=agent,path=/run/kapsel/c1/agent.sock,server=on,wait=off',
+      'socket,id=dns,path=/run/kapsel/c1/dns.sock,server=on,wait=off',
     ]);
     expect(valuesOf(args, '-device')).toEqual([
       'virtio-serial-pci,id=vser0',
       'virtserialport,bus=vser0.0,chardev=agent,name=agent.channel.0,id=agentport',
+      'virtserialport,bus=vser0.0,chardev=dns,name=kapsel.dns.0,id=dnsport',
       'pcie-root-port,id=kapsel-rp0,bus=pcie.0,chassis=1',
       'pcie-root-port,id=kapsel-rp1,bus=pcie.0,chassis=2',
       'pcie-root-port,id=kapsel-rp2,bus=pcie.0,chassis=3',

@@ -21,6 +21,7 @@ import { loadBundle } from './bundle.js';
 import { prepareGuestContainer, releaseHostMounts } from './guest-spec.js';
 import { runHooks } from './hooks.js';
 import { agentOf } from './open.js';
+import { loopbackNameserver } from '../sandbox/network/resolv-conf.js';
 import { placementOf } from './pod.js';
 import { StateStore, toOciState, type ContainerRecord } from './state.js';
 
@@ -120,7 +121,12 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
       await runHooks(bundle.spec.hooks, kind, toOciState(record));
     }
     // After the prestart hooks: Docker configures the namespace in one.
-    if (placement.ownsSandbox) await syncNetwork(layout.socket, o.id);
+    if (placement.ownsSandbox) {
+      // Docker's embedded DNS (nameserver 127.0.0.11) lives in the host
+      // namespace; the sandbox relays the guest's queries to it.
+      const dns = await loopbackNameserver(bundle.spec, bundle.dir);
+      await syncNetwork(layout.socket, o.id, dns);
+    }
     // runc writes the pid file atomically: a reader never sees it half-written.
     if (o.pidFile !== undefined) await writeFileAtomic(o.pidFile, String(record.pid));
     agent.close();

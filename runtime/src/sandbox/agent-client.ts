@@ -212,6 +212,12 @@ export class AgentClient {
     return this.call((md, o, cb) => this.client.listRoutes({ containerId }, md, o, cb));
   }
 
+  async setupDnsRelay(containerId: string, listenAddress: string): Promise<void> {
+    await this.call<Empty>((md, o, cb) =>
+      this.client.setupDnsRelay({ containerId, listenAddress }, md, o, cb),
+    );
+  }
+
   private call<Res>(
     invoke: (metadata: Metadata, options: Partial<CallOptions>, cb: Callback<Res>) => unknown,
     deadlineMs?: number,

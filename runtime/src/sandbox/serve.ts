@@ -10,6 +10,7 @@ import { Sandbox } from './boot.js';
 import { makeSharedMount } from './host-mounts.js';
 import { SandboxNetwork } from './network/sandbox-network.js';
 import { sandboxService } from './network/service.js';
+import { SandboxDns } from './network/dns-relay.js';
 import { proxyService, upstreamClient } from './proxy.js';
 import type { VmSize } from './sizing.js';
 import { cleanupVmDir, vmDirLayout, vmDirOf } from './vm-dir.js';
@@ -38,6 +39,7 @@ export async function serveSandbox(
   const containers = new Set<string>();
   let sandbox: Sandbox | undefined;
   let network: SandboxNetwork | undefined;
+  let dns: SandboxDns | undefined;
   let server: Server | undefined;
   let finish: (reason: string) => void = () => undefined;
   const finished = new Promise<string>((resolve) => (finish = resolve));
@@ -67,7 +69,8 @@ export async function serveSandbox(
     network = new SandboxNetwork(sandbox.vm.qmp, sandbox.agent, log);
     server = new Server();
     server.addService(definition, implementation);
-    server.addService(SandboxServiceService, sandboxService(network, log));
+    dns = new SandboxDns(paths.dns, sandbox.agent, log);
+    server.addService(SandboxServiceService, sandboxService(network, dns, log));
     const srv = server;
     await new Promise<void>((resolve, reject) => {
       srv.bindAsync(`unix://${paths.socket}`, ServerCredentials.createInsecure(), (err) => {
@@ -100,6 +103,7 @@ export async function serveSandbox(
     return 1;
   } finally {
     server?.forceShutdown();
+    dns?.close();
     await sandbox?.stop();
     await network?.release().catch((err: unknown) => {
       log.warn({ err }, 'removing the taps failed');

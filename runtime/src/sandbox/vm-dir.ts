@@ -40,6 +40,8 @@ export interface VmDirLayout {
   qmp: string;
   /** QEMU's chardev for the agent's virtio-serial port. */
   agent: string;
+  /** QEMU's chardev for the DNS relay's virtio-serial port (network/dns-relay.ts). */
+  dns: string;
   vfs: string;
   /** QEMU's own -pidfile. */
   pidfile: string;
@@ -55,6 +57,7 @@ export function vmDirLayout(dir: string): VmDirLayout {
     console: join(dir, 'console.log'),
     qmp: join(dir, 'qmp.sock'),
     agent: join(dir, 'agent.sock'),
+    dns: join(dir, 'dns.sock'),
     vfs: join(dir, 'vfs.sock'),
     pidfile: join(dir, 'qemu.pid'),
   };

@@ -5,14 +5,19 @@ import { RuntimeError } from '../../sys/errors.js';
 
 /**
  * Asks a sandbox process (on `socket`) to mirror its host network namespace
- * into the guest. Fails with the sandbox's own words.
+ * into the guest, and to relay `dnsRelayAddress`:53 there (network/dns-relay.ts;
+ * "" for none). Fails with the sandbox's own words.
  */
-export async function syncNetwork(socket: string, containerId: string): Promise<Interface[]> {
+export async function syncNetwork(
+  socket: string,
+  containerId: string,
+  dnsRelayAddress = '',
+): Promise<Interface[]> {
   const client = new SandboxServiceClient(`unix://${socket}`, credentials.createInsecure());
   try {
     const res = await new Promise<Interfaces>((resolve, reject) => {
       client.syncNetwork(
-        { containerId },
+        { containerId, dnsRelayAddress },
         new Metadata(),
         { deadline: Date.now() + 120_000 },
         (err: ServiceError | null, r: Interfaces) => {

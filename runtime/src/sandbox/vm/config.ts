@@ -1,4 +1,4 @@
-import { AGENT_PORT_NAME } from '../../../../proto/contract.js';
+import { AGENT_PORT_NAME, DNS_PORT_NAME } from '../../../../proto/contract.js';
 
 export type Accel = 'kvm' | 'tcg';
 
@@ -29,6 +29,10 @@ export interface VmConfig {
 export const AGENT_PORT_ID = 'agentport';
 /** The port's name, which the guest agent looks for (shared with it). */
 export { AGENT_PORT_NAME };
+/** QEMU's id of the DNS relay port (network/dns-relay.ts). */
+export const DNS_PORT_ID = 'dnsport';
+/** The port's name, which the guest's kapsel-dns-relay looks for (shared with it). */
+export { DNS_PORT_NAME };
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
 export const VIRTIOFSD_BINARY = '/usr/lib/qemu/virtiofsd';

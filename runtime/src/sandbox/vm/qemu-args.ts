@@ -1,6 +1,13 @@
 import { hotplugPortDevices } from '../network/hotplug.js';
 import { vmDirLayout } from '../vm-dir.js';
-import { AGENT_PORT_ID, AGENT_PORT_NAME, type Accel, type VmConfig } from './config.js';
+import {
+  AGENT_PORT_ID,
+  AGENT_PORT_NAME,
+  DNS_PORT_ID,
+  DNS_PORT_NAME,
+  type Accel,
+  type VmConfig,
+} from './config.js';
 
 /**
  * Kernel command line every guest gets. `panic=-1` reboots at once on a panic
@@ -82,6 +89,12 @@ export function qemuArgs(cfg: VmConfig, accel: Accel): string[] {
     `socket,id=agent,path=${qemuOptValue(p.agent)},server=on,wait=off`,
     '-device',
     `virtserialport,bus=vser0.0,chardev=agent,name=${AGENT_PORT_NAME},id=${AGENT_PORT_ID}`,
+    // DNS queries of the guest to the host's resolver (network/dns-relay.ts):
+    // a port of its own, so they never queue behind the agent's traffic.
+    '-chardev',
+    `socket,id=dns,path=${qemuOptValue(p.dns)},server=on,wait=off`,
+    '-device',
+    `virtserialport,bus=vser0.0,chardev=dns,name=${DNS_PORT_NAME},id=${DNS_PORT_ID}`,
     // Empty, for the NICs of the container's network (network/hotplug.ts).
     ...hotplugPortDevices().flatMap((d) => ['-device', d]),
   ];

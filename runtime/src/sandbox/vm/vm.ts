@@ -357,5 +357,5 @@ async function qemuFailure(
 }
 
 async function removeFiles(p: VmDirLayout): Promise<void> {
-  await Promise.all([p.qmp, p.agent, p.vfs, p.pidfile].map((f) => rm(f, { force: true })));
+  await Promise.all([p.qmp, p.agent, p.dns, p.vfs, p.pidfile].map((f) => rm(f, { force: true })));
 }
