@@ -190,6 +190,37 @@ describe.skipIf(skip !== undefined)(`docker networking${skip ? ` (skipped: ${ski
         `nameserver 127.0.0.11\nnamed-${server}\n`,
       );
     }
+    // docker network connect: a running container gets a second interface that works.
+    const webIp = (
+      await d.docker(['inspect', '-f', '{{.NetworkSettings.Networks.knet.IPAddress}}', 'web-runc'])
+    ).stdout.trim();
+    for (const runtime of ['runc', 'kapsel']) {
+      const late = `late-${runtime}`;
+      expect(
+        (
+          await d.docker([
+            'run',
+            '-d',
+            '--runtime',
+            runtime,
+            '--name',
+            late,
+            IMAGE,
+            'sleep',
+            '1000',
+          ])
+        ).code,
+      ).toBe(0);
+      expect((await d.docker(['network', 'connect', 'knet', late])).code).toBe(0);
+      const r = await d.docker([
+        'exec',
+        late,
+        'sh',
+        '-c',
+        `${get(webIp)}; ip -o -4 addr show | awk '{print $2}'`,
+      ]);
+      expect(r.stdout, `${runtime}: ${r.stderr}`).toBe('named-runc\nlo\neth0\neth1\n');
+    }
   });
 });
 

@@ -56,7 +56,7 @@ describe.skipIf(skip !== undefined)(
     });
     afterAll(async () => {
       // A failed check leaves its containers: they go before their namespaces.
-      for (const id of ['netpod-app', 'netpod']) await k('delete', '--force', id);
+      for (const id of ['netpod-app', 'netpod', 'netlate']) await k('delete', '--force', id);
       podNs.remove();
       peer.remove();
       rmSync(root, { recursive: true, force: true });
@@ -116,6 +116,39 @@ describe.skipIf(skip !== undefined)(
       expect(podNs.ip(['-br', 'link'])).not.toContain('_kapsel');
       expect(podNs.run(['tc', 'qdisc', 'show', 'dev', 'eth0'])).not.toContain('ingress');
       expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(root);
+    });
+
+    it('follows links the engine adds and removes later, and a killed sandbox process leaves nothing after delete --force', async () => {
+      const id = 'netlate';
+      const b = makeBundle((s) => {
+        podSpec(s, podNs.path, [
+          'sh',
+          '-c',
+          'echo late > /tmp/index.html && exec httpd -f -p 80 -h /tmp',
+        ]);
+      });
+      const started = await kapselToFiles(['--root', root, 'run', '-d', '--bundle', b, id], work);
+      expect(started.stderr()).toBe('');
+      expect(await peer.get('http://10.251.0.2/index.html')).toBe('late\n');
+      // As `docker network connect` does: a second link, configured after start.
+      peer.link(podNs, 'peer1', '10.253.0.1/24', 'eth1', '10.253.0.2/24');
+      expect(await peer.get('http://10.253.0.2/index.html')).toBe('late\n');
+      const addrs = async (): Promise<string> =>
+        (await k('exec', id, 'sh', '-c', "ip -o -4 addr show | awk '{print $2, $4}'")).stdout;
+      expect(await addrs()).toBe('lo 127.0.0.1/8\neth0 10.251.0.2/24\neth1 10.253.0.2/24\n');
+      // As `docker network disconnect` does: the link goes, and so does the NIC.
+      podNs.ip(['link', 'del', 'eth1']);
+      let now = '';
+      for (let i = 0; i < 150 && (now = await addrs()).includes('eth1'); i++) await sleep(200);
+      expect(now).toBe('lo 127.0.0.1/8\neth0 10.251.0.2/24\n');
+      expect(podNs.ip(['-br', 'link']).match(/_kapsel/g)).toHaveLength(1);
+      // The sandbox process dies without cleaning up; delete --force does.
+      const sandboxPid = Number(readFileSync(join(vmDirOf(root, id), 'monitor.pid'), 'utf8'));
+      process.kill(sandboxPid, 'SIGKILL');
+      expect((await k('delete', '--force', id)).code).toBe(0);
+      expect(processesMentioning(vmDirOf(root, id))).toEqual([]);
+      expect(podNs.ip(['-br', 'link'])).not.toContain('_kapsel');
+      expect(podNs.run(['tc', 'qdisc', 'show', 'dev', 'eth0'])).not.toContain('ingress');
     });
 
     it.each([

@@ -117,8 +117,11 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
     if (start !== undefined) record.pidStart = start;
     record.status = 'created';
     await store.save(record);
+    // A foreground run's pid is ours, in the host's network namespace: its
+    // hooks get the sandbox process's, which is in the container's.
+    const hookState = toOciState(o.inline ? { ...record, pid: sandbox } : record);
     for (const kind of ['prestart', 'createRuntime', 'createContainer'] as const) {
-      await runHooks(bundle.spec.hooks, kind, toOciState(record));
+      await runHooks(bundle.spec.hooks, kind, hookState);
     }
     // After the prestart hooks: Docker configures the namespace in one.
     if (placement.ownsSandbox) {

@@ -1,4 +1,8 @@
+import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
+import type { Spec } from '../../../oci/spec.js';
+import { hostNetnsOf } from '../sandbox/network/netns.js';
+import { scrubNamespace } from '../sandbox/network/tcfilter.js';
 import { stopSandbox } from '../sandbox/process.js';
 import { isAlive, killQuietly } from '../sys/pids.js';
 import { readSpec } from './bundle.js';
@@ -28,7 +32,25 @@ export async function destroyContainer(
   if (r.pid !== process.pid && isAlive(r.pid, r.pidStart)) killQuietly(r.pid);
   await releaseHostMounts(r.mounts);
   await store.remove(r.id);
-  if ((await store.idsInSandbox(r.sandboxId)).length === 0) await stopSandbox(r.vmDir, log);
   const spec = await readSpec(r.bundle);
+  if ((await store.idsInSandbox(r.sandboxId)).length === 0) {
+    await stopSandbox(r.vmDir, log);
+    // A killed sandbox process leaves its taps in an engine's namespace.
+    const netns = spec === undefined ? undefined : netnsPathOf(spec);
+    if (netns !== undefined && existsSync(netns)) {
+      await scrubNamespace(['nsenter', `--net=${netns}`, '--']).catch((err: unknown) => {
+        log.warn({ err, netns }, 'removing taps from the network namespace failed');
+      });
+    }
+  }
   await runHooks(spec?.hooks, 'poststop', { ...toOciState(r), status: 'stopped', pid: 0 });
+}
+
+function netnsPathOf(spec: Spec): string | undefined {
+  try {
+    const ns = hostNetnsOf(spec);
+    return ns.kind === 'path' ? ns.path : undefined;
+  } catch {
+    return undefined;
+  }
 }

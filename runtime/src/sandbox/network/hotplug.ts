@@ -54,3 +54,21 @@ export async function plugNic(
     throw err;
   }
 }
+
+/**
+ * Unplugs the NIC of root port `slot` (the engine removed its link: `docker
+ * network disconnect`) and its tap backend. A PCIe unplug needs the guest to
+ * let go; QEMU reports DEVICE_DELETED once it has, which is waited for up to
+ * `timeoutMs` (the kernel's pciehp waits 5 s for the attention button).
+ */
+export async function unplugNic(qmp: QmpClient, slot: number, timeoutMs = 20_000): Promise<void> {
+  const id = `kapsel-nic${slot}`;
+  const deleted = qmp.waitEvent(
+    (e) => e.event === 'DEVICE_DELETED' && e.data['device'] === id,
+    AbortSignal.timeout(timeoutMs),
+  );
+  deleted.catch(() => undefined);
+  await qmp.executeRaw('device_del', { id });
+  await deleted;
+  await qmp.executeRaw('netdev_del', { id: `kapsel-net${slot}` });
+}

@@ -7,11 +7,17 @@ const exec = promisify(execFile);
 /**
  * Runs iproute2's `ip` or `tc` in this process's network namespace (the
  * sandbox process lives in the container's host namespace, so no setns is
- * ever needed). Fails with the tool's own stderr.
+ * ever needed), or in the one `enter` (an nsenter argv prefix) puts it in.
+ * Fails with the tool's own stderr.
  */
-export async function iproute(tool: 'ip' | 'tc', args: readonly string[]): Promise<string> {
+export async function iproute(
+  tool: 'ip' | 'tc',
+  args: readonly string[],
+  enter: readonly string[] = [],
+): Promise<string> {
+  const [file = tool, ...rest] = [...enter, tool, ...args];
   try {
-    const { stdout } = await exec(tool, args, { maxBuffer: 16 << 20 });
+    const { stdout } = await exec(file, rest, { maxBuffer: 16 << 20 });
     return stdout;
   } catch (err) {
     const stderr = (err as { stderr?: string }).stderr?.trim();
@@ -22,7 +28,11 @@ export async function iproute(tool: 'ip' | 'tc', args: readonly string[]): Promi
 }
 
 /** `ip -j ...` parsed; iproute2 prints nothing at all for an empty list. */
-export async function ipJson<T>(args: readonly string[]): Promise<T[]> {
-  const out = (await iproute('ip', ['-j', ...args])).trim();
+export async function ipJson<T>(
+  args: readonly string[],
+  enter: readonly string[] = [],
+  tool: 'ip' | 'tc' = 'ip',
+): Promise<T[]> {
+  const out = (await iproute(tool, ['-j', ...args], enter)).trim();
   return out === '' ? [] : (JSON.parse(out) as T[]);
 }

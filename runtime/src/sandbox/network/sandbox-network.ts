@@ -1,9 +1,10 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
 import type { Interface } from '../../../../proto/generated/agent.js';
 import type { AgentClient } from '../agent-client.js';
 import { RuntimeError } from '../../sys/errors.js';
 import type { QmpClient } from '../vm/qmp.js';
-import { HOTPLUG_PORTS, plugNic } from './hotplug.js';
+import { HOTPLUG_PORTS, plugNic, unplugNic } from './hotplug.js';
 import {
   interfacesOf,
   neighborsOf,
@@ -14,7 +15,10 @@ import {
   type IpRoute,
 } from './host-view.js';
 import { ipJson } from './iproute.js';
-import { connectTap, disconnectTap } from './tcfilter.js';
+import { connectTap, disconnectTap, scrubNamespace } from './tcfilter.js';
+
+/** Namespace changes come in bursts (a link, then its addresses, then routes). */
+const SETTLE_MS = 300;
 
 interface Plugged {
   link: string;
@@ -31,6 +35,8 @@ interface Plugged {
 export class SandboxNetwork {
   readonly #plugged: (Plugged | undefined)[] = [];
   #queue: Promise<unknown> = Promise.resolve();
+  #monitor: ChildProcess | undefined;
+  #settle: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly qmp: QmpClient,
@@ -50,12 +56,19 @@ export class SandboxNetwork {
   }
 
   async #sync(containerId: string): Promise<Interface[]> {
+    const t0 = Date.now();
     const links = await ipJson<IpLink>(['-d', 'addr', 'show']);
     const wanted = interfacesOf(links);
+    for (const [slot, p] of this.#plugged.entries()) {
+      if (p && !wanted.some((w) => w.name === p.link && w.hwAddr === p.hwAddr)) {
+        await this.#unplug(slot, p);
+      }
+    }
     for (const iface of wanted) {
       if (this.#plugged.some((p) => p?.link === iface.name && p.hwAddr === iface.hwAddr)) continue;
       await this.#plug(iface);
     }
+    const plugged = Date.now();
     for (const iface of wanted) await this.agent.updateInterface({ containerId, interface: iface });
     const devices = new Set(wanted.map((i) => i.name));
     const [v4, v6, neigh] = await Promise.all([
@@ -68,7 +81,12 @@ export class SandboxNetwork {
     const neighbors = neighborsOf(neigh, devices);
     if (neighbors.length > 0) await this.agent.addArpNeighbors({ containerId, neighbors });
     this.log.info(
-      { interfaces: wanted.map((i) => i.name), routes: routes.length },
+      {
+        interfaces: wanted.map((i) => i.name),
+        routes: routes.length,
+        plugMs: plugged - t0,
+        guestMs: Date.now() - plugged,
+      },
       'network mirrored into the guest',
     );
     return wanted.length === 0 ? [] : (await this.agent.listInterfaces(containerId)).interfaces;
@@ -96,14 +114,53 @@ export class SandboxNetwork {
     this.log.debug({ link: iface.name, tap, slot }, 'NIC hot-plugged');
   }
 
+  async #unplug(slot: number, p: Plugged): Promise<void> {
+    try {
+      await unplugNic(this.qmp, slot);
+    } finally {
+      await disconnectTap(p.link, p.tap);
+      this.#plugged[slot] = undefined;
+    }
+    this.log.info({ link: p.link, slot }, 'NIC unplugged: its link left the namespace');
+  }
+
   /**
-   * Removes the taps and ingress qdiscs made on the host. In a namespace
-   * kapsel made they would go with it; an engine's (Podman, CNI) outlives
-   * the sandbox, so they are removed explicitly.
+   * Follows the namespace after the first sync: links the engine adds or
+   * removes later (`docker network connect` / `disconnect`, which configure
+   * the namespace without calling the runtime) are mirrored once their
+   * changes settle. `ip monitor` prints a line per change of links,
+   * addresses and routes here; our own taps cause one more sync, which finds
+   * nothing new.
+   */
+  watch(containerId: string): void {
+    if (this.#monitor !== undefined) return;
+    const child = spawn('ip', ['monitor', 'link', 'address', 'route'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    child.on('error', (err) => {
+      this.log.warn({ err }, 'cannot follow the network namespace');
+    });
+    child.stdout.on('data', () => {
+      clearTimeout(this.#settle);
+      this.#settle = setTimeout(() => {
+        this.sync(containerId).catch((err: unknown) => {
+          this.log.warn({ err }, 'mirroring a change of the network namespace failed');
+        });
+      }, SETTLE_MS);
+    });
+    this.#monitor = child;
+  }
+
+  /**
+   * Stops following the namespace and removes the taps and ingress qdiscs
+   * made in it. In a namespace kapsel made they would go with it; an
+   * engine's (Podman, CNI) outlives the sandbox, so they are removed.
    */
   async release(): Promise<void> {
+    this.#monitor?.kill();
+    clearTimeout(this.#settle);
     await this.#queue;
-    for (const p of this.#plugged) if (p) await disconnectTap(p.link, p.tap);
     this.#plugged.length = 0;
+    await scrubNamespace();
   }
 }

@@ -1,4 +1,5 @@
-import { iproute } from './iproute.js';
+import { TAP_SUFFIX, type IpLink } from './host-view.js';
+import { iproute, ipJson } from './iproute.js';
 
 /**
  * Kata's tcfilter model: a tap beside the engine's link (a veth, usually),
@@ -54,4 +55,41 @@ async function redirect(from: string, to: string): Promise<void> {
     'dev',
     to,
   ]);
+}
+
+interface TcFilter {
+  options?: { actions?: { kind?: string; to_dev?: string }[] };
+}
+
+/**
+ * Removes whatever kapsel made in a network namespace, known or not: every
+ * `tap*_kapsel` and the ingress qdisc of every link whose filter redirects to
+ * one. The sandbox process runs it when it ends (`enter` empty); `delete`
+ * runs it through nsenter in an engine's namespace when the sandbox process
+ * was killed before it could.
+ */
+export async function scrubNamespace(enter: readonly string[] = []): Promise<void> {
+  const links = await ipJson<IpLink>(['link', 'show'], enter);
+  for (const l of links) {
+    if (l.ifname.endsWith(TAP_SUFFIX)) continue;
+    const filters = await ipJson<TcFilter>(
+      ['filter', 'show', 'dev', l.ifname, 'ingress'],
+      enter,
+      'tc',
+    ).catch(() => []);
+    const ours = filters.some((f) =>
+      (f.options?.actions ?? []).some(
+        (a) => a.kind === 'mirred' && (a.to_dev ?? '').endsWith(TAP_SUFFIX),
+      ),
+    );
+    if (ours)
+      await iproute('tc', ['qdisc', 'del', 'dev', l.ifname, 'ingress'], enter).catch(
+        () => undefined,
+      );
+  }
+  for (const l of links) {
+    if (l.ifname.endsWith(TAP_SUFFIX)) {
+      await iproute('ip', ['link', 'del', 'dev', l.ifname], enter).catch(() => undefined);
+    }
+  }
 }
