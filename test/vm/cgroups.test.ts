@@ -105,15 +105,13 @@ describe.skipIf(skip !== undefined)(
 
     it('OOM-kills a container limited to 64 MiB that allocates 200 MiB: exit 137, the host sees the event', async () => {
       const id = 'oom';
-      // The shell itself holds the 200 MiB string: the init is what the OOM
-      // killer picks, and its exit shows SIGKILL.
-      await start(
-        id,
-        ['sh', '-c', 'x=$(head -c 209715200 /dev/zero | tr "\\0" a); echo survived ${#x}'],
-        {
-          memory: { limit: 64 * MiB, swap: 64 * MiB },
-        },
-      );
+      // The init itself (dd, exec'd) touches a 200 MiB buffer in one read():
+      // the OOM killer picks it and its exit shows SIGKILL. Growing a shell
+      // string instead ends in minutes of reclaim thrash of the binaries'
+      // file pages near the limit under TCG before the OOM killer acts.
+      await start(id, ['sh', '-c', 'exec dd if=/dev/zero of=/dev/null bs=200M count=1'], {
+        memory: { limit: 64 * MiB, swap: 64 * MiB },
+      });
       const exit = await sandbox.agent.waitProcess(id);
       expect(exit).toEqual({ exitCode: 137, signal: 9 });
       const stats = await sandbox.agent.statsContainer(id);
@@ -131,7 +129,12 @@ describe.skipIf(skip !== undefined)(
       const id = 'update';
       const { out } = await start(
         id,
-        ['sh', '-c', 'read go; x=$(head -c 104857600 /dev/zero | tr "\\0" a); echo len=${#x}'],
+        // dd touches a 100 MiB buffer at once (a shell string takes minutes under TCG).
+        [
+          'sh',
+          '-c',
+          'read go; dd if=/dev/zero of=/dev/null bs=100M count=1 2>/dev/null && echo len=104857600',
+        ],
         { memory: { limit: 64 * MiB } },
       );
       await sandbox.agent.updateContainer(id, { memory: { limit: 512 * MiB } });
