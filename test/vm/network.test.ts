@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -147,6 +148,8 @@ describe.skipIf(skip !== undefined)(
       process.kill(sandboxPid, 'SIGKILL');
       expect((await k('delete', '--force', id)).code).toBe(0);
       expect(processesMentioning(vmDirOf(root, id))).toEqual([]);
+      // No process of ours (QEMU, virtiofsd, `ip monitor`) is left in the namespace.
+      expect(execFileSync('ip', ['netns', 'pids', podNs.name], { encoding: 'utf8' })).toBe('');
       expect(podNs.ip(['-br', 'link'])).not.toContain('_kapsel');
       expect(podNs.run(['tc', 'qdisc', 'show', 'dev', 'eth0'])).not.toContain('ingress');
     });

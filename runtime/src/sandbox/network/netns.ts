@@ -2,6 +2,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Spec } from '../../../../oci/spec.js';
 import { RuntimeError } from '../../sys/errors.js';
+import { vmDirLayout } from '../vm-dir.js';
 
 /**
  * Where a sandbox's host side lives, network-wise. The sandbox process (and
@@ -62,7 +63,7 @@ async function inodeOf(path: string): Promise<{ id: string } | { code: string }>
  * points at X's; two VMs cannot share one veth — such containers belong in
  * one pod, which the CRI annotations express).
  *
- * @param vmRoot `<root>/.vm`, whose `<dir>/monitor.pid` name the sandbox processes
+ * @param vmRoot `<root>/.vm`, whose VM directories name the sandbox processes
  */
 export async function checkNetnsPath(path: string, vmRoot: string): Promise<void> {
   const target = await inodeOf(path);
@@ -89,7 +90,7 @@ export async function checkNetnsPath(path: string, vmRoot: string): Promise<void
   }
   for (const d of dirs) {
     const pid = Number(
-      (await readFile(join(vmRoot, d, 'monitor.pid'), 'utf8').catch(() => '')).trim(),
+      (await readFile(vmDirLayout(join(vmRoot, d)).pidFile, 'utf8').catch(() => '')).trim(),
     );
     if (!Number.isInteger(pid) || pid <= 0) continue;
     const theirs = await inodeOf(`/proc/${pid}/ns/net`);

@@ -1,8 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
 import type { Interface } from '../../../../proto/generated/agent.js';
 import type { AgentClient } from '../agent-client.js';
 import { RuntimeError } from '../../sys/errors.js';
+import { Child } from '../vm/child.js';
 import type { QmpClient } from '../vm/qmp.js';
 import { HOTPLUG_PORTS, plugNic, unplugNic } from './hotplug.js';
 import {
@@ -35,7 +35,7 @@ interface Plugged {
 export class SandboxNetwork {
   readonly #plugged: (Plugged | undefined)[] = [];
   #queue: Promise<unknown> = Promise.resolve();
-  #monitor: ChildProcess | undefined;
+  #monitor: Child | undefined;
   #settle: NodeJS.Timeout | undefined;
 
   constructor(
@@ -132,15 +132,14 @@ export class SandboxNetwork {
    * addresses and routes here; our own taps cause one more sync, which finds
    * nothing new.
    */
-  watch(containerId: string): void {
+  async watch(containerId: string): Promise<void> {
     if (this.#monitor !== undefined) return;
-    const child = spawn('ip', ['monitor', 'link', 'address', 'route'], {
-      stdio: ['ignore', 'pipe', 'ignore'],
+    // A Child: it dies with this process (pdeathsig), even when SIGKILLed.
+    const child = await Child.start('ip', ['monitor', 'link', 'address', 'route'], {
+      stdout: 'pipe',
     });
-    child.on('error', (err) => {
-      this.log.warn({ err }, 'cannot follow the network namespace');
-    });
-    child.stdout.on('data', () => {
+    this.#monitor = child;
+    child.proc.stdout?.on('data', () => {
       clearTimeout(this.#settle);
       this.#settle = setTimeout(() => {
         this.sync(containerId).catch((err: unknown) => {
@@ -148,7 +147,6 @@ export class SandboxNetwork {
         });
       }, SETTLE_MS);
     });
-    this.#monitor = child;
   }
 
   /**
@@ -157,7 +155,7 @@ export class SandboxNetwork {
    * engine's (Podman, CNI) outlives the sandbox, so they are removed.
    */
   async release(): Promise<void> {
-    this.#monitor?.kill();
+    this.#monitor?.proc.kill('SIGKILL');
     clearTimeout(this.#settle);
     await this.#queue;
     this.#plugged.length = 0;

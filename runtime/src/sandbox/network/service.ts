@@ -25,7 +25,7 @@ export function sandboxService(
         .sync(containerId)
         .then(async (interfaces) => {
           if (dnsRelayAddress !== '') await dns.enable(containerId, dnsRelayAddress);
-          network.watch(containerId);
+          await network.watch(containerId);
           return interfaces;
         })
         .then(
