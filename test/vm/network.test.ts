@@ -143,8 +143,16 @@ describe.skipIf(skip !== undefined)(
       for (let i = 0; i < 150 && (now = await addrs()).includes('eth1'); i++) await sleep(200);
       expect(now).toBe('lo 127.0.0.1/8\neth0 10.251.0.2/24\n');
       expect(podNs.ip(['-br', 'link']).match(/_kapsel/g)).toHaveLength(1);
-      // The sandbox process dies without cleaning up; delete --force does.
       const sandboxPid = Number(readFileSync(join(vmDirOf(root, id), 'monitor.pid'), 'utf8'));
+      // Docker's --network container:X names X's namespace: another VM's, refused.
+      const joiner = makeBundle((s) => {
+        podSpec(s, `/proc/${sandboxPid}/ns/net`, ['true']);
+      });
+      const refused = await k('create', '--bundle', joiner, 'netjoin');
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain("is another kapsel sandbox's");
+      expect(existsSync(join(root, 'netjoin'))).toBe(false);
+      // The sandbox process dies without cleaning up; delete --force does.
       process.kill(sandboxPid, 'SIGKILL');
       expect((await k('delete', '--force', id)).code).toBe(0);
       expect(processesMentioning(vmDirOf(root, id))).toEqual([]);

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Spec } from '../../../oci/spec.js';
-import { hostNetnsOf } from '../sandbox/network/netns.js';
+import { enterNetnsArgs, hostNetnsOf } from '../sandbox/network/netns.js';
 import { scrubNamespace } from '../sandbox/network/tcfilter.js';
 import { stopSandbox } from '../sandbox/process.js';
 import { isAlive, killQuietly } from '../sys/pids.js';
@@ -38,7 +38,7 @@ export async function destroyContainer(
     // A killed sandbox process leaves its taps in an engine's namespace.
     const netns = spec === undefined ? undefined : netnsPathOf(spec);
     if (netns !== undefined && existsSync(netns)) {
-      await scrubNamespace(['nsenter', `--net=${netns}`, '--']).catch((err: unknown) => {
+      await scrubNamespace(enterNetnsArgs({ kind: 'path', path: netns })).catch((err: unknown) => {
         log.warn({ err, netns }, 'removing taps from the network namespace failed');
       });
     }

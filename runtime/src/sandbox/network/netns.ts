@@ -1,8 +1,8 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Spec } from '../../../../oci/spec.js';
 import { RuntimeError } from '../../sys/errors.js';
-import { vmDirLayout } from '../vm-dir.js';
+import { sandboxPid } from '../process.js';
 
 /**
  * Where a sandbox's host side lives, network-wise. The sandbox process (and
@@ -89,10 +89,8 @@ export async function checkNetnsPath(path: string, vmRoot: string): Promise<void
     return;
   }
   for (const d of dirs) {
-    const pid = Number(
-      (await readFile(vmDirLayout(join(vmRoot, d)).pidFile, 'utf8').catch(() => '')).trim(),
-    );
-    if (!Number.isInteger(pid) || pid <= 0) continue;
+    const pid = await sandboxPid(join(vmRoot, d));
+    if (pid === undefined) continue;
     const theirs = await inodeOf(`/proc/${pid}/ns/net`);
     if ('id' in theirs && theirs.id === want) {
       throw new RuntimeError(
