@@ -93,3 +93,11 @@ export function absPath(v: unknown, field: string): string {
   }
   return v;
 }
+
+/**
+ * Whether an optional field is there: Go marshals nil slices and maps as
+ * null, which the validator accepts as absent, so both count as absent.
+ */
+export function given<T>(v: T | null | undefined): v is T {
+  return v !== undefined && v !== null;
+}

@@ -8,6 +8,7 @@ export { SpecError } from './error.js';
 export { CAPABILITY_NAMES, CAPABILITY_SETS } from './capabilities.js';
 export { RLIMIT_NAMES } from './rlimits.js';
 export { validateSpec, parseJsonObject } from './spec.js';
+export { given } from './fields.js';
 export { validateProcess, checkId } from './process.js';
 export { validateMounts, isBindMount } from './mounts.js';
 export { sysctlNamespace, NAMESPACE_TYPES, PROPAGATIONS } from './linux.js';

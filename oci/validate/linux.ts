@@ -158,5 +158,5 @@ export function validateLinux(
     strings(o[k], `${field}.${k}`).forEach((p, i) => absPath(p, `${field}.${k}[${i}]`));
   }
   optStr(o, 'mountLabel', field);
-  return { linux: value as Linux, namespaces };
+  return { linux: value, namespaces };
 }

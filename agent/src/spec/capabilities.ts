@@ -39,5 +39,10 @@ export function toCapabilitySets(
   if (caps === undefined || caps === null) return undefined;
   const out = {} as Record<(typeof CAPABILITY_SETS)[number], bigint>;
   for (const set of CAPABILITY_SETS) out[set] = maskOf(caps[set]);
+  // The kernel raises an ambient capability only if it is permitted and
+  // inheritable (PR_CAP_AMBIENT_RAISE: EPERM otherwise); runc warns "can't
+  // raise ambient capability" and goes on (libcontainer/capabilities
+  // ApplyCaps), so those are left out here. The host logs the warning.
+  out.ambient &= out.permitted & out.inheritable;
   return out;
 }

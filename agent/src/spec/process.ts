@@ -3,7 +3,7 @@
 // the per-process lock-down (capabilities, noNewPrivileges, rlimits,
 // oomScoreAdj).
 import type { IdMapping, Process } from '../../../oci/spec.js';
-import { validateProcess } from '../../../oci/validate/index.js';
+import { given, validateProcess } from '../../../oci/validate/index.js';
 import { invalidArgument, specErrors } from '../errors.js';
 import type { SpawnRequest } from '../native/types.js';
 import { toCapabilitySets } from './capabilities.js';
@@ -60,12 +60,12 @@ export function toProcessParts(
     uid: mapped(user.uid, `${field}.user.uid`, maps?.uid),
     gid: mapped(user.gid, `${field}.user.gid`, maps?.gid),
   };
-  if (user.additionalGids !== undefined && user.additionalGids !== null) {
+  if (given(user.additionalGids)) {
     parts.additionalGids = user.additionalGids.map((g, i) =>
       mapped(g, `${field}.user.additionalGids[${i}]`, maps?.gid),
     );
   }
-  if (user.umask !== undefined && user.umask !== null) parts.umask = user.umask;
+  if (given(user.umask)) parts.umask = user.umask;
   if (proc.terminal === true) {
     const size = proc.consoleSize;
     parts.terminal = { rows: size?.height ?? 0, cols: size?.width ?? 0 };
@@ -73,8 +73,8 @@ export function toProcessParts(
   const caps = toCapabilitySets(proc.capabilities);
   if (caps !== undefined) parts.capabilities = caps;
   if (proc.noNewPrivileges === true) parts.noNewPrivileges = true;
-  if (proc.rlimits !== undefined && proc.rlimits !== null) parts.rlimits = toRlimits(proc.rlimits);
-  if (proc.oomScoreAdj !== undefined && proc.oomScoreAdj !== null) {
+  if (given(proc.rlimits)) parts.rlimits = toRlimits(proc.rlimits);
+  if (given(proc.oomScoreAdj)) {
     parts.oomScoreAdj = proc.oomScoreAdj;
   }
   return parts;

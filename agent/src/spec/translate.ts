@@ -1,7 +1,11 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import type { Mount, Spec } from '../../../oci/spec.js';
-import { parseJsonObject as parseOciJson, validateSpec } from '../../../oci/validate/index.js';
+import {
+  given,
+  parseJsonObject as parseOciJson,
+  validateSpec,
+} from '../../../oci/validate/index.js';
 import { invalidArgument, specErrors } from '../errors.js';
 import { mountOptionsToFlags } from '../native/mount-options.js';
 import type { MountSpec, NamespaceKind, SpawnRequest } from '../native/types.js';
@@ -74,15 +78,13 @@ export function toSpawnRequest(spec: Spec): CreatePlan {
   if (idMaps !== undefined) Object.assign(request, idMaps);
   const propagation = rootPropagationOf(linux);
   if (propagation !== undefined) request.rootPropagation = propagation;
-  if (linux?.sysctl !== undefined && linux.sysctl !== null)
-    request.sysctl = toSysctls(linux.sysctl);
-  if (linux?.devices !== undefined && linux.devices !== null)
-    request.devices = toDevices(linux.devices);
+  if (given(linux?.sysctl)) request.sysctl = toSysctls(linux.sysctl);
+  if (given(linux?.devices)) request.devices = toDevices(linux.devices);
   const masked = toPaths(linux?.maskedPaths);
   if (masked.length > 0) request.maskedPaths = masked;
   const readonly = toPaths(linux?.readonlyPaths);
   if (readonly.length > 0) request.readonlyPaths = readonly;
-  if (linux?.seccomp !== undefined && linux.seccomp !== null)
+  if (linux?.seccomp !== undefined && given(linux.seccomp))
     request.seccomp = toSeccompProgram(linux.seccomp);
   return { request, join: ns.join };
 }

@@ -15,6 +15,8 @@ export interface UpdateFlags {
   memory?: string;
   memoryReservation?: string;
   memorySwap?: string;
+  kernelMemory?: string;
+  kernelMemoryTcp?: string;
   pidsLimit?: string;
 }
 
@@ -49,6 +51,8 @@ export async function resourcesOf(f: UpdateFlags): Promise<Resources> {
   set('memory', 'limit', bytes(f.memory, 'memory'));
   set('memory', 'reservation', bytes(f.memoryReservation, 'memory-reservation'));
   set('memory', 'swap', bytes(f.memorySwap, 'memory-swap'));
+  set('memory', 'kernel', bytes(f.kernelMemory, 'kernel-memory'));
+  set('memory', 'kernelTCP', bytes(f.kernelMemoryTcp, 'kernel-memory-tcp'));
   set('pids', 'limit', num(f.pidsLimit, 'pids-limit'));
   return r;
 }
