@@ -65,7 +65,7 @@ export function validateBlockIO(v: unknown, field: string, ignore?: IgnoreSink):
     );
   }
   for (const k of THROTTLE_KEYS) {
-    if (o[k] !== undefined) out[k] = throttles(o[k], `${field}.${k}`);
+    if (o[k] !== undefined && o[k] !== null) out[k] = throttles(o[k], `${field}.${k}`);
   }
   return out;
 }
