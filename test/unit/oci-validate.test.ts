@@ -1,6 +1,8 @@
 // The one validator of OCI documents (oci/validate): shapes refused naming
 // the field, zero meaning unset as in runc, the cgroup v1-only rule table;
 // and the runtime's runc-compatible parsing of signals and rlimits.
+/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-explicit-any --
+   the edits build deliberately ill-typed specs, which is what is tested */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,7 +34,7 @@ function refusal(check: () => unknown): SpecError {
   throw new Error('not refused');
 }
 
-type Edit = (s: Record<string, any>) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Edit = (s: Record<string, any>) => void;
 
 describe('validateSpec', () => {
   it("accepts kapsel's and runc's default specs", () => {
