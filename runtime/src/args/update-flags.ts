@@ -1,5 +1,5 @@
-import { readFile } from 'node:fs/promises';
 import { RuntimeError } from '../sys/errors.js';
+import { readInputFile } from '../sys/input-file.js';
 
 /** runc update's single-value flags, as commander hands them over. */
 export interface UpdateFlags {
@@ -29,7 +29,7 @@ type Resources = Record<string, Record<string, number | string>>;
 export async function resourcesOf(f: UpdateFlags): Promise<Resources> {
   let r: Resources = {};
   if (f.resources !== undefined) {
-    const text = await readFile(f.resources === '-' ? '/dev/stdin' : f.resources, 'utf8');
+    const text = await readInputFile(f.resources);
     try {
       r = JSON.parse(text) as Resources;
     } catch (err) {

@@ -1,7 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import type { Process } from '../../../oci/spec.js';
 import { given, SpecError, validateProcess } from '../../../oci/validate/index.js';
 import { RuntimeError } from '../sys/errors.js';
+import { readInputFile } from '../sys/input-file.js';
 import { callerRlimits, withDefaultRlimits } from '../sys/rlimits.js';
 import { readSpec } from './bundle.js';
 
@@ -39,7 +39,7 @@ export async function processOf(bundle: string, command: string[], f: ExecFlags)
 
 async function rawProcessOf(bundle: string, command: string[], f: ExecFlags): Promise<Process> {
   if (f.process !== undefined) {
-    const text = await readFile(f.process === '-' ? '/dev/stdin' : f.process, 'utf8');
+    const text = await readInputFile(f.process);
     try {
       return JSON.parse(text) as Process;
     } catch (err) {
