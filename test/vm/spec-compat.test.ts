@@ -19,7 +19,7 @@ const skip = vmMissing();
 
 /** What the container prints, then it waits. */
 const SCRIPT =
-  'cat /proc/self/limits; grep -E "^Cap(Amb|Inh|Eff)" /proc/self/status; cat /data/x; echo ready; exec sleep 1000';
+  'cat /proc/self/limits; grep -E "^Cap(Amb|Inh|Eff)" /proc/self/status; cat /root/x; echo ready; exec sleep 1000';
 
 const MIB80 = 80 * 1024 * 1024;
 
@@ -81,7 +81,7 @@ describe.skipIf(skip !== undefined)(
         delete spec.process.rlimits; // the caller's, as with Docker
       }
       spec.mounts?.push({
-        destination: '/data',
+        destination: '/root',
         type: 'bind',
         source: 'data',
         options: ['rbind', 'ro'],
@@ -128,6 +128,7 @@ describe.skipIf(skip !== undefined)(
 
     it("runs runc's default caps, a bundle-relative bind and the caller's rlimits as runc; kill 0 and Docker's updates work", async () => {
       // A directory with its own data/: the CLI's cwd must not be what is bound.
+      // (/root: an existing mount point, so the shared rootfs is left as it was.)
       const cwd = join(work, 'cwd');
       mkdirSync(join(cwd, 'data'), { recursive: true });
       writeFileSync(join(cwd, 'data', 'x'), 'from-the-cwd\n');
