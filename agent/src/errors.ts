@@ -1,4 +1,5 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
+import { SpecError } from '../../oci/validate/index.js';
 
 /** Why a request failed, in the words of gRPC's status codes. */
 export type AgentErrorKind =
@@ -51,6 +52,21 @@ export interface GrpcErrorStatus {
 /** The one table from agent errors to gRPC statuses. */
 export function toGrpcStatus(err: unknown): GrpcErrorStatus {
   if (err instanceof AgentError) return { code: STATUS[err.kind], details: err.message };
+  if (err instanceof SpecError) return { code: GrpcStatus.INVALID_ARGUMENT, details: err.message };
   const message = err instanceof Error ? err.message : String(err);
   return { code: GrpcStatus.INTERNAL, details: message };
+}
+
+/**
+ * Runs a check of the shared validator (oci/validate), turning its SpecError
+ * into the agent's invalid-argument with the same message.
+ */
+export function specErrors<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (err) {
+    if (err instanceof SpecError)
+      throw new AgentError('invalid-argument', err.message, { cause: err });
+    throw err;
+  }
 }

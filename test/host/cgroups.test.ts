@@ -129,7 +129,7 @@ describe.skipIf(skip !== undefined)(
     it('refuses resources naming the field and leaves no cgroup', async () => {
       const id = `cg-bad-${process.pid}`;
       const spec = testSpec(rootfs, ['true']);
-      spec.linux = { ...spec.linux, resources: { cpu: { quota: 50000, period: 0 } } };
+      spec.linux = { ...spec.linux, resources: { cpu: { quota: 50000, period: 10 } } };
       await expect(
         client.createContainer({
           containerId: id,

@@ -96,7 +96,7 @@ const CASES: [string, Edit, string][] = [
     'uid not mapped in the user namespace',
     (s) => {
       s.linux = {
-        namespaces: [{ type: 'user' }, { type: 'mount' }],
+        namespaces: [{ type: 'user' }, { type: 'mount' }, { type: 'uts' }],
         uidMappings: [{ containerID: 0, hostID: 100000, size: 10 }],
         gidMappings: [{ containerID: 0, hostID: 100000, size: 10 }],
       };

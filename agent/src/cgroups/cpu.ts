@@ -2,10 +2,6 @@ import type { CpuResources, LinuxResources } from '../../../oci/resources.js';
 import { parseFlatKeyed, readCgroupFile, writeCgroupFile } from './fs.js';
 import type { Controller } from './types.js';
 import type { CpuStats } from '../../../proto/generated/agent.js';
-import { invalidArgument } from '../errors.js';
-import { checkCpuList } from './cpuset.js';
-import { F, int, knownKeys, object, optInt } from './fields.js';
-import type { HostLimits } from './types.js';
 
 /** The kernel's default CFS period, and the one runc fills in when only a quota is given. */
 export const DEFAULT_PERIOD_US = 100_000;
@@ -64,62 +60,6 @@ export const cpuController: Controller = {
     }
   },
 };
-
-/** linux.resources.cpu, checked, cpus and mems against what the guest has. */
-export function validateCpu(v: unknown, limits: HostLimits): CpuResources {
-  const field = `${F}.cpu`;
-  const o = object(v, field);
-  knownKeys(
-    o,
-    [
-      'shares',
-      'quota',
-      'burst',
-      'period',
-      'realtimeRuntime',
-      'realtimePeriod',
-      'cpus',
-      'mems',
-      'idle',
-    ],
-    field,
-  );
-  const out: CpuResources = {};
-  // The kernel's cgroup v1 range; 0 is "unset".
-  const shares = optInt(o, 'shares', field, 0, 262144);
-  if (shares !== undefined) out.shares = shares;
-  const quota = optInt(o, 'quota', field, -1);
-  if (quota !== undefined) {
-    // The kernel refuses quotas under 1 ms (EINVAL on cpu.max); say why here.
-    if (quota > 0 && quota < 1000)
-      throw invalidArgument(`${field}.quota: must be >= 1000 (µs), got ${quota}`);
-    out.quota = quota;
-  }
-  if (o['period'] !== undefined) {
-    const period = int(o['period'], `${field}.period`, 0);
-    // 1 ms .. 1 s: the kernel's bounds for a CFS bandwidth period.
-    if (period < 1000 || period > 1_000_000) {
-      throw invalidArgument(
-        `${field}.period: must be between 1000 and 1000000 (µs), got ${period}`,
-      );
-    }
-    out.period = period;
-  }
-  const burst = optInt(o, 'burst', field, 0);
-  if (burst !== undefined) out.burst = burst;
-  for (const k of ['realtimeRuntime', 'realtimePeriod'] as const) {
-    if (o[k] !== undefined && o[k] !== 0) {
-      throw invalidArgument(`${field}.${k}: realtime scheduling is not supported on cgroup v2`);
-    }
-  }
-  const idle = optInt(o, 'idle', field, 0, 1);
-  if (idle !== undefined) out.idle = idle;
-  const cpus = checkCpuList(o, 'cpus', field, limits.cpus);
-  if (cpus !== undefined) out.cpus = cpus;
-  const mems = checkCpuList(o, 'mems', field, limits.mems);
-  if (mems !== undefined) out.mems = mems;
-  return out;
-}
 
 /**
  * cpu.stat in microseconds, reported in nanoseconds as runc does. cgroup v2

@@ -4,8 +4,6 @@ import type { DeviceCgroupRule, LinuxResources } from '../../../oci/resources.js
 import type { Native } from '../native/types.js';
 import { deviceFilterProgram, type DeviceRule } from './device-filter.js';
 import type { Controller } from './types.js';
-import { invalidArgument } from '../errors.js';
-import { array, F, knownKeys, object, optInt } from './fields.js';
 
 const rule = (type: 'c' | 'b', major: number, minor: number, access = 'rwm'): DeviceRule => ({
   allow: true,
@@ -108,37 +106,4 @@ export class DevicesController implements Controller {
     this.specDevices.delete(dir);
     if (fd !== undefined) this.closeFd(fd);
   }
-}
-
-/** linux.resources.devices, checked. */
-export function validateDeviceRules(v: unknown): DeviceCgroupRule[] {
-  const field = `${F}.devices`;
-  return array(v, field).map((d, i) => {
-    const f = `${field}[${i}]`;
-    const o = object(d, f);
-    knownKeys(o, ['allow', 'type', 'major', 'minor', 'access'], f);
-    if (typeof o['allow'] !== 'boolean') throw invalidArgument(`${f}.allow: must be a boolean`);
-    const rule: DeviceCgroupRule = { allow: o['allow'] };
-    const type = o['type'];
-    if (type !== undefined) {
-      if (type !== 'a' && type !== 'c' && type !== 'b') {
-        throw invalidArgument(`${f}.type: must be "a", "c" or "b", got ${JSON.stringify(type)}`);
-      }
-      rule.type = type;
-    }
-    const major = optInt(o, 'major', f, -1);
-    if (major !== undefined) rule.major = major;
-    const minor = optInt(o, 'minor', f, -1);
-    if (minor !== undefined) rule.minor = minor;
-    const access = o['access'];
-    if (access !== undefined) {
-      if (typeof access !== 'string' || !/^[rwm]+$/.test(access)) {
-        throw invalidArgument(
-          `${f}.access: must be letters of "rwm", got ${JSON.stringify(access)}`,
-        );
-      }
-      rule.access = access;
-    }
-    return rule;
-  });
 }

@@ -1,16 +1,9 @@
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
-import type {
-  BlockIOResources,
-  LinuxResources,
-  ThrottleDevice,
-  WeightDevice,
-} from '../../../oci/resources.js';
+import type { LinuxResources, ThrottleDevice } from '../../../oci/resources.js';
 import { numberOf, readCgroupFile, writeCgroupFile } from './fs.js';
 import type { Controller } from './types.js';
 import type { BlkioEntry, BlkioStats } from '../../../proto/generated/agent.js';
-import { invalidArgument } from '../errors.js';
-import { array, F, int, knownKeys, object, optInt, type Obj } from './fields.js';
 
 /** blkio.weight (10..1000) to io.weight (1..10000): runc's ConvertBlkIOToIOWeightValue. */
 export function blkioWeightToIoWeight(weight: number): number {
@@ -78,63 +71,6 @@ export const ioController: Controller = {
     }
   },
 };
-
-function device(v: unknown, field: string): { major: number; minor: number; o: Obj } {
-  const o = object(v, field);
-  return {
-    major: int(o['major'], `${field}.major`, 0),
-    minor: int(o['minor'], `${field}.minor`, 0),
-    o,
-  };
-}
-
-function throttles(v: unknown, field: string): ThrottleDevice[] {
-  return array(v, field).map((d, i) => {
-    const f = `${field}[${i}]`;
-    const { major, minor, o } = device(d, f);
-    knownKeys(o, ['major', 'minor', 'rate'], f);
-    return { major, minor, rate: int(o['rate'], `${f}.rate`, 0) };
-  });
-}
-
-/** linux.resources.blockIO, checked. */
-export function validateBlockIO(v: unknown): BlockIOResources {
-  const field = `${F}.blockIO`;
-  const o = object(v, field);
-  const throttleKeys = [
-    'throttleReadBpsDevice',
-    'throttleWriteBpsDevice',
-    'throttleReadIOPSDevice',
-    'throttleWriteIOPSDevice',
-  ] as const;
-  knownKeys(o, ['weight', 'leafWeight', 'weightDevice', ...throttleKeys], field);
-  const out: BlockIOResources = {};
-  // blkio.weight's range (10..1000); 0 is "unset".
-  const weight = optInt(o, 'weight', field, 0, 1000);
-  if (weight !== undefined && weight !== 0) {
-    if (weight < 10)
-      throw invalidArgument(`${field}.weight: must be between 10 and 1000, got ${weight}`);
-    out.weight = weight;
-  }
-  if (o['leafWeight'] !== undefined && o['leafWeight'] !== 0) {
-    throw invalidArgument(`${field}.leafWeight: not supported on cgroup v2`);
-  }
-  if (o['weightDevice'] !== undefined) {
-    out.weightDevice = array(o['weightDevice'], `${field}.weightDevice`).map(
-      (d, i): WeightDevice => {
-        const f = `${field}.weightDevice[${i}]`;
-        const { major, minor, o: wd } = device(d, f);
-        knownKeys(wd, ['major', 'minor', 'weight', 'leafWeight'], f);
-        const w = optInt(wd, 'weight', f, 10, 1000);
-        return w === undefined ? { major, minor } : { major, minor, weight: w };
-      },
-    );
-  }
-  for (const k of throttleKeys) {
-    if (o[k] !== undefined) out[k] = throttles(o[k], `${field}.${k}`);
-  }
-  return out;
-}
 
 /**
  * io.stat ("8:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=0 dios=0" per device)

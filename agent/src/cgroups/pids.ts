@@ -1,8 +1,7 @@
-import type { LinuxResources, PidsResources } from '../../../oci/resources.js';
+import type { LinuxResources } from '../../../oci/resources.js';
 import { limitOf, numberOf, readCgroupFile, writeCgroupFile } from './fs.js';
 import type { Controller } from './types.js';
 import type { PidsStats } from '../../../proto/generated/agent.js';
-import { F, int, knownKeys, object } from './fields.js';
 
 /** pids.max: a positive limit, or "max" for -1 and 0 (runc treats both as unlimited). */
 export const pidsController: Controller = {
@@ -14,14 +13,6 @@ export const pidsController: Controller = {
     await writeCgroupFile(dir, 'pids.max', value, 'linux.resources.pids.limit');
   },
 };
-
-/** linux.resources.pids, checked. */
-export function validatePids(v: unknown): PidsResources {
-  const field = `${F}.pids`;
-  const o = object(v, field);
-  knownKeys(o, ['limit'], field);
-  return { limit: int(o['limit'], `${field}.limit`, -1) };
-}
 
 export async function pidsStats(dir: string): Promise<PidsStats | undefined> {
   const current = await readCgroupFile(dir, 'pids.current');

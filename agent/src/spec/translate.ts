@@ -1,7 +1,12 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import type { Mount, Spec } from '../../../oci/spec.js';
-import { invalidArgument } from '../errors.js';
+import {
+  given,
+  parseJsonObject as parseOciJson,
+  validateSpec,
+} from '../../../oci/validate/index.js';
+import { invalidArgument, specErrors } from '../errors.js';
 import { mountOptionsToFlags } from '../native/mount-options.js';
 import type { MountSpec, NamespaceKind, SpawnRequest } from '../native/types.js';
 import {
@@ -17,21 +22,16 @@ import { toSeccompProgram } from './seccomp.js';
 
 /** Parses JSON the host sent; every refusal names the field. */
 export function parseJsonObject(json: string, field: string): object {
-  let value: unknown;
-  try {
-    value = JSON.parse(json);
-  } catch (err) {
-    throw invalidArgument(`${field}: ${(err as Error).message}`);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw invalidArgument(`${field}: not a JSON object`);
-  }
-  return value;
+  return specErrors(() => parseOciJson(json, field));
 }
 
-/** Parses the spec JSON the host sent. */
+/**
+ * Parses and validates the spec JSON the host sent, with the validator the
+ * host ran before booting this VM (oci/validate), so the words are the same.
+ * @throws AgentError invalid-argument naming the field
+ */
 export function parseSpec(json: string): Spec {
-  return parseJsonObject(json, 'oci_spec_json') as Spec;
+  return specErrors(() => validateSpec(parseOciJson(json, 'oci_spec_json')));
 }
 
 /** A create request, and which namespaces its spec wants joined from elsewhere. */
@@ -46,7 +46,8 @@ export interface CreatePlan {
  * init, refusing what it cannot honour rather than ignoring it.
  */
 export function toSpawnRequest(spec: Spec): CreatePlan {
-  if (spec.process === undefined) throw invalidArgument('process: missing');
+  // Validated again: callers may hand over a Spec object that did not come through parseSpec.
+  specErrors(() => validateSpec(spec));
   const root = spec.root?.path;
   if (typeof root !== 'string' || !isAbsolute(root)) {
     throw invalidArgument(
@@ -71,22 +72,20 @@ export function toSpawnRequest(spec: Spec): CreatePlan {
   if (spec.hostname !== undefined && spec.hostname !== '') {
     // runc refuses a hostname without a UTS namespace: it would rename the
     // guest. One joined from the pod already has the pod's name.
+    // oci/validate has refused one without any uts entry.
     if (ns.create.includes('uts')) request.hostname = spec.hostname;
-    else if (!ns.join.includes('uts')) {
-      throw invalidArgument('hostname: needs a uts namespace in linux.namespaces');
-    }
   }
   if (idMaps !== undefined) Object.assign(request, idMaps);
   const propagation = rootPropagationOf(linux);
   if (propagation !== undefined) request.rootPropagation = propagation;
-  const has = (k: NamespaceKind): boolean => ns.create.includes(k) || ns.join.includes(k);
-  if (linux?.sysctl !== undefined) request.sysctl = toSysctls(linux.sysctl, has);
-  if (linux?.devices !== undefined) request.devices = toDevices(linux.devices);
-  const masked = toPaths(linux?.maskedPaths, 'linux.maskedPaths');
+  if (given(linux?.sysctl)) request.sysctl = toSysctls(linux.sysctl);
+  if (given(linux?.devices)) request.devices = toDevices(linux.devices);
+  const masked = toPaths(linux?.maskedPaths);
   if (masked.length > 0) request.maskedPaths = masked;
-  const readonly = toPaths(linux?.readonlyPaths, 'linux.readonlyPaths');
+  const readonly = toPaths(linux?.readonlyPaths);
   if (readonly.length > 0) request.readonlyPaths = readonly;
-  if (linux?.seccomp !== undefined) request.seccomp = toSeccompProgram(linux.seccomp);
+  if (linux?.seccomp !== undefined && given(linux.seccomp))
+    request.seccomp = toSeccompProgram(linux.seccomp);
   return { request, join: ns.join };
 }
 
@@ -100,8 +99,6 @@ function toMountSpec(m: Mount, i: number): MountSpec {
   const options = m.options ?? [];
   let fstype = m.type ?? '';
   const isBind = options.includes('bind') || options.includes('rbind');
-  if (fstype === '' && !isBind)
-    throw invalidArgument(`${field}.type: missing for a non-bind mount`);
   if (isBind && (typeof m.source !== 'string' || !existsSync(m.source))) {
     throw invalidArgument(`${field}.source: ${JSON.stringify(m.source)} does not exist`);
   }

@@ -48,9 +48,14 @@ export function updateVerb(program: Command, ctx: Context): void {
     .option('--memory <size>', 'memory limit')
     .option('--memory-reservation <size>', 'memory soft limit')
     .option('--memory-swap <size>', 'memory plus swap limit')
+    .option('--kernel-memory <size>', 'kernel memory limit (ignored on cgroup v2, as by runc)')
+    .option(
+      '--kernel-memory-tcp <size>',
+      'kernel TCP buffer limit (ignored on cgroup v2, as by runc)',
+    )
     .option('--pids-limit <n>', 'maximum number of pids')
     .action(async (id: string, o: UpdateFlags) => {
-      await update(ctx.globals().root, id, o);
+      await update(ctx.globals().root, id, o, ctx.logger());
     });
 }
 

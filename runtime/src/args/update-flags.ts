@@ -1,5 +1,5 @@
-import { readFile } from 'node:fs/promises';
 import { RuntimeError } from '../sys/errors.js';
+import { readInputFile } from '../sys/input-file.js';
 
 /** runc update's single-value flags, as commander hands them over. */
 export interface UpdateFlags {
@@ -15,6 +15,8 @@ export interface UpdateFlags {
   memory?: string;
   memoryReservation?: string;
   memorySwap?: string;
+  kernelMemory?: string;
+  kernelMemoryTcp?: string;
   pidsLimit?: string;
 }
 
@@ -27,7 +29,7 @@ type Resources = Record<string, Record<string, number | string>>;
 export async function resourcesOf(f: UpdateFlags): Promise<Resources> {
   let r: Resources = {};
   if (f.resources !== undefined) {
-    const text = await readFile(f.resources === '-' ? '/dev/stdin' : f.resources, 'utf8');
+    const text = await readInputFile(f.resources);
     try {
       r = JSON.parse(text) as Resources;
     } catch (err) {
@@ -49,6 +51,8 @@ export async function resourcesOf(f: UpdateFlags): Promise<Resources> {
   set('memory', 'limit', bytes(f.memory, 'memory'));
   set('memory', 'reservation', bytes(f.memoryReservation, 'memory-reservation'));
   set('memory', 'swap', bytes(f.memorySwap, 'memory-swap'));
+  set('memory', 'kernel', bytes(f.kernelMemory, 'kernel-memory'));
+  set('memory', 'kernelTCP', bytes(f.kernelMemoryTcp, 'kernel-memory-tcp'));
   set('pids', 'limit', num(f.pidsLimit, 'pids-limit'));
   return r;
 }

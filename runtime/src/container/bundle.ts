@@ -1,6 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import type { Spec } from '../../../oci/spec.js';
+import { given } from '../../../oci/validate/index.js';
 import { RuntimeError } from '../sys/errors.js';
 
 export interface Bundle {
@@ -34,7 +35,7 @@ export async function loadBundle(bundleDir: string): Promise<Bundle> {
       `bundle ${dir}: config.json is not valid JSON: ${(err as Error).message}`,
     );
   }
-  if (typeof spec !== 'object' || Array.isArray(spec)) {
+  if (!given(spec) || typeof spec !== 'object' || Array.isArray(spec)) {
     throw new RuntimeError(`bundle ${dir}: config.json: not a JSON object`);
   }
   if (typeof spec.ociVersion !== 'string') {
@@ -48,10 +49,6 @@ export async function loadBundle(bundleDir: string): Promise<Bundle> {
   const st = await stat(rootfs).catch(() => undefined);
   if (st?.isDirectory() !== true) {
     throw new RuntimeError(`bundle ${dir}: root.path: ${rootfs} is not a directory`);
-  }
-  const args = spec.process?.args;
-  if (!Array.isArray(args) || args.length === 0) {
-    throw new RuntimeError(`bundle ${dir}: config.json: process.args: must not be empty`);
   }
   return { dir, spec, rootfs };
 }

@@ -19,6 +19,7 @@ import { RuntimeError } from '../sys/errors.js';
 import { killQuietly, processStart } from '../sys/pids.js';
 import { loadBundle } from './bundle.js';
 import { prepareGuestContainer, releaseHostMounts } from './guest-spec.js';
+import { prepareHostSpec } from './host-spec.js';
 import { runHooks } from './hooks.js';
 import { agentOf } from './open.js';
 import { loopbackNameserver } from '../sandbox/network/resolv-conf.js';
@@ -44,6 +45,8 @@ export interface CreateOptions {
  */
 export async function createContainer(o: CreateOptions): Promise<ContainerRecord> {
   const bundle = await loadBundle(o.bundle);
+  // Refused before anything is made, no VM booted for a spec the guest would refuse.
+  const spec = await prepareHostSpec(bundle.spec, bundle.dir, bundle.rootfs, o.log);
   const store = new StateStore(o.root);
   const placement = placementOf(o.id, bundle.spec.annotations);
   const vmDir = store.vmDirOf(placement.sandboxId);
@@ -86,7 +89,7 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
     agent = agentOf(record);
     const guest = await prepareGuestContainer({
       id: o.id,
-      spec: placement.ownsSandbox ? withGuestNetns(bundle.spec) : bundle.spec,
+      spec: placement.ownsSandbox ? withGuestNetns(spec) : spec,
       rootfs: bundle.rootfs,
       sharedDir: layout.shared,
     });

@@ -1,6 +1,8 @@
-import { readFile } from 'node:fs/promises';
 import type { Process } from '../../../oci/spec.js';
+import { given, SpecError, validateProcess } from '../../../oci/validate/index.js';
 import { RuntimeError } from '../sys/errors.js';
+import { readInputFile } from '../sys/input-file.js';
+import { callerRlimits, withDefaultRlimits } from '../sys/rlimits.js';
 import { readSpec } from './bundle.js';
 
 /** runc exec's flags, as commander hands them over. */
@@ -15,10 +17,29 @@ export interface ExecFlags {
   user?: string;
 }
 
-/** The process to run: --process FILE, or the container's with the flags applied. */
+/**
+ * The process to run: --process FILE, or the container's with the flags
+ * applied; checked by the agent's validator (oci/validate) here. Rlimits as
+ * runc gives an exec: the process's own if it has any, else the
+ * container's, and the caller's for every other type.
+ * @throws RuntimeError naming the field
+ */
 export async function processOf(bundle: string, command: string[], f: ExecFlags): Promise<Process> {
+  const proc = await rawProcessOf(bundle, command, f);
+  try {
+    validateProcess(proc, 'process');
+  } catch (err) {
+    if (err instanceof SpecError) throw new RuntimeError(err.message, 1, { cause: err });
+    throw err;
+  }
+  const own = given(proc.rlimits) && proc.rlimits.length > 0;
+  const base = own ? proc.rlimits : (await readSpec(bundle))?.process?.rlimits;
+  return { ...proc, rlimits: withDefaultRlimits(base, await callerRlimits()) };
+}
+
+async function rawProcessOf(bundle: string, command: string[], f: ExecFlags): Promise<Process> {
   if (f.process !== undefined) {
-    const text = await readFile(f.process === '-' ? '/dev/stdin' : f.process, 'utf8');
+    const text = await readInputFile(f.process);
     try {
       return JSON.parse(text) as Process;
     } catch (err) {

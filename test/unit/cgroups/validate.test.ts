@@ -62,11 +62,6 @@ describe('validateResources', () => {
       'linux.resources.memory.limit: must be an integer',
     ],
     [
-      'disableOOMKiller',
-      { memory: { disableOOMKiller: true } },
-      'linux.resources.memory.disableOOMKiller',
-    ],
-    [
       'cpus beyond the guest',
       { cpu: { cpus: '0-999' } },
       'linux.resources.cpu.cpus: "0-999" names CPUs the guest does not have (it has 0)',
@@ -74,8 +69,8 @@ describe('validateResources', () => {
     ['bad cpu list', { cpu: { cpus: '0-a' } }, 'linux.resources.cpu.cpus: "0-a" is not a cpu list'],
     ['mems beyond the guest', { cpu: { mems: '1' } }, 'linux.resources.cpu.mems'],
     [
-      'period 0',
-      { cpu: { quota: 50000, period: 0 } },
+      'period under 1 ms',
+      { cpu: { quota: 50000, period: 10 } },
       'linux.resources.cpu.period: must be between 1000 and 1000000',
     ],
     [
@@ -89,7 +84,6 @@ describe('validateResources', () => {
       { cpu: { shares: 262145 } },
       'linux.resources.cpu.shares: must be <= 262144',
     ],
-    ['realtime', { cpu: { realtimeRuntime: 1000 } }, 'linux.resources.cpu.realtimeRuntime'],
     [
       'negative pids',
       { pids: { limit: -3 } },
@@ -131,11 +125,6 @@ describe('validateResources', () => {
       'device without allow',
       { devices: [{ access: 'r' }] },
       'linux.resources.devices[0].allow: must be a boolean',
-    ],
-    [
-      'network',
-      { network: { classID: 1 } },
-      'linux.resources.network: net_cls/net_prio do not exist on cgroup v2',
     ],
     ['unknown field', { memroy: {} }, 'linux.resources.memroy: unknown field'],
     ['not an object', [], 'linux.resources: must be an object'],
