@@ -19,11 +19,12 @@ protoc \
 # decodes. Services come out as generic definitions: the ttrpc server
 # dispatches on them. gogo.proto is on the include path for the gogoproto
 # options those files carry; the options themselves do not change the wire.
+# 64-bit integers are bigints: cgroup "max" is MaxUint64 in the metrics.
 GOCODE=/usr/share/gocode/src
 protoc \
   --plugin=protoc-gen-ts_proto=node_modules/.bin/protoc-gen-ts_proto \
   --ts_proto_out=proto/generated \
-  --ts_proto_opt=outputServices=generic-definitions,esModuleInterop=true,importSuffix=.js,useExactTypes=false,forceLong=number,env=node,useDate=true \
+  --ts_proto_opt=outputServices=generic-definitions,esModuleInterop=true,importSuffix=.js,useExactTypes=false,forceLong=bigint,env=node,useDate=true \
   -I proto -I "$GOCODE" -I "$GOCODE/github.com/gogo/protobuf" -I /usr/include \
   proto/ttrpc.proto \
   "$GOCODE/github.com/containerd/containerd/runtime/v2/task/shim.proto" \

@@ -189,7 +189,7 @@ describe('ttrpc client and server over a unix socket', () => {
           service: 'test.Raw',
           method: 'Echo',
           payload: Buffer.from('hi'),
-          timeoutNano: 0,
+          timeoutNano: 0n,
           metadata: [],
         }).finish(),
       ),

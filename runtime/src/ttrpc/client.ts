@@ -94,7 +94,7 @@ export class TtrpcClient {
         service,
         method,
         payload: Buffer.from(payload),
-        timeoutNano: (opts.timeoutMs ?? 0) * 1e6,
+        timeoutNano: BigInt(opts.timeoutMs ?? 0) * 1_000_000n,
         metadata: opts.metadata ?? [],
       }).finish(),
     );

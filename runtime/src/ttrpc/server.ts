@@ -141,7 +141,26 @@ export class TtrpcServer {
     socket.on('close', () => this.#sockets.delete(socket));
   }
 
+  /** Called with each call's service, method and outcome (a status code), for tracing. */
+  onCall: ((service: string, method: string, code: number, ms: number) => void) | undefined;
+
   async #dispatch(f: Frame): Promise<Response> {
+    const t0 = Date.now();
+    const res = await this.#answer(f);
+    if (this.onCall !== undefined) {
+      let name = ['?', '?'];
+      try {
+        const r = Request.decode(f.data);
+        name = [r.service, r.method];
+      } catch {
+        // malformed: traced as ?/?
+      }
+      this.onCall(name[0] ?? '?', name[1] ?? '?', res.status?.code ?? 0, Date.now() - t0);
+    }
+    return res;
+  }
+
+  async #answer(f: Frame): Promise<Response> {
     try {
       if ((f.flags & Flags.RemoteOpen) !== 0) {
         throw new TtrpcError(Code.Unimplemented, 'streaming requests are not supported');
@@ -157,7 +176,7 @@ export class TtrpcServer {
       const handler = service.get(req.method);
       if (handler === undefined) throw new TtrpcError(Code.Unimplemented, `method ${req.method}`);
       const ctx: CallContext = { metadata: req.metadata };
-      if (req.timeoutNano > 0) ctx.deadline = Date.now() + req.timeoutNano / 1e6;
+      if (req.timeoutNano > 0n) ctx.deadline = Date.now() + Number(req.timeoutNano / 1_000_000n);
       const payload = await handler(req.payload, ctx);
       return { status: { code: Code.OK, message: '', details: [] }, payload: Buffer.from(payload) };
     } catch (err) {
