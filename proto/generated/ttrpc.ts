@@ -24,7 +24,7 @@ export interface Request {
   method: string;
   payload: Buffer;
   /** 0: no deadline. */
-  timeoutNano: number;
+  timeoutNano: bigint;
   metadata: KeyValue[];
 }
 
@@ -46,7 +46,7 @@ export interface KeyValue {
 }
 
 function createBaseRequest(): Request {
-  return { service: "", method: "", payload: Buffer.alloc(0), timeoutNano: 0, metadata: [] };
+  return { service: "", method: "", payload: Buffer.alloc(0), timeoutNano: 0n, metadata: [] };
 }
 
 export const Request: MessageFns<Request> = {
@@ -60,7 +60,10 @@ export const Request: MessageFns<Request> = {
     if (message.payload.length !== 0) {
       writer.uint32(26).bytes(message.payload);
     }
-    if (message.timeoutNano !== 0) {
+    if (message.timeoutNano !== 0n) {
+      if (BigInt.asIntN(64, message.timeoutNano) !== message.timeoutNano) {
+        throw new globalThis.Error("value provided for field message.timeoutNano of type int64 too large");
+      }
       writer.uint32(32).int64(message.timeoutNano);
     }
     for (const v of message.metadata) {
@@ -111,7 +114,7 @@ export const Request: MessageFns<Request> = {
               break;
             }
 
-            message.timeoutNano = longToNumber(reader.int64());
+            message.timeoutNano = reader.int64() as bigint;
             continue;
           }
           case 5: {
@@ -140,10 +143,10 @@ export const Request: MessageFns<Request> = {
       method: isSet(object.method) ? globalThis.String(object.method) : "",
       payload: isSet(object.payload) ? Buffer.from(bytesFromBase64(object.payload)) : Buffer.alloc(0),
       timeoutNano: isSet(object.timeoutNano)
-        ? globalThis.Number(object.timeoutNano)
+        ? BigInt(object.timeoutNano)
         : isSet(object.timeout_nano)
-        ? globalThis.Number(object.timeout_nano)
-        : 0,
+        ? BigInt(object.timeout_nano)
+        : 0n,
       metadata: globalThis.Array.isArray(object?.metadata) ? object.metadata.map((e: any) => KeyValue.fromJSON(e)) : [],
     };
   },
@@ -159,8 +162,8 @@ export const Request: MessageFns<Request> = {
     if (message.payload.length !== 0) {
       obj.payload = base64FromBytes(message.payload);
     }
-    if (message.timeoutNano !== 0) {
-      obj.timeoutNano = Math.round(message.timeoutNano);
+    if (message.timeoutNano !== 0n) {
+      obj.timeoutNano = message.timeoutNano.toString();
     }
     if (message.metadata?.length) {
       obj.metadata = message.metadata.map((e) => KeyValue.toJSON(e));
@@ -176,7 +179,9 @@ export const Request: MessageFns<Request> = {
     message.service = object.service ?? "";
     message.method = object.method ?? "";
     message.payload = object.payload ?? Buffer.alloc(0);
-    message.timeoutNano = object.timeoutNano ?? 0;
+    message.timeoutNano = (object.timeoutNano !== undefined && object.timeoutNano !== null)
+      ? BigInt(object.timeoutNano)
+      : 0n;
     message.metadata = object.metadata?.map((e) => KeyValue.fromPartial(e)) || [];
     return message;
   },
@@ -465,24 +470,13 @@ function base64FromBytes(arr: Uint8Array): string {
   return globalThis.Buffer.from(arr).toString("base64");
 }
 
-type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
+type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 
-export type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
+export type DeepPartial<T> = T extends bigint ? string | number | bigint
+  : T extends Builtin ? T : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
   : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
-
-function longToNumber(int64: { toString(): string }): number {
-  const num = globalThis.Number(int64.toString());
-  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
-    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
-  }
-  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
-    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
-  }
-  return num;
-}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;
