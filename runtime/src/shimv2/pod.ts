@@ -35,8 +35,8 @@ interface PodContainer {
   spec: Spec;
   init: TaskProcess;
   execs: Map<string, TaskProcess>;
-  /** Exec requests not started yet: Exec registers, Start runs (the agent runs at once). */
-  pendingExecs: Map<string, { io: TaskIo; processJson: string }>;
+  /** The OCI process (JSON) of execs not started yet: Exec registers, Start runs (the agent runs at once). */
+  pendingExecs: Map<string, string>;
   paused: boolean;
   /** <bundle>/rootfs when the shim mounted it from CreateTaskRequest.rootfs. */
   rootfsMount: string | undefined;
@@ -203,13 +203,13 @@ export class ShimPod {
       });
       return this.pid;
     }
-    const pending = c.pendingExecs.get(execId);
-    if (pending === undefined)
-      throw new TtrpcError(Code.NotFound, `exec ${execId} of ${id}: not found`);
+    const p = this.process(id, execId);
+    const processJson = c.pendingExecs.get(execId);
+    if (processJson === undefined) {
+      throw new TtrpcError(Code.FailedPrecondition, `exec ${execId} of ${id} was started already`);
+    }
     c.pendingExecs.delete(execId);
-    await agentCall(this.agent.execProcess(id, execId, pending.processJson)).catch(rethrowAgent);
-    const p = new TaskProcess(id, execId, pending.io, this.pid, this.agent, this.log);
-    c.execs.set(execId, p);
+    await agentCall(this.agent.execProcess(id, execId, processJson)).catch(rethrowAgent);
     p.attach();
     p.watch((q) => {
       this.#exited(q);
@@ -236,7 +236,8 @@ export class ShimPod {
     if (c.init.status === 'stopped') {
       throw new TtrpcError(Code.FailedPrecondition, `container ${id} is stopped`);
     }
-    c.pendingExecs.set(execId, { io, processJson });
+    c.execs.set(execId, new TaskProcess(id, execId, io, this.pid, this.agent, this.log));
+    c.pendingExecs.set(execId, processJson);
     this.events.publish('/tasks/exec-added', 'containerd.events.TaskExecAdded', TaskExecAdded, {
       containerId: id,
       execId,
@@ -251,10 +252,8 @@ export class ShimPod {
   async delete(id: string, execId: string): Promise<TaskProcess> {
     const c = this.container(id);
     if (execId !== '') {
-      if (c.pendingExecs.delete(execId)) {
-        return new TaskProcess(id, execId, emptyIo, this.pid, this.agent, this.log);
-      }
       const p = this.process(id, execId);
+      if (c.pendingExecs.delete(execId)) p.discard();
       if (p.status === 'running') {
         throw new TtrpcError(Code.FailedPrecondition, `exec ${execId} of ${id} is running`);
       }
@@ -354,8 +353,6 @@ export class ShimPod {
     });
   }
 }
-
-const emptyIo: TaskIo = { stdin: '', stdout: '', stderr: '', terminal: false };
 
 /** An agent refusal as a ttrpc status, keeping its gRPC code (the same numbering). */
 function rethrowAgent(err: unknown): never {

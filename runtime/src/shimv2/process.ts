@@ -33,6 +33,8 @@ export class TaskProcess {
   #stdout: NodeJS.WritableStream | undefined;
   #stderr: NodeJS.WritableStream | undefined;
   #stdin: ReturnType<typeof openInput> | undefined;
+  /** A size asked for before the process ran (ctr resizes an exec before starting it). */
+  #size: [number, number] | undefined;
 
   constructor(
     readonly containerId: string,
@@ -64,6 +66,7 @@ export class TaskProcess {
       },
       this.log,
     );
+    if (this.#size !== undefined) this.#relay.resize(...this.#size);
     if (this.io.stdin !== '') {
       const relay = this.#relay;
       this.#stdin = openInput(this.io.stdin);
@@ -116,7 +119,8 @@ export class TaskProcess {
   }
 
   resize(rows: number, columns: number): void {
-    this.#relay?.resize(rows, columns);
+    if (this.#relay === undefined) this.#size = [rows, columns];
+    else this.#relay.resize(rows, columns);
   }
 
   /** Ends relaying for a process that will never run (Delete of a created one). */
