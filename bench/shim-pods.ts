@@ -86,7 +86,7 @@ try {
   await c.importBusybox();
   for (let round = 0; round < rounds; round++) {
     for (const [name, flags] of WAYS) {
-      const id = `bench-${round}-${name.replace(/\W+/g, '-')}`;
+      const id = `bench-${round}-${name.replace(/\W+/g, '-').replace(/-+$/, '')}`;
       const t0 = performance.now();
       const ctr = spawn(
         CTR,
