@@ -190,6 +190,53 @@ describe.skipIf(skip !== undefined)(
         });
       });
 
+      it('a pod (CRI annotations): two containers, one shim, one VM', async () => {
+        const pod = `${name}-pod`;
+        const app = `${name}-pod-app`;
+        const annotate = (type: string): string[] => [
+          '--annotation',
+          `io.kubernetes.cri.container-type=${type}`,
+          '--annotation',
+          `io.kubernetes.cri.sandbox-id=${pod}`,
+        ];
+        const shims = (): string[] =>
+          processesMentioning(c.address).filter((p) => p.includes('containerd-shim-'));
+        try {
+          expect(
+            (await run('-d', ...annotate('sandbox'), SHIM_IMAGE, pod, 'sleep', '100000')).code,
+          ).toBe(0);
+          const r = await run('-d', ...annotate('container'), SHIM_IMAGE, app, 'sleep', '100000');
+          expect(r.stderr).toBe('');
+          expect(shims()).toHaveLength(1);
+          const e = await c.ctr(['task', 'exec', '--exec-id', 'a1', app, 'uname', '-r']);
+          expect(e.code).toBe(0);
+          if (name === 'kapsel') {
+            expect(e.stdout.trim()).toBe(guestRelease());
+            const qemu = processesMentioning(vmDirOfPod(podKey(c.address, NS, pod))).filter((p) =>
+              p.includes('qemu-system'),
+            );
+            expect(qemu).toHaveLength(1);
+          }
+          const ls = (await c.ctr(['task', 'ls'])).stdout;
+          expect(ls).toMatch(new RegExp(`${app}\\s+\\d+\\s+RUNNING`));
+          expect(ls).toMatch(new RegExp(`${pod}\\s+\\d+\\s+RUNNING`));
+        } finally {
+          for (const id of [app, pod]) {
+            await c.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
+            for (let i = 0; i < 50; i++) {
+              if ((await c.ctr(['task', 'delete', id])).code === 0) break;
+              await sleep(200);
+            }
+            await c.ctr(['container', 'delete', id]);
+          }
+        }
+        if (name === 'kapsel') {
+          for (let i = 0; i < 50 && leftovers(pod).length > 0; i++) await sleep(200);
+          expect(leftovers(pod)).toEqual([]);
+        }
+        expect(shims()).toEqual([]);
+      });
+
       it('an OOM kill is published as /tasks/oom and the task ends with 137', async () => {
         const id = `${name}-oom`;
         const events = spawn(CTR, ['-a', c.address, 'events'], {
