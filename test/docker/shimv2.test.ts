@@ -7,6 +7,7 @@ import { podKey, socketPathOf, vmDirOfPod } from '../../runtime/src/shimv2/addre
 import { CONTAINERD, PrivateContainerd, SHIM_IMAGE } from '../support/containerd.js';
 import { CTR, engineMissing, mountsUnder, RUNC } from '../support/engines.js';
 import { GUEST_DIR, processesMentioning, ROOT, vmMissing } from '../support/kapsel-cli.js';
+import { TestNetns } from '../support/netns.js';
 
 const SHIM = join(ROOT, 'bin', 'containerd-shim-kapsel-v2');
 const skip =
@@ -235,6 +236,42 @@ describe.skipIf(skip !== undefined)(
           expect(leftovers(pod)).toEqual([]);
         }
         expect(shims()).toEqual([]);
+      });
+
+      it('a network namespace by path, as CNI hands one over: the container serves the peer', async () => {
+        const id = `${name}-net`;
+        const podNs = TestNetns.create('ksp');
+        const peer = TestNetns.create('ksq');
+        try {
+          podNs.link(peer, 'eth0', '10.253.0.2/24', 'peer0', '10.253.0.1/24');
+          const r = await run(
+            '-d',
+            '--with-ns',
+            `network:${podNs.path}`,
+            SHIM_IMAGE,
+            id,
+            'sh',
+            '-c',
+            'echo net-page > /tmp/index.html && exec httpd -f -p 80 -h /tmp',
+          );
+          expect(r.stderr).toBe('');
+          expect(await peer.get('http://10.253.0.2/index.html')).toBe('net-page\n');
+          const addr = await c.ctr(['task', 'exec', '--exec-id', 'n1', id, 'ip', '-4', 'addr']);
+          expect(addr.stdout).toContain('10.253.0.2/24');
+        } finally {
+          await c.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
+          for (let i = 0; i < 50; i++) {
+            if ((await c.ctr(['task', 'delete', id])).code === 0) break;
+            await sleep(200);
+          }
+          await c.ctr(['container', 'delete', id]);
+          podNs.remove();
+          peer.remove();
+        }
+        if (name === 'kapsel') {
+          for (let i = 0; i < 50 && leftovers(id).length > 0; i++) await sleep(200);
+          expect(leftovers(id)).toEqual([]);
+        }
       });
 
       it('an OOM kill is published as /tasks/oom and the task ends with 137', async () => {

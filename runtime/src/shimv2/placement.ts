@@ -15,7 +15,7 @@ export function bundleOf(f: ShimFlags): string {
  * config.json, as the runc path reads them) and that pod's shim key;
  * a task without them is a pod of its own.
  */
-export function podOf(f: ShimFlags): Placement & { key: string } {
+export function podOf(f: ShimFlags): Placement & { key: string; netnsPath?: string } {
   let spec: Spec | undefined;
   try {
     spec = JSON.parse(readFileSync(join(bundleOf(f), 'config.json'), 'utf8')) as Spec;
@@ -23,7 +23,12 @@ export function podOf(f: ShimFlags): Placement & { key: string } {
     spec = undefined;
   }
   const placement = placementOf(f.id, spec?.annotations);
-  return { ...placement, key: podKey(f.address, f.namespace, placement.sandboxId) };
+  const netnsPath = spec?.linux?.namespaces?.find((n) => n.type === 'network')?.path;
+  return {
+    ...placement,
+    key: podKey(f.address, f.namespace, placement.sandboxId),
+    ...(netnsPath === undefined || netnsPath === '' ? {} : { netnsPath }),
+  };
 }
 
 /** The serving shim's log: $KAPSEL_SHIM_LOG, else kapsel-shim.log in the sandbox's bundle. */

@@ -21,6 +21,8 @@ import type { HostMount } from '../container/state.js';
 import { agentCall, type AgentClient } from '../sandbox/agent-client.js';
 import { unmountTree } from '../sandbox/host-mounts.js';
 import { SandboxHost } from '../sandbox/host.js';
+import { hostNetnsOf, type HostNetns } from '../sandbox/network/netns.js';
+import { SandboxNetwork } from '../sandbox/network/sandbox-network.js';
 import { sandboxSize, sizingFromEnv } from '../sandbox/sizing.js';
 import { RuntimeError } from '../sys/errors.js';
 import { Code, TtrpcError } from '../ttrpc/status.js';
@@ -54,6 +56,7 @@ export class ShimPod {
   #host: SandboxHost | undefined;
   #sandboxId: string | undefined;
   #stopEvents: (() => void) | undefined;
+  #network: SandboxNetwork | undefined;
   readonly containers = new Map<string, PodContainer>();
 
   constructor(
@@ -111,6 +114,8 @@ export class ShimPod {
         throw new TtrpcError(Code.InvalidArgument, (err as Error).message);
       });
       const placement = placementOf(req.id, bundle.spec.annotations);
+      // A VM cannot be on the host's network; a namespace path is mirrored.
+      const netns = placement.ownsSandbox ? hostNetnsOfSpec(bundle.spec) : undefined;
       if (placement.ownsSandbox) {
         if (this.#host !== undefined) {
           throw new TtrpcError(
@@ -147,6 +152,12 @@ export class ShimPod {
         }),
       ).catch(rethrowAgent);
       inGuest = true;
+      if (netns?.kind === 'path') {
+        // start ran this shim inside that namespace: mirror it into the guest.
+        this.#network = new SandboxNetwork(host.sandbox.vm.qmp, host.sandbox.agent, this.log);
+        await this.#network.sync(req.id);
+        await this.#network.watch(req.id);
+      }
       const io = {
         stdin: req.stdin,
         stdout: req.stdout,
@@ -318,7 +329,11 @@ export class ShimPod {
     this.#host = undefined;
     this.#stopEvents?.();
     this.#stopEvents = undefined;
-    if (host !== undefined) await host.release();
+    const network = this.#network;
+    this.#network = undefined;
+    if (host !== undefined) {
+      await host.release(network === undefined ? undefined : () => network.release());
+    }
   }
 
   #exited(p: TaskProcess): void {
@@ -351,6 +366,14 @@ export class ShimPod {
     void host.vmExited.then((reason) => {
       if (this.#host === host) this.log.error({ reason }, 'the pod VM is gone');
     });
+  }
+}
+
+function hostNetnsOfSpec(spec: Spec): HostNetns {
+  try {
+    return hostNetnsOf(spec);
+  } catch (err) {
+    throw new TtrpcError(Code.InvalidArgument, (err as Error).message);
   }
 }
 

@@ -42,7 +42,7 @@ export async function serveCommand(f: ShimFlags): Promise<number> {
   // Lets the Shutdown reply go out before the connections drop.
   const shutdown = (): void => void setTimeout(finish, 50);
   server.onCall = (service, method, code, ms) => {
-    log.info({ service, method, code, ms }, 'task api call');
+    log.debug({ service, method, code, ms }, 'task api call');
   };
   server.registerDefinition(TaskDefinition, taskService(pod, shutdown, log));
   try {

@@ -2,8 +2,9 @@ import { closeSync, openSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
+import { checkNetnsPath, enterNetnsArgs } from '../sandbox/network/netns.js';
 import { startDetached } from '../sys/detached.js';
-import { socketPathOf } from './address.js';
+import { socketPathOf, vmDirOfPod } from './address.js';
 import type { ShimFlags } from './flags.js';
 import { bundleOf, podOf, shimLogOf } from './placement.js';
 
@@ -25,6 +26,15 @@ export async function startCommand(f: ShimFlags): Promise<number> {
       return 1;
     }
   } else {
+    if (pod.netnsPath !== undefined) {
+      // Checked here, in the host's namespace: the shim will run inside it.
+      try {
+        await checkNetnsPath(pod.netnsPath, dirname(vmDirOfPod(pod.key)));
+      } catch (err) {
+        process.stderr.write(`start ${f.id}: ${(err as Error).message}\n`);
+        return 1;
+      }
+    }
     await mkdir(dirname(socket), { recursive: true, mode: 0o700 });
     // Its stderr goes to its log: a crash in native code says why there.
     const logFd = openSync(shimLogOf(f), 'a');
@@ -44,6 +54,9 @@ export async function startCommand(f: ShimFlags): Promise<number> {
       ],
       ['ignore', 'ignore', logFd],
       'start the kapsel shim',
+      // In the pod's network namespace (CNI's, or --with-ns network:PATH):
+      // the shim mirrors it into the VM as the runc path's sandbox process does.
+      pod.netnsPath === undefined ? [] : enterNetnsArgs({ kind: 'path', path: pod.netnsPath }),
     ).finally(() => {
       closeSync(logFd);
     });
