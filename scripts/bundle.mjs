@@ -35,3 +35,9 @@ await build({
   // The shim loads koffi only for --console-socket; it resolves from node_modules.
   external: ['koffi'],
 });
+await build({
+  ...common,
+  entryPoints: [join(root, 'runtime/src/shimv2/main.ts')],
+  outfile: join(root, 'build/dist/shimv2.mjs'),
+  external: ['koffi'],
+});

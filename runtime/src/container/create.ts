@@ -160,7 +160,7 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
  * path names the host's namespace, which the sandbox process mirrors into a
  * new guest namespace, so the guest makes a new one.
  */
-function withGuestNetns(spec: Spec): Spec {
+export function withGuestNetns(spec: Spec): Spec {
   const namespaces = spec.linux?.namespaces;
   if (namespaces === undefined) return spec;
   return {

@@ -1,20 +1,17 @@
 import { Server, ServerCredentials } from '@grpc/grpc-js';
-import { writeFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { CreateContainerRequest, RemoveContainerRequest } from '../../../proto/generated/agent.js';
 import { SandboxServiceService } from '../../../proto/generated/sandbox.js';
 import { StateStore } from '../container/state.js';
 import { tellCreator } from '../sys/detached.js';
 import { messageOf } from '../sys/errors.js';
-import { Sandbox } from './boot.js';
-import { makeSharedMount } from './host-mounts.js';
+import { SandboxHost } from './host.js';
 import { SandboxNetwork } from './network/sandbox-network.js';
 import { sandboxService } from './network/service.js';
 import { SandboxDns } from './network/dns-relay.js';
 import { proxyService, upstreamClient } from './proxy.js';
 import type { VmSize } from './sizing.js';
 import { cleanupVmDir, vmDirLayout, vmDirOf } from './vm-dir.js';
-import { describeExit } from './vm/child.js';
 
 /** A sandbox nobody created a container in gives up after this long. */
 const IDLE_EXIT_MS = 60_000;
@@ -37,7 +34,7 @@ export async function serveSandbox(
   const store = new StateStore(root);
   const paths = vmDirLayout(vmDirOf(root, sandboxId));
   const containers = new Set<string>();
-  let sandbox: Sandbox | undefined;
+  let host: SandboxHost | undefined;
   let network: SandboxNetwork | undefined;
   let dns: SandboxDns | undefined;
   let server: Server | undefined;
@@ -45,12 +42,11 @@ export async function serveSandbox(
   const finished = new Promise<string>((resolve) => (finish = resolve));
   let vmDied: string | undefined;
   try {
-    await writeFile(paths.pidFile, String(process.pid));
-    await makeSharedMount(paths.shared);
-    sandbox = await Sandbox.start({ stateDir: paths.dir, shareDir: paths.shared, log, ...size });
-    void sandbox.vm.exited.then((s) => {
-      vmDied = `the VM exited (qemu ${describeExit(s)})`;
-      finish(vmDied);
+    host = await SandboxHost.boot(paths.dir, size, log);
+    const { sandbox } = host;
+    void host.vmExited.then((reason) => {
+      vmDied = reason;
+      finish(reason);
     });
     const upstream = upstreamClient(sandbox.agent.channel());
     const { definition, implementation } = proxyService(upstream, {
@@ -104,10 +100,8 @@ export async function serveSandbox(
   } finally {
     server?.forceShutdown();
     dns?.close();
-    await sandbox?.stop();
-    await network?.release().catch((err: unknown) => {
-      log.warn({ err }, 'removing the taps failed');
-    });
-    await cleanupVmDir(paths.dir, log);
+    const net = network;
+    if (host !== undefined) await host.release(net === undefined ? undefined : () => net.release());
+    else await cleanupVmDir(paths.dir, log);
   }
 }

@@ -44,8 +44,17 @@ export class Relay {
 
   /** Feeds `stdin` to the process and forwards the signals this process receives. */
   takeInput(stdin: NodeJS.ReadableStream): void {
-    relayStdin(this.#p, stdin, this.#log);
+    this.feedStdin(stdin);
     this.#undo.push(forwardSignals(this.#p, this.#log));
+  }
+
+  /**
+   * Feeds `stdin` to the process and closes its stdin at EOF, without
+   * touching this process's signals (the containerd shim serves many
+   * processes; containerd sends their signals as Kill calls).
+   */
+  feedStdin(stdin: NodeJS.ReadableStream): void {
+    relayStdin(this.#p, stdin, this.#log);
   }
 
   /** Tells the guest the process's terminal has `rows` x `columns`. */

@@ -1,0 +1,139 @@
+// Host cost of one pod through containerd, three ways in the same run: runc
+// (runc's shim), kapsel behind runc's shim (`--runc-binary bin/kapsel`: the
+// shim, kapsel's sandbox process and per-process shim, QEMU, virtiofsd) and
+// kapsel's own shim v2 (`io.containerd.kapsel.v2`: one process of ours owning
+// QEMU and virtiofsd). Figures: time from `ctr run` to the container's first
+// output, and the PSS of the shim and everything under it once it idles.
+// (Absolute times on these shared TCG machines are noise; compare within a run.)
+//
+//   node --import tsx bench/shim-pods.ts [--rounds N]
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CTR, RUNC } from '../test/support/engines.js';
+import { PrivateContainerd, SHIM_IMAGE } from '../test/support/containerd.js';
+import { KAPSEL } from '../test/support/kapsel-cli.js';
+
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '1' } } });
+const rounds = Number(values.rounds);
+
+const WAYS: [string, string[]][] = [
+  ['runc', ['--runtime', 'io.containerd.runc.v2', '--runc-binary', RUNC]],
+  ['kapsel (runc shim)', ['--runtime', 'io.containerd.runc.v2', '--runc-binary', KAPSEL]],
+  ['kapsel (shim v2)', ['--runtime', 'io.containerd.kapsel.v2']],
+];
+
+function processes(): Map<number, { ppid: number; cmd: string }> {
+  const out = new Map<number, { ppid: number; cmd: string }>();
+  for (const e of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      out.set(Number(e), { ppid, cmd });
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+function pssKiB(pid: number): number {
+  try {
+    const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return Number(m?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/** PSS (MiB) of the shims of `c` and all their descendants, by program name. */
+function podPss(c: PrivateContainerd): Record<string, number> {
+  const procs = processes();
+  const shims = [...procs].filter(
+    ([, p]) => p.cmd.includes('containerd-shim') && p.cmd.includes(c.dir),
+  );
+  const all = new Set(shims.map(([pid]) => pid));
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const [pid, p] of procs) {
+      if (!all.has(pid) && all.has(p.ppid)) {
+        all.add(pid);
+        grew = true;
+      }
+    }
+  }
+  const by: Record<string, number> = {};
+  for (const pid of all) {
+    const cmd = procs.get(pid)?.cmd ?? '';
+    const name = cmd.includes('containerd-shim-kapsel-v2')
+      ? 'kapsel shim v2'
+      : cmd.includes('containerd-shim-runc')
+        ? 'runc shim'
+        : cmd.includes('__monitor')
+          ? 'kapsel sandbox process'
+          : cmd.includes('__shim')
+            ? 'kapsel per-process shim'
+            : (cmd.split(' ')[0]?.split('/').pop() ?? '?');
+    by[name] = (by[name] ?? 0) + pssKiB(pid) / 1024;
+  }
+  return by;
+}
+
+const c = await PrivateContainerd.start();
+try {
+  await c.importBusybox();
+  for (let round = 0; round < rounds; round++) {
+    for (const [name, flags] of WAYS) {
+      const id = `bench-${round}-${name.replace(/\W+/g, '-').replace(/-+$/, '')}`;
+      const t0 = performance.now();
+      const ctr = spawn(
+        CTR,
+        [
+          '-a',
+          c.address,
+          '-n',
+          'kapsel-test',
+          'run',
+          '--rm',
+          ...flags,
+          SHIM_IMAGE,
+          id,
+          'sh',
+          '-c',
+          'echo ready; exec sleep 100000',
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let errText = '';
+      ctr.stderr.on('data', (d: Buffer) => (errText += d.toString()));
+      const firstOutput = await new Promise<number>((resolve, reject) => {
+        ctr.stdout.once('data', () => {
+          resolve(performance.now() - t0);
+        });
+        ctr.once('exit', () => {
+          reject(new Error(`${name}: ctr run ended: ${errText}`));
+        });
+      });
+      await sleep(3000);
+      const pss = podPss(c);
+      const total = Object.values(pss).reduce((a, b) => a + b, 0);
+      const exited = new Promise((resolve) => ctr.once('exit', resolve));
+      await c.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
+      await exited;
+      console.log(
+        JSON.stringify({
+          way: name,
+          firstOutputMs: Math.round(firstOutput),
+          pssMiB: Math.round(total * 10) / 10,
+          byProcess: Object.fromEntries(
+            Object.entries(pss).map(([k, v]) => [k, Math.round(v * 10) / 10]),
+          ),
+        }),
+      );
+    }
+  }
+} finally {
+  await c.stop();
+}

@@ -1,0 +1,63 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { Sandbox } from './boot.js';
+import { makeSharedMount } from './host-mounts.js';
+import type { VmSize } from './sizing.js';
+import { cleanupVmDir, vmDirLayout, type VmDirLayout } from './vm-dir.js';
+import { describeExit } from './vm/child.js';
+
+/**
+ * The host end of one VM, held in-process by whichever process owns the
+ * sandbox: the runc path's sandbox process (`kapsel __monitor`, serve.ts) or
+ * the containerd shim v2 (shimv2/). boot() makes the VM directory's shared
+ * mount and boots QEMU, virtiofsd and the agent connection; release() takes
+ * all of it down again and removes the directory. Both paths own their VM
+ * through this one class, so there is one boot and one teardown.
+ */
+export class SandboxHost {
+  private constructor(
+    readonly sandbox: Sandbox,
+    readonly paths: VmDirLayout,
+    /** Settles with why, when QEMU exits by itself. */
+    readonly vmExited: Promise<string>,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * Boots a sandbox in `dir` (made if missing): writes this process's pid as
+   * the sandbox process's, shares `<dir>/shared` into the guest, waits for
+   * the agent. On failure the directory is cleaned up before the error.
+   */
+  static async boot(dir: string, size: VmSize, log: Logger): Promise<SandboxHost> {
+    const paths = vmDirLayout(dir);
+    try {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      await writeFile(paths.pidFile, String(process.pid));
+      await makeSharedMount(paths.shared);
+      const sandbox = await Sandbox.start({
+        stateDir: paths.dir,
+        shareDir: paths.shared,
+        log,
+        ...size,
+      });
+      const exited = sandbox.vm.exited.then((s) => `the VM exited (qemu ${describeExit(s)})`);
+      return new SandboxHost(sandbox, paths, exited, log);
+    } catch (err) {
+      await cleanupVmDir(dir, log);
+      throw err;
+    }
+  }
+
+  /**
+   * Stops the VM (DestroySandbox, then QEMU and virtiofsd for sure), runs
+   * `beforeCleanup` (what the owner added on the host, such as taps), and
+   * removes the VM directory, never through a mount.
+   */
+  async release(beforeCleanup?: () => Promise<void>): Promise<void> {
+    await this.sandbox.stop();
+    await beforeCleanup?.().catch((err: unknown) => {
+      this.log.warn({ err }, 'releasing the sandbox host resources failed');
+    });
+    await cleanupVmDir(this.paths.dir, this.log);
+  }
+}

@@ -1,0 +1,158 @@
+import { spawn, execFileSync, type ChildProcessByStdio } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { makeBusyboxRootfs } from './busybox.js';
+import { CTR, mountsUnder, runCommand } from './engines.js';
+import { ROOT } from './kapsel-cli.js';
+import type { CliResult } from './kapsel-cli.js';
+
+export const CONTAINERD = '/usr/bin/containerd';
+/** containerd finds containerd-shim-kapsel-v2 here, beside bin/kapsel. */
+export const SHIM_BIN_DIR = join(ROOT, 'bin');
+export const SHIM_IMAGE = 'docker.io/library/kbusybox:latest';
+
+/**
+ * A private containerd (own root, state, socket; the CRI plugin off) whose
+ * PATH starts with bin/, so `--runtime io.containerd.kapsel.v2` finds our
+ * shim; a busybox image imported from an OCI archive built here (no registry
+ * and no Docker needed). stop() leaves nothing behind.
+ */
+export class PrivateContainerd {
+  private constructor(
+    readonly dir: string,
+    private readonly proc: ChildProcessByStdio<null, Readable, Readable>,
+    readonly logText: () => string,
+  ) {}
+
+  get address(): string {
+    return join(this.dir, 'c.sock');
+  }
+
+  static async start(env: Record<string, string> = {}): Promise<PrivateContainerd> {
+    // Short: containerd's sockets and its shims' live below it.
+    const dir = mkdtempSync('/tmp/kc-');
+    writeFileSync(
+      join(dir, 'config.toml'),
+      [
+        'version = 2',
+        `root = "${join(dir, 'root')}"`,
+        `state = "${join(dir, 'state')}"`,
+        'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+        '[grpc]',
+        `  address = "${join(dir, 'c.sock')}"`,
+        '[ttrpc]',
+        `  address = "${join(dir, 'c.sock.ttrpc')}"`,
+        '',
+      ].join('\n'),
+    );
+    const proc = spawn(CONTAINERD, ['--config', join(dir, 'config.toml')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env, PATH: `${SHIM_BIN_DIR}:${process.env['PATH'] ?? ''}` },
+    });
+    let log = '';
+    proc.stdout.on('data', (d: Buffer) => (log += d.toString()));
+    proc.stderr.on('data', (d: Buffer) => (log += d.toString()));
+    const c = new PrivateContainerd(dir, proc, () => log);
+    for (let i = 0; i < 300; i++) {
+      if (proc.exitCode !== null) break;
+      if ((await c.ctr(['version'])).code === 0) return c;
+      await sleep(100);
+    }
+    await c.stop();
+    throw new Error(`containerd did not start:\n${log.slice(-4000)}`);
+  }
+
+  ctr(args: string[], stdin: string | Buffer = ''): Promise<CliResult> {
+    return runCommand(CTR, ['-a', this.address, '-n', 'kapsel-test', ...args], stdin);
+  }
+
+  /** Imports a busybox image as SHIM_IMAGE from an OCI image layout archive. */
+  async importBusybox(): Promise<void> {
+    const tar = ociArchive(this.dir);
+    const r = await this.ctr(['images', 'import', tar]);
+    if (r.code !== 0) throw new Error(`ctr images import: ${r.stderr}`);
+  }
+
+  async stop(): Promise<void> {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) {
+      const exited = new Promise((resolve) => this.proc.once('exit', resolve));
+      this.proc.kill('SIGTERM');
+      const done = await Promise.race([exited.then(() => true), sleep(20_000, false)]);
+      if (!done) this.proc.kill('SIGKILL');
+      await exited;
+    }
+    for (const m of mountsUnder(this.dir)) {
+      execFileSync('umount', ['--lazy', m], { stdio: 'ignore' });
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * An OCI image layout archive (image-spec image-layout.md) of one busybox
+ * layer, named SHIM_IMAGE by the annotation `ctr images import` reads.
+ */
+function ociArchive(workDir: string): string {
+  const dir = join(workDir, 'oci');
+  const blobs = join(dir, 'blobs', 'sha256');
+  mkdirSync(blobs, { recursive: true });
+  const put = (data: Buffer): { digest: string; size: number } => {
+    const hex = createHash('sha256').update(data).digest('hex');
+    writeFileSync(join(blobs, hex), data);
+    return { digest: `sha256:${hex}`, size: data.length };
+  };
+  const rootfs = makeBusyboxRootfs();
+  let layer: Buffer;
+  try {
+    chmodSync(rootfs, 0o755);
+    chmodSync(join(rootfs, 'tmp'), 0o1777);
+    layer = execFileSync('tar', ['-C', rootfs, '-c', '.'], { maxBuffer: 1 << 28 });
+  } finally {
+    rmSync(rootfs, { recursive: true, force: true });
+  }
+  const layerDesc = put(layer);
+  const config = put(
+    Buffer.from(
+      JSON.stringify({
+        architecture: 'amd64',
+        os: 'linux',
+        config: { Env: ['PATH=/bin'], Cmd: ['/bin/sh'], WorkingDir: '/' },
+        rootfs: { type: 'layers', diff_ids: [layerDesc.digest] },
+      }),
+    ),
+  );
+  const manifest = put(
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...layerDesc }],
+      }),
+    ),
+  );
+  writeFileSync(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  writeFileSync(
+    join(dir, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          ...manifest,
+          annotations: {
+            'io.containerd.image.name': SHIM_IMAGE,
+            'org.opencontainers.image.ref.name': 'latest',
+          },
+        },
+      ],
+    }),
+  );
+  const tar = join(workDir, 'busybox-oci.tar');
+  execFileSync('tar', ['-C', dir, '-cf', tar, '.']);
+  rmSync(dir, { recursive: true, force: true });
+  return tar;
+}
