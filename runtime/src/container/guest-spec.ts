@@ -107,7 +107,6 @@ export async function bindTargetName(source: string): Promise<string> {
  * its first host id: the ids the container runs as are the mapped ones.
  */
 export function hostIdOfRoot(mappings: readonly IdMapping[] | undefined): number {
-  if (mappings === undefined || mappings.length === 0) return 0;
-  const m = mappings.find((x) => x.containerID === 0 && x.size > 0);
-  return (m ?? mappings[0]!).hostID;
+  const m = mappings?.find((x) => x.containerID === 0 && x.size > 0) ?? mappings?.[0];
+  return m?.hostID ?? 0;
 }
