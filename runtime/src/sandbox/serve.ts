@@ -7,6 +7,7 @@ import { StateStore } from '../container/state.js';
 import { tellCreator } from '../sys/detached.js';
 import { messageOf } from '../sys/errors.js';
 import { Sandbox } from './boot.js';
+import { joinHostCgroup, limitMemoryAfterBoot, readHostCgroupPlan } from './host-cgroup/apply.js';
 import { makeSharedMount } from './host-mounts.js';
 import { SandboxNetwork } from './network/sandbox-network.js';
 import { sandboxService } from './network/service.js';
@@ -46,8 +47,16 @@ export async function serveSandbox(
   let vmDied: string | undefined;
   try {
     await writeFile(paths.pidFile, String(process.pid));
+    // Joined first: QEMU and virtiofsd start in it, and every page they
+    // touch is charged there.
+    const hostCgroup = await readHostCgroupPlan(paths.hostCgroup);
+    if (hostCgroup !== undefined) await joinHostCgroup(hostCgroup.cgroup, process.pid);
     await makeSharedMount(paths.shared);
     sandbox = await Sandbox.start({ stateDir: paths.dir, shareDir: paths.shared, log, ...size });
+    if (hostCgroup?.memoryLimitBytes !== undefined) {
+      const m = await limitMemoryAfterBoot(hostCgroup.cgroup, hostCgroup.memoryLimitBytes);
+      log.info({ ...m }, 'host cgroup memory limit set (bytes: measured after boot, limit)');
+    }
     void sandbox.vm.exited.then((s) => {
       vmDied = `the VM exited (qemu ${describeExit(s)})`;
       finish(vmDied);
