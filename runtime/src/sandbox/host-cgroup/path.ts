@@ -2,7 +2,7 @@
 // reads it (libcontainer/specconv CreateCgroupConfig, cgroups/fs subsysPath,
 // cgroups/systemd ExpandSlice and getUnitName), placed in every mounted
 // hierarchy: each cgroup v1 controller mount and the v2 (unified) one.
-import { isAbsolute, join, normalize, posix } from 'node:path';
+import { isAbsolute, join, posix } from 'node:path';
 import { RuntimeError } from '../../sys/errors.js';
 
 /** One mounted cgroup hierarchy of the host, from /proc/self/mountinfo. */
@@ -107,8 +107,14 @@ export function innerPathOf(
     };
   }
   if (given === '') return { path: id, absolute: false };
-  if (isAbsolute(given)) return { path: normalize(given), absolute: true };
-  return { path: posix.relative('/', normalize(`/${given}`)), absolute: false };
+  if (isAbsolute(given)) return { path: cleanPath(given), absolute: true };
+  return { path: posix.relative('/', cleanPath(`/${given}`)), absolute: false };
+}
+
+/** Go's filepath.Clean for an absolute path: no "..", no doubled or trailing "/". */
+function cleanPath(p: string): string {
+  const c = posix.normalize(p);
+  return c.length > 1 && c.endsWith('/') ? c.slice(0, -1) : c;
 }
 
 /**
