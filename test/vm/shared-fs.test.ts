@@ -1,5 +1,13 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +23,7 @@ import {
 } from '../support/kapsel-cli.js';
 
 const SETCAP = '/usr/sbin/setcap';
+const SETFACL = '/usr/bin/setfacl';
 const skip = vmMissing() ?? engineMissing(RUNC, SETCAP);
 
 /**
@@ -39,6 +48,8 @@ describe.skipIf(skip !== undefined)(
     const groupDir = join(work, 'group2000');
     const rootDir = join(work, 'rootonly');
     const capsDir = join(work, 'caps');
+    // Root's own 0700 directory that an ACL opens to uid 1000 only.
+    const aclDir = join(work, 'acl');
 
     beforeAll(async () => {
       mkdirSync(groupDir);
@@ -50,6 +61,9 @@ describe.skipIf(skip !== undefined)(
       copyFileSync(join(DEFAULT_BUNDLE, 'rootfs/bin/busybox'), join(capsDir, 'busybox'));
       chmodSync(join(capsDir, 'busybox'), 0o755);
       execFileSync(SETCAP, ['cap_dac_override+ep', join(capsDir, 'busybox')]);
+      mkdirSync(aclDir);
+      chmodSync(aclDir, 0o700);
+      if (existsSync(SETFACL)) execFileSync(SETFACL, ['-m', 'u:1000:rwx', aclDir]);
       chmodSync(work, 0o755);
       const sandbox = makeBundle((spec) => {
         spec.process = { ...requireProcess(spec), args: ['sleep', '100000'] };
@@ -124,6 +138,24 @@ describe.skipIf(skip !== undefined)(
       expect(r.runc).toBe('refused\nexit 0\n');
       expect(r.kapsel).toBe(r.runc);
     });
+
+    it.skipIf(!existsSync(SETFACL))(
+      `a POSIX ACL (u:1000:rwx on a root 0700 directory) lets uid 1000 in and no one else${existsSync(SETFACL) ? '' : ' (skipped: setfacl missing, apt-get install acl)'}`,
+      async () => {
+        const script = 'touch /v/a-$$ 2>/dev/null && rm /v/a-$$ && echo created || echo refused';
+        for (const [uid, want] of [
+          [1000, 'created'],
+          [1001, 'refused'],
+        ] as const) {
+          const r = await both((spec) => {
+            spec.mounts = [...(spec.mounts ?? []), bind(aclDir, '/v')];
+            spec.process = { ...requireProcess(spec), user: { uid, gid: uid } };
+          }, script);
+          expect(r.runc).toBe(`${want}\nexit 0\n`);
+          expect(r.kapsel).toBe(r.runc);
+        }
+      },
+    );
 
     it('a uid-10 process with CAP_DAC_OVERRIDE writes into a root-only 0755 directory', async () => {
       const caps = ['CAP_DAC_OVERRIDE'];
