@@ -79,10 +79,19 @@ describe.skipIf(skip !== undefined)(
           .map((p) => Number(p.split(':')[0]));
         expect(qemu).toHaveLength(1);
         const state = JSON.parse((await kapsel(['--root', root, 'state', id])).stdout) as State;
+        // An exec'd process's shim too, as runc runs exec'd processes in the cgroup.
+        const pidFile = join(work, 'exec.pid');
+        const exec = await kapselToFiles(
+          ['--root', root, 'exec', '-d', '--pid-file', pidFile, id, 'sleep', '30'],
+          work,
+        );
+        expect(exec.code).toBe(0);
+        const execPid = Number(readFileSync(pidFile, 'utf8'));
         for (const dir of runcDirs) {
           const procs = readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').map(Number);
           expect(procs).toContain(qemu[0]);
           expect(procs).toContain(state.pid);
+          expect(procs).toContain(execPid);
         }
         const memory = runcDirs.find((d) => d.includes('/memory/'));
         if (memory !== undefined) {
