@@ -115,6 +115,7 @@ struct kapsel_request {
   mode_t umask;
   uint32_t flags;
   uint32_t root_propagation;
+  int root_propagation_set; /* linux.rootfsPropagation given: applied again after pivot_root */
   const char *cgroup;   /* cgroup v2 directory, or NULL */
   const char *path_env; /* the container's $PATH, or the default */
   int dev_is_tmpfs;     /* a tmpfs on /dev: create the default device nodes */
@@ -144,7 +145,7 @@ struct kapsel_request {
   struct kapsel_seccomp_rule *seccomp_rules;
   size_t nseccomp_rules;
   void *seccomp_prog; /* struct sock_fprog, compiled by kapsel_spawn before fork */
-  char *rootfs_parent; /* with a shared rootfsPropagation: the mount holding rootfs */
+  char *rootfs_parent; /* shared or unbindable rootfsPropagation: the mount holding rootfs */
 };
 
 enum { KAPSEL_CAP_BOUNDING, KAPSEL_CAP_EFFECTIVE, KAPSEL_CAP_PERMITTED, KAPSEL_CAP_INHERITABLE,

@@ -207,7 +207,10 @@ int kapsel_request_parse(struct kapsel_request *req, const void *buf, size_t len
     case KAPSEL_REQ_GROUP: bad = get_u32(&f, &v); req->groups[ng++] = v; break;
     case KAPSEL_REQ_UMASK: bad = get_u32(&f, &v); req->umask = v & 07777; break;
     case KAPSEL_REQ_FLAGS: bad = get_u32(&f, &req->flags); break;
-    case KAPSEL_REQ_ROOT_PROPAGATION: bad = get_u32(&f, &req->root_propagation); break;
+    case KAPSEL_REQ_ROOT_PROPAGATION:
+      bad = get_u32(&f, &req->root_propagation);
+      req->root_propagation_set = 1;
+      break;
     case KAPSEL_REQ_TERMINAL:
       bad = f.len != 8;
       if (!bad) {

@@ -80,10 +80,11 @@ int kapsel_prepare_rootfs(const struct kapsel_request *req, struct kapsel_record
    * (rootfsPropagation, default MS_SLAVE|MS_REC) before touching anything. */
   if (mount(NULL, "/", NULL, req->root_propagation, NULL) < 0)
     return fail(err, "mount", "/");
-  /* runc rootfsParentMountPrivate(): pivot_root refuses a shared parent
-   * of the new root, so with a shared rootfsPropagation the mount holding
-   * the rootfs becomes private (the bind below then is, too); "/" gets the
-   * requested propagation back after the pivot. */
+  /* runc rootfsParentMountPropagation(): pivot_root refuses a shared
+   * parent of the new root, and an unbindable one cannot be bound below, so
+   * with a shared or unbindable rootfsPropagation the mount holding the
+   * rootfs becomes private (the bind below then is, too); "/" gets the
+   * requested propagation after the pivot. */
   if (req->rootfs_parent != NULL && mount(NULL, req->rootfs_parent, NULL, MS_PRIVATE, NULL) < 0)
     return fail(err, "mount", req->rootfs_parent);
   /* pivot_root needs the new root to be a mount point. */
@@ -108,9 +109,6 @@ int kapsel_prepare_rootfs(const struct kapsel_request *req, struct kapsel_record
   r = pivot_root_dot(req->rootfs, err);
   if (r < 0)
     return r;
-  if (req->rootfs_parent != NULL && mount(NULL, "/", NULL, req->root_propagation, NULL) < 0)
-    return fail(err, "mount", "/");
-
   /* runc's order after the root is in place: sysctls (through the
    * container's own /proc), readonlyPaths, maskedPaths, then the root
    * itself read-only. */
@@ -125,6 +123,17 @@ int kapsel_prepare_rootfs(const struct kapsel_request *req, struct kapsel_record
   close(rootfd);
   if (r < 0)
     return r;
+
+  /* runc >= 1.4 (prepareRootfs(), runc#4724) applies a shared or unbindable
+   * rootfsPropagation to the new "/" too: the call before the pivot reached
+   * the agent's root, not the bind of the rootfs that "/" now is, so
+   * "unbindable" was lost. private and slave already hold through the
+   * parent mount and the rslave bind; runc skips them here, and so do we.
+   * Made after the readonly and masked paths (runc: just after the pivot):
+   * those are binds of mounts below "/", which "runbindable" would refuse. */
+  if (req->root_propagation_set && !(req->root_propagation & (MS_PRIVATE | MS_SLAVE)) &&
+      mount(NULL, "/", NULL, req->root_propagation, NULL) < 0)
+    return fail(err, "mount", "/");
 
   /* runc setReadonly(): a read-only bind remount of the new root. */
   if ((req->flags & KAPSEL_FLAG_READONLY_ROOT) &&

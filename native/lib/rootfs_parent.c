@@ -1,7 +1,7 @@
 /* The mount point that holds the rootfs (runc getParentMount()), found on
  * the Node thread before fork: the child's new mount namespace is a copy,
- * so the path stays valid there. Only needed for a shared root propagation
- * (see rootfs.c). */
+ * so the path stays valid there. Only needed for a shared or unbindable root
+ * propagation (see rootfs.c). */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -35,7 +35,7 @@ static int holds(const char *mnt, const char *path) {
 }
 
 int kapsel_find_rootfs_parent(struct kapsel_request *req, struct kapsel_record *err) {
-  if (req->rootfs == NULL || !(req->root_propagation & MS_SHARED))
+  if (req->rootfs == NULL || !(req->root_propagation & (MS_SHARED | MS_UNBINDABLE)))
     return 0;
   char real[PATH_MAX];
   if (realpath(req->rootfs, real) == NULL) {

@@ -33,6 +33,7 @@ export function createVerb(program: Command, ctx: Context): void {
           {
             bundle: o.bundle,
             preserveFds: Number(o.preserveFds),
+            systemdCgroup: ctx.globals().systemdCgroup,
             ...(o.pidFile === undefined ? {} : { pidFile: o.pidFile }),
             ...(o.consoleSocket === undefined ? {} : { consoleSocket: o.consoleSocket }),
           },
@@ -80,6 +81,7 @@ export function runVerb(program: Command, ctx: Context): void {
           detach: o.detach,
           keep: o.keep,
           debug: ctx.globals().debug,
+          systemdCgroup: ctx.globals().systemdCgroup,
           log: ctx.logger(),
           ...(o.pidFile === undefined ? {} : { pidFile: o.pidFile }),
           ...(o.consoleSocket === undefined ? {} : { consoleSocket: o.consoleSocket }),

@@ -11,6 +11,7 @@ export interface GlobalOptions {
   log?: string;
   logFormat: 'text' | 'json';
   debug: boolean;
+  systemdCgroup: boolean;
 }
 
 /** What a verb's action needs from the command line around it. */
@@ -36,7 +37,7 @@ export function newProgram(): { program: Command; ctx: Context } {
       new Option('--log-format <format>', 'log format').choices(['text', 'json']).default('text'),
     )
     .option('--debug', 'enable debug logging', false)
-    .option('--systemd-cgroup', 'accepted for runc compatibility; cgroups live in the guest', false)
+    .option('--systemd-cgroup', 'read cgroupsPath as slice:prefix:name for the host cgroup', false)
     .addOption(new Option('--rootless <value>', 'accepted for runc compatibility').hideHelp())
     .addOption(new Option('--criu <path>', 'accepted for runc compatibility').hideHelp())
     .enablePositionalOptions()

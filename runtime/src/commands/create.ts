@@ -7,6 +7,7 @@ export interface CreateFlags {
   pidFile?: string;
   consoleSocket?: string;
   preserveFds: number;
+  systemdCgroup?: boolean;
 }
 
 /**
@@ -34,6 +35,7 @@ export async function create(
     ...(f.pidFile === undefined ? {} : { pidFile: f.pidFile }),
     ...(f.consoleSocket === undefined ? {} : { consoleSocket: f.consoleSocket }),
     inline: false,
+    systemdCgroup: f.systemdCgroup ?? false,
     debug,
     log,
   });

@@ -4,6 +4,7 @@ import { processOf, type ExecFlags } from '../container/exec-process.js';
 import { canExec } from '../container/lifecycle.js';
 import { withContainer } from '../container/open.js';
 import { agentCall } from '../sandbox/agent-client.js';
+import { joinHostCgroup } from '../sandbox/host-cgroup/apply.js';
 import { vmDirLayout } from '../sandbox/vm-dir.js';
 import { runForeground } from '../shim/foreground.js';
 import { startShim } from '../shim/spawn.js';
@@ -36,6 +37,8 @@ export async function exec(
       ...(f.consoleSocket === undefined ? {} : { consoleSocket: f.consoleSocket }),
       logFile: `${store.dirOf(id)}/shim-${execId}.log`,
     });
+    // runc runs exec'd processes in the container's cgroup; theirs stand here.
+    if (record.hostCgroup !== undefined) await joinHostCgroup(record.hostCgroup, pid);
     if (f.pidFile !== undefined) await writeFileAtomic(f.pidFile, String(pid));
     return 0;
   });

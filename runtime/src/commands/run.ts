@@ -15,6 +15,7 @@ export interface RunOptions {
   pidFile?: string;
   consoleSocket?: string;
   debug: boolean;
+  systemdCgroup?: boolean;
   log: Logger;
 }
 
@@ -30,6 +31,7 @@ export async function run(o: RunOptions): Promise<number> {
     id: o.id,
     bundle: o.bundle,
     debug: o.debug,
+    systemdCgroup: o.systemdCgroup ?? false,
     log: o.log,
     ...(o.pidFile === undefined ? {} : { pidFile: o.pidFile }),
   };

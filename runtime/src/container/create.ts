@@ -10,6 +10,11 @@ import {
   hostNetnsOf,
   joinNetnsOf,
 } from '../sandbox/network/netns.js';
+import {
+  createHostCgroup,
+  joinHostCgroup,
+  removeHostCgroup,
+} from '../sandbox/host-cgroup/apply.js';
 import { sandboxPid, startSandbox, stopSandbox } from '../sandbox/process.js';
 import { sandboxSize, sizingFromEnv } from '../sandbox/sizing.js';
 import { vmDirLayout } from '../sandbox/vm-dir.js';
@@ -34,6 +39,8 @@ export interface CreateOptions {
   consoleSocket?: string;
   /** Foreground `run`: this process stands for the container, no shim. */
   inline: boolean;
+  /** --systemd-cgroup: cgroupsPath is `slice:prefix:name`. */
+  systemdCgroup?: boolean;
   debug: boolean;
   log: Logger;
 }
@@ -73,6 +80,10 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
     if (placement.ownsSandbox) {
       // Sized for the container's limits, as Kata sizes its VMs.
       const size = sandboxSize([bundle.spec], sizingFromEnv(process.env, cpus().length));
+      // Made before the sandbox process, which joins it before QEMU starts.
+      record.hostCgroup = await createHostCgroup(bundle.spec, o.id, o.systemdCgroup ?? false);
+      await store.save(record);
+      const limit = bundle.spec.linux?.resources?.memory?.limit;
       await startSandbox(
         o.root,
         placement.sandboxId,
@@ -80,7 +91,15 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
         o.debug,
         size,
         enterNetnsArgs(netns ?? { kind: 'new' }),
+        {
+          cgroup: record.hostCgroup,
+          ...(typeof limit === 'number' && limit > 0 ? { memoryLimitBytes: limit } : {}),
+        },
       );
+    } else {
+      // A pod's processes share the sandbox's cgroup (Kata sandbox_cgroup_only).
+      const owner = await store.load(placement.sandboxId).catch(() => undefined);
+      if (owner?.hostCgroup !== undefined) record.hostCgroup = owner.hostCgroup;
     }
     const sandbox = await sandboxPid(vmDir);
     if (sandbox === undefined) {
@@ -116,6 +135,9 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
           // Hooks get this pid; Docker's libnetwork configures its namespace.
           enter: joinNetnsOf(sandbox),
         });
+    if (!o.inline && record.hostCgroup !== undefined) {
+      await joinHostCgroup(record.hostCgroup, record.pid);
+    }
     const start = processStart(record.pid);
     if (start !== undefined) record.pidStart = start;
     record.status = 'created';
@@ -150,6 +172,11 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
     }
     agent?.close();
     if (placement.ownsSandbox) await stopSandbox(vmDir, o.log);
+    if (placement.ownsSandbox && record.hostCgroup !== undefined) {
+      await removeHostCgroup(record.hostCgroup).catch((e: unknown) => {
+        o.log.warn({ err: e }, 'removing the host cgroup failed');
+      });
+    }
     await store.remove(o.id);
     throw err;
   }

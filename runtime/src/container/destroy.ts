@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Spec } from '../../../oci/spec.js';
 import { enterNetnsArgs, hostNetnsOf } from '../sandbox/network/netns.js';
 import { scrubNamespace } from '../sandbox/network/tcfilter.js';
+import { removeHostCgroup } from '../sandbox/host-cgroup/apply.js';
 import { stopSandbox } from '../sandbox/process.js';
 import { isAlive, killQuietly } from '../sys/pids.js';
 import { readSpec } from './bundle.js';
@@ -35,6 +36,11 @@ export async function destroyContainer(
   const spec = await readSpec(r.bundle);
   if ((await store.idsInSandbox(r.sandboxId)).length === 0) {
     await stopSandbox(r.vmDir, log);
+    if (r.hostCgroup !== undefined) {
+      await removeHostCgroup(r.hostCgroup).catch((err: unknown) => {
+        log.warn({ err }, 'removing the host cgroup failed');
+      });
+    }
     // A killed sandbox process leaves its taps in an engine's namespace.
     const netns = spec === undefined ? undefined : netnsPathOf(spec);
     if (netns !== undefined && existsSync(netns)) {

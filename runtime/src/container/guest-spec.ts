@@ -1,7 +1,8 @@
-import { join } from 'node:path';
-import type { Mount, Spec } from '../../../oci/spec.js';
+import { realpath } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import type { IdMapping, Mount, Spec } from '../../../oci/spec.js';
 import type { Storage } from '../../../proto/generated/agent.js';
-import { bindMount, unmountTree } from '../sandbox/host-mounts.js';
+import { bindMount, makeOwnedDir, unmountTree } from '../sandbox/host-mounts.js';
 import { SHARED_TAG } from '../sandbox/vm-dir.js';
 import type { HostMount } from './state.js';
 
@@ -32,7 +33,14 @@ export async function prepareGuestContainer(opts: {
   const guestShare = `${GUEST_CONTAINERS_DIR}/${id}/share`;
   const guestBase = `${guestShare}/${id}`;
   const mounts: HostMount[] = [];
+  // The guest mounts these as the container's root, which a user namespace
+  // maps to a host id: it must traverse them, and nobody else needs to.
+  const owner = {
+    uid: hostIdOfRoot(spec.linux?.uidMappings),
+    gid: hostIdOfRoot(spec.linux?.gidMappings),
+  };
   try {
+    await makeOwnedDir(hostBase, owner);
     await bindMount(rootfs, join(hostBase, 'rootfs'));
     mounts.push({ target: join(hostBase, 'rootfs') });
     const guestMounts: Mount[] = [];
@@ -41,10 +49,14 @@ export async function prepareGuestContainer(opts: {
         guestMounts.push(m);
         continue;
       }
-      const target = join(hostBase, 'mounts', String(i));
+      // Named after the source, so the guest's mountinfo root ends as runc's does.
+      const name = await bindTargetName(m.source);
+      await makeOwnedDir(join(hostBase, 'mounts'), owner);
+      await makeOwnedDir(join(hostBase, 'mounts', String(i)), owner);
+      const target = join(hostBase, 'mounts', String(i), name);
       await bindMount(m.source, target);
       mounts.push({ target });
-      guestMounts.push({ ...m, source: `${guestBase}/mounts/${i}` });
+      guestMounts.push({ ...m, source: `${guestBase}/mounts/${i}/${name}` });
     }
     const guest: Spec = {
       ...spec,
@@ -70,4 +82,31 @@ export async function releaseHostMounts(mounts: readonly HostMount[]): Promise<v
 function isHostBind(m: Mount): boolean {
   const o = m.options ?? [];
   return (o.includes('bind') || o.includes('rbind') || m.type === 'bind') && m.source !== undefined;
+}
+
+/**
+ * The last component of a bind source, symlinks resolved as mount(2)
+ * resolves them: what runc's mountinfo shows as the root's last component.
+ * The directory above it (`mounts/<index>`) keeps names unique; a source of
+ * `/` (no last component) gets `root`.
+ */
+export async function bindTargetName(source: string): Promise<string> {
+  let real = source;
+  try {
+    real = await realpath(source);
+  } catch {
+    // bindMount reports the missing source
+  }
+  const name = basename(real);
+  return name === '' || name === '.' || name === '..' ? 'root' : name;
+}
+
+/**
+ * The host id that container id 0 maps to (OCI linux.uidMappings /
+ * gidMappings), or 0 without a user namespace. A mapping set without 0 gives
+ * its first host id: the ids the container runs as are the mapped ones.
+ */
+export function hostIdOfRoot(mappings: readonly IdMapping[] | undefined): number {
+  const m = mappings?.find((x) => x.containerID === 0 && x.size > 0) ?? mappings?.[0];
+  return m?.hostID ?? 0;
 }

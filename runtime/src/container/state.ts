@@ -6,6 +6,7 @@ import { VM_DIR_NAME, vmDirOf } from '../sandbox/vm-dir.js';
 import { writeFileAtomic } from '../sys/atomic-file.js';
 import { RuntimeError } from '../sys/errors.js';
 import { isAlive } from '../sys/pids.js';
+import type { HostCgroup } from '../sandbox/host-cgroup/apply.js';
 import type { Status } from './lifecycle.js';
 
 /** Where runc keeps state by default; ours, as DESIGN says. */
@@ -38,6 +39,8 @@ export interface ContainerRecord {
   vmDir: string;
   /** Host mounts made for this container, unmounted on delete. */
   mounts: HostMount[];
+  /** Its sandbox's host cgroup (at the sandbox container's cgroupsPath), removed with the sandbox. */
+  hostCgroup?: HostCgroup;
   /** Why the container stopped when it was not its own exit (the VM died). */
   stopReason?: string;
   /** While paused: the status resume returns to (runc pauses created containers too). */

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 import { RuntimeError } from '../sys/errors.js';
@@ -17,8 +17,39 @@ const exec = promisify(execFile);
  */
 export async function makeSharedMount(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
+  // The guest sees this mode on the root of its share: containers in a user
+  // namespace (any mapping, several per pod) must pass through it, to their
+  // own 0700 directories (makeOwnedDir). The VM directory above is 0700, so
+  // no host user gets in by this.
+  await chmod(dir, 0o711);
   await mount(['--bind', dir, dir], dir);
   await mount(['--make-shared', dir], dir);
+}
+
+/**
+ * Makes `dir` (its parent must exist) mode 0700, owned by `owner`: the host
+ * ids a container's root maps to, so only that container's setup in the
+ * guest can traverse it.
+ */
+export async function makeOwnedDir(
+  dir: string,
+  owner: { uid: number; gid: number },
+): Promise<void> {
+  try {
+    await mkdir(dir, { mode: 0o700 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+      throw new RuntimeError(
+        `mkdir ${dir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+        1,
+        {
+          cause: err,
+        },
+      );
+    }
+  }
+  await chmod(dir, 0o700);
+  await chown(dir, owner.uid, owner.gid);
 }
 
 /** Binds `source` (file or directory) at `target`, creating the mount point. */

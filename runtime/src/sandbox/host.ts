@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { Sandbox } from './boot.js';
+import { joinHostCgroup, limitMemoryAfterBoot, readHostCgroupPlan } from './host-cgroup/apply.js';
 import { makeSharedMount } from './host-mounts.js';
 import type { VmSize } from './sizing.js';
 import { cleanupVmDir, vmDirLayout, type VmDirLayout } from './vm-dir.js';
@@ -33,6 +34,10 @@ export class SandboxHost {
     try {
       await mkdir(dir, { recursive: true, mode: 0o700 });
       await writeFile(paths.pidFile, String(process.pid));
+      // Joined first: QEMU and virtiofsd start in it, and every page they
+      // touch is charged there.
+      const hostCgroup = await readHostCgroupPlan(paths.hostCgroup);
+      if (hostCgroup !== undefined) await joinHostCgroup(hostCgroup.cgroup, process.pid);
       await makeSharedMount(paths.shared);
       const sandbox = await Sandbox.start({
         stateDir: paths.dir,
@@ -40,6 +45,10 @@ export class SandboxHost {
         log,
         ...size,
       });
+      if (hostCgroup?.memoryLimitBytes !== undefined) {
+        const m = await limitMemoryAfterBoot(hostCgroup.cgroup, hostCgroup.memoryLimitBytes);
+        log.info({ ...m }, 'host cgroup memory limit set (bytes: measured after boot, limit)');
+      }
       const exited = sandbox.vm.exited.then((s) => `the VM exited (qemu ${describeExit(s)})`);
       return new SandboxHost(sandbox, paths, exited, log);
     } catch (err) {

@@ -1,10 +1,11 @@
 import { closeSync, openSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { startDetached } from '../sys/detached.js';
 import { RuntimeError } from '../sys/errors.js';
 import { isAlive, killQuietly, readPid } from '../sys/pids.js';
+import type { HostCgroupPlan } from './host-cgroup/apply.js';
 import type { VmSize } from './sizing.js';
 import { cleanupVmDir, vmDirLayout } from './vm-dir.js';
 
@@ -25,6 +26,7 @@ export async function startSandbox(
   debug: boolean,
   size: VmSize,
   enter: readonly string[] = [],
+  hostCgroup?: HostCgroupPlan,
 ): Promise<number> {
   const layout = vmDirLayout(vmDir);
   try {
@@ -35,6 +37,7 @@ export async function startSandbox(
     }
     await mkdir(vmDir, { recursive: true, mode: 0o700 });
   }
+  if (hostCgroup !== undefined) await writeFile(layout.hostCgroup, JSON.stringify(hostCgroup));
   const logFd = openSync(layout.log, 'a');
   try {
     return await startDetached(

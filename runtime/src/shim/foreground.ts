@@ -23,6 +23,10 @@ export async function runForeground(p: ProcessRef, o: ForegroundOptions): Promis
     o.log,
   );
   try {
+    // Before the start: the container may print and be signalled before
+    // start() returns here, and runc forwards from the moment it exists
+    // (its signal handler is installed before the container starts).
+    relay.forwardSignals();
     await o.beforeInput?.();
     relay.takeInput(process.stdin);
     if (o.terminal && process.stdout.isTTY) {

@@ -29,6 +29,7 @@ export class Relay {
   readonly #log: Logger;
   readonly #outputs: Promise<unknown>;
   readonly #undo: (() => void)[] = [];
+  #forwarding = false;
 
   constructor(p: ProcessRef, sinks: OutputSinks, log: Logger) {
     this.#p = p;
@@ -45,6 +46,13 @@ export class Relay {
   /** Feeds `stdin` to the process and forwards the signals this process receives. */
   takeInput(stdin: NodeJS.ReadableStream): void {
     this.feedStdin(stdin);
+    this.forwardSignals();
+  }
+
+  /** Passes the signals this process receives on to the guest process (from now on, once). */
+  forwardSignals(): void {
+    if (this.#forwarding) return;
+    this.#forwarding = true;
     this.#undo.push(forwardSignals(this.#p, this.#log));
   }
 

@@ -54,19 +54,29 @@ export class Child {
   /**
    * Starts `file`; rejects (naming the binary) if it cannot be executed.
    * stdin is /dev/null, stdout is piped only when `stdout` is 'pipe'.
+   * `securebits` is setpriv(1)'s --securebits argument (prctl
+   * PR_SET_SECUREBITS before exec; the bits are inherited across it).
    */
   static async start(
     file: string,
     args: readonly string[],
-    opts: { stdout?: 'pipe' | 'ignore' } = {},
+    opts: { stdout?: 'pipe' | 'ignore'; securebits?: string } = {},
   ): Promise<Child> {
     const stdio: StdioOptions = ['ignore', opts.stdout ?? 'ignore', 'pipe'];
     const path = resolveExecutable(file);
     // setpriv makes the kernel kill the helper if kapsel itself dies, so a
     // crashed or SIGKILLed runtime cannot leave a VM behind; its own session
     // (detached) keeps a terminal's Ctrl-C from reaching QEMU directly.
-    const proc = existsSync(SETPRIV)
-      ? spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', path, ...args], { stdio, detached: true })
+    const hasSetpriv = existsSync(SETPRIV);
+    if (opts.securebits !== undefined && !hasSetpriv) {
+      throw new Error(`${SETPRIV} is missing (install util-linux): needed to start ${file}`);
+    }
+    const bits = opts.securebits === undefined ? [] : ['--securebits', opts.securebits];
+    const proc = hasSetpriv
+      ? spawn(SETPRIV, ['--pdeathsig', 'KILL', ...bits, '--', path, ...args], {
+          stdio,
+          detached: true,
+        })
       : spawn(path, args, { stdio, detached: true });
     const exited = new Promise<ExitStatus>((resolve) => {
       proc.once('exit', (code, signal) => {

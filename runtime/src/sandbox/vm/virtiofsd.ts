@@ -24,6 +24,23 @@ export interface VirtiofsdOptions {
   timeoutMs?: number;
 }
 
+/**
+ * The guest mounts virtio-fs with default_permissions (fs/fuse/virtio_fs.c),
+ * so the guest kernel makes every permission decision with the caller's
+ * full credentials: supplementary groups, capabilities, ACLs. This
+ * virtiofsd then creates files under the caller's uid and primary gid only
+ * (setresuid/setresgid on its thread, lo_change_cred in passthrough_ll.c),
+ * and the kernel drops a thread's effective capabilities when its euid
+ * leaves 0 (capabilities(7), "Effect of user ID changes"), so the host
+ * would check once more without the supplementary groups or caps and refuse
+ * what the guest allowed. SECBIT_NO_SETUID_FIXUP keeps the effective set
+ * across that switch: the file still gets the caller's owner and group,
+ * and the decision stays the guest's, as runc's is the container's kernel's.
+ * It grants the guest nothing new: virtiofsd opens, reads and writes any
+ * file of the share as root already.
+ */
+const VIRTIOFSD_SECUREBITS = '+no_setuid_fixup';
+
 export function virtiofsdArgs(o: VirtiofsdOptions): string[] {
   const args = [
     `--socket-path=${o.socketPath}`,
@@ -33,6 +50,13 @@ export function virtiofsdArgs(o: VirtiofsdOptions): string[] {
     'cache=auto',
     '-o',
     `sandbox=${o.sandbox ?? 'namespace'}`,
+    // security.capability (file capabilities) and the other xattrs reach the
+    // guest; posix_acl lets the guest kernel check ACLs with the modes
+    // (FUSE_POSIX_ACL, Linux >= 5.18 guest side; docs/shared-fs.md).
+    '-o',
+    'xattr',
+    '-o',
+    'posix_acl',
   ];
   if (o.threadPoolSize !== undefined) args.push(`--thread-pool-size=${o.threadPoolSize}`);
   return args;
@@ -87,7 +111,7 @@ export class Virtiofsd {
     const args = virtiofsdArgs(o);
     let child: Child;
     try {
-      child = await Child.start(binary, args);
+      child = await Child.start(binary, args, { securebits: VIRTIOFSD_SECUREBITS });
     } catch (err) {
       throw new VmError(step, o.sourceDir, (err as Error).message, { cause: err });
     }
