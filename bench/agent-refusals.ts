@@ -21,6 +21,12 @@ const { values } = parseArgs({
     requests: { type: 'string', default: '100000' },
     concurrency: { type: 'string', default: '16' },
     settle: { type: 'string', default: '10' },
+    // e.g. --node-options=--heapsnapshot-signal=SIGUSR2, then --snapshots
+    'node-options': { type: 'string', default: '' },
+    // SIGUSR2 to the agent at the start and after it settled.
+    snapshots: { type: 'boolean', default: false },
+    // Only these kinds of refusal (0..11, comma-separated), to find what grows.
+    kinds: { type: 'string', default: '' },
   },
 });
 const total = Number(values.requests);
@@ -33,7 +39,10 @@ function rssMb(pid: number): number {
 const fds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
 
 const rootfs = makeBusyboxRootfs();
-const agent = await StandaloneAgent.start({ KAPSEL_LOG: 'info' });
+const agent = await StandaloneAgent.start({
+  KAPSEL_LOG: 'info',
+  NODE_OPTIONS: values['node-options'] ?? '',
+});
 const pid = agent.child.pid ?? 0;
 const client = AgentClient.forSocket(agent.socket);
 const raw = new Client(`unix://${agent.socket}`, credentials.createInsecure());
@@ -102,7 +111,13 @@ const code = (p: Promise<unknown>): Promise<number> =>
   );
 
 /** One refused request of kind i (mod the number of kinds). */
-function refused(i: number): Promise<number> {
+const kinds = (values.kinds ?? '')
+  .split(',')
+  .filter((k) => k !== '')
+  .map(Number);
+
+function refused(n: number): Promise<number> {
+  const i = kinds.length === 0 ? n : n - (n % 12) + (kinds[n % kinds.length] ?? 0);
   const id = `nope-${i}`;
   switch (i % 12) {
     case 0:
@@ -154,6 +169,7 @@ const sample = (label: string): void => {
   );
 };
 sample('start');
+if (values.snapshots) process.kill(pid, 'SIGUSR2');
 const codes = new Map<number, number>();
 let next = 0;
 let done = 0;
@@ -165,9 +181,18 @@ async function worker(): Promise<void> {
   }
 }
 await Promise.all(Array.from({ length: concurrency }, worker));
-await sleep(Number(values.settle) * 1000);
+// Idle: the agent gives memory back a few seconds after the last request.
+for (let waited = 0; waited < Number(values.settle); waited += 5) {
+  await sleep(5000);
+  sample(`idle ${waited + 5} s`);
+}
 await client.check();
 sample('settled');
+if (values.snapshots) {
+  process.kill(pid, 'SIGUSR2');
+  await sleep(5000);
+  sample('snapshotted');
+}
 console.log('status codes:', Object.fromEntries([...codes].map(([c, n]) => [status[c], n])));
 raw.close();
 client.close();

@@ -94,7 +94,7 @@ function bounded(message: string): string {
  */
 export function asJsonRefusal(field: string, err: unknown): unknown {
   if (err instanceof TypeError || err instanceof RangeError) {
-    return invalidArgument(`${field}: malformed value: ${err.message}`);
+    return invalidArgument(`${field}: a value of the wrong type or range (${err.message})`);
   }
   return err;
 }

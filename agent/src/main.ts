@@ -7,6 +7,7 @@ import { CgroupManager } from './cgroups/manager.js';
 import { createLogger } from './log.js';
 import { loadNative, type Native } from './native/index.js';
 import { withDecodeGuard } from './decode-guard.js';
+import { MemoryReclaimer } from './memory.js';
 import { agentService } from './rpc.js';
 import { Sandbox } from './sandbox.js';
 import { findVirtioPort } from './transport/virtio-port.js';
@@ -45,7 +46,13 @@ async function main(argv: readonly string[]): Promise<void> {
       exit(0);
     }, HANG_UP_TIMEOUT_MS).unref();
   };
-  server.addService(withDecodeGuard(AgentServiceService), agentService(sandbox, log, onDestroyed));
+  const reclaimer = new MemoryReclaimer(native, log);
+  server.addService(
+    withDecodeGuard(AgentServiceService),
+    agentService(sandbox, log, onDestroyed, () => {
+      reclaimer.requestDone();
+    }),
+  );
   const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
 
   if (listen !== undefined) {

@@ -46,15 +46,18 @@ export function agentService(
   sandbox: Sandbox,
   log: Logger,
   onDestroyed: () => void,
+  /** Called when any call has ended, answered or refused (MemoryReclaimer). */
+  onRequestDone: () => void = () => undefined,
 ): AgentServiceServer & UntypedServiceImplementation {
+  const ctx: Context = { log, done: onRequestDone };
   const dnsRelay = new DnsRelay(log);
   const empty: Empty = {};
   const network = new GuestNetwork(log);
   return {
-    check: unary(log, 'Check', noFields, () =>
+    check: unary(ctx, 'Check', noFields, () =>
       Promise.resolve({ status: CheckResponse_ServingStatus.SERVING }),
     ),
-    getGuestDetails: unary(log, 'GetGuestDetails', noFields, () =>
+    getGuestDetails: unary(ctx, 'GetGuestDetails', noFields, () =>
       Promise.resolve({
         agentVersion: AGENT_VERSION,
         kernelRelease: release(),
@@ -63,86 +66,87 @@ export function agentService(
         cpus: cpus().length,
       }),
     ),
-    createContainer: unary(log, 'CreateContainer', checkCreateContainer, async (r) => {
+    createContainer: unary(ctx, 'CreateContainer', checkCreateContainer, async (r) => {
       await sandbox.createContainer(r.containerId, r.ociSpecJson, r.storages, r.sandboxContainerId);
       return empty;
     }),
-    startContainer: unary(log, 'StartContainer', checkContainerOnly, async (r) => {
+    startContainer: unary(ctx, 'StartContainer', checkContainerOnly, async (r) => {
       await sandbox.startContainer(r.containerId);
       return empty;
     }),
-    removeContainer: unary(log, 'RemoveContainer', checkContainerOnly, async (r) => {
+    removeContainer: unary(ctx, 'RemoveContainer', checkContainerOnly, async (r) => {
       await sandbox.removeContainer(r.containerId);
       return empty;
     }),
-    waitProcess: unary(log, 'WaitProcess', checkProcessRef, (r) =>
+    waitProcess: unary(ctx, 'WaitProcess', checkProcessRef, (r) =>
       sandbox.waitProcess(r.containerId, r.execId),
     ),
-    signalProcess: unary(log, 'SignalProcess', checkSignalProcess, (r) => {
+    signalProcess: unary(ctx, 'SignalProcess', checkSignalProcess, (r) => {
       sandbox.signalProcess(r.containerId, r.execId, r.signal, r.all);
       return Promise.resolve(empty);
     }),
-    execProcess: unary(log, 'ExecProcess', checkExecProcess, async (r) => {
+    execProcess: unary(ctx, 'ExecProcess', checkExecProcess, async (r) => {
       await sandbox.execProcess(r.containerId, r.execId, r.processJson);
       return empty;
     }),
-    listProcesses: unary(log, 'ListProcesses', checkContainerOnly, (r) =>
+    listProcesses: unary(ctx, 'ListProcesses', checkContainerOnly, (r) =>
       Promise.resolve({ pids: sandbox.listProcesses(r.containerId) }),
     ),
-    ttyWinResize: unary(log, 'TtyWinResize', checkTtyWinResize, (r) => {
+    ttyWinResize: unary(ctx, 'TtyWinResize', checkTtyWinResize, (r) => {
       sandbox.ttyWinResize(r.containerId, r.execId, r.rows, r.columns);
       return Promise.resolve(empty);
     }),
-    readStdout: stream(log, 'ReadStdout', sandbox, 'stdout'),
-    readStderr: stream(log, 'ReadStderr', sandbox, 'stderr'),
-    writeStdin: unary(log, 'WriteStdin', checkWriteStdin, async (r) => {
+    readStdout: stream(ctx, 'ReadStdout', sandbox, 'stdout'),
+    readStderr: stream(ctx, 'ReadStderr', sandbox, 'stderr'),
+    writeStdin: unary(ctx, 'WriteStdin', checkWriteStdin, async (r) => {
       await sandbox.get(r.containerId).writeStdin(r.execId, Buffer.from(r.data));
       return { len: r.data.length };
     }),
-    closeStdin: unary(log, 'CloseStdin', checkProcessRef, (r) => {
+    closeStdin: unary(ctx, 'CloseStdin', checkProcessRef, (r) => {
       sandbox.get(r.containerId).closeStdin(r.execId);
       return Promise.resolve(empty);
     }),
-    setupDnsRelay: unary(log, 'SetupDNSRelay', checkSetupDnsRelay, async (r) => {
+    setupDnsRelay: unary(ctx, 'SetupDNSRelay', checkSetupDnsRelay, async (r) => {
       await dnsRelay.setup(sandbox.get(r.containerId), r.listenAddress);
       return empty;
     }),
-    updateInterface: unary(log, 'UpdateInterface', checkUpdateInterface, (r) => {
+    updateInterface: unary(ctx, 'UpdateInterface', checkUpdateInterface, (r) => {
       const iface = checkInterface(r.interface);
       return network.updateInterface(sandbox.get(r.containerId), iface);
     }),
-    updateRoutes: unary(log, 'UpdateRoutes', checkUpdateRoutes, (r) => {
+    updateRoutes: unary(ctx, 'UpdateRoutes', checkUpdateRoutes, (r) => {
       checkRoutes(r.routes);
       return network.updateRoutes(sandbox.get(r.containerId), r.routes);
     }),
-    addArpNeighbors: unary(log, 'AddARPNeighbors', checkAddArpNeighbors, async (r) => {
+    addArpNeighbors: unary(ctx, 'AddARPNeighbors', checkAddArpNeighbors, async (r) => {
       checkNeighbors(r.neighbors);
       await network.addArpNeighbors(sandbox.get(r.containerId), r.neighbors);
       return empty;
     }),
-    listInterfaces: unary(log, 'ListInterfaces', checkContainerOnly, (r) =>
+    listInterfaces: unary(ctx, 'ListInterfaces', checkContainerOnly, (r) =>
       network.listInterfaces(sandbox.get(r.containerId)),
     ),
-    listRoutes: unary(log, 'ListRoutes', checkContainerOnly, (r) =>
+    listRoutes: unary(ctx, 'ListRoutes', checkContainerOnly, (r) =>
       network.listRoutes(sandbox.get(r.containerId)),
     ),
-    pauseContainer: unary(log, 'PauseContainer', checkContainerOnly, async (r) => {
+    pauseContainer: unary(ctx, 'PauseContainer', checkContainerOnly, async (r) => {
       await sandbox.pauseContainer(r.containerId);
       return empty;
     }),
-    resumeContainer: unary(log, 'ResumeContainer', checkContainerOnly, async (r) => {
+    resumeContainer: unary(ctx, 'ResumeContainer', checkContainerOnly, async (r) => {
       await sandbox.resumeContainer(r.containerId);
       return empty;
     }),
-    updateContainer: unary(log, 'UpdateContainer', checkUpdateContainer, async (r) => {
+    updateContainer: unary(ctx, 'UpdateContainer', checkUpdateContainer, async (r) => {
       await sandbox.updateContainer(r.containerId, r.resourcesJson);
       return empty;
     }),
-    statsContainer: unary(log, 'StatsContainer', checkContainerOnly, (r) =>
+    statsContainer: unary(ctx, 'StatsContainer', checkContainerOnly, (r) =>
       sandbox.statsContainer(r.containerId),
     ),
     getEvents: (call) => {
       log.debug({ rpc: 'GetEvents' }, 'request');
+      call.once('close', onRequestDone);
       if (isUndecodable(call.request)) {
         failStream(log, 'GetEvents', call, undecodable(call.request));
         return;
@@ -154,7 +158,7 @@ export function agentService(
       call.on('cancelled', unsubscribe);
       call.on('close', unsubscribe);
     },
-    destroySandbox: unary(log, 'DestroySandbox', noFields, async () => {
+    destroySandbox: unary(ctx, 'DestroySandbox', noFields, async () => {
       await sandbox.destroy();
       // Answer first; PID 1 powers the VM off once the agent has gone.
       setImmediate(onDestroyed);
@@ -163,8 +167,13 @@ export function agentService(
   };
 }
 
+interface Context {
+  log: Logger;
+  done: () => void;
+}
+
 function unary<Req, Res>(
-  log: Logger,
+  { log, done }: Context,
   name: string,
   check: (request: Req) => void,
   handler: (request: Req) => Promise<Res>,
@@ -187,7 +196,8 @@ function unary<Req, Res>(
           logFailure(log, name, status, err);
           callback({ code: status.code, details: status.details });
         },
-      );
+      )
+      .finally(done);
   };
 }
 
@@ -216,13 +226,14 @@ function failStream(
 }
 
 function stream(
-  log: Logger,
+  { log, done }: Context,
   name: string,
   sandbox: Sandbox,
   which: 'stdout' | 'stderr',
 ): (call: ServerWritableStream<ReadStreamRequest, ReadStreamResponse>) => void {
   return (call) => {
     log.debug({ rpc: name }, 'request');
+    call.once('close', done);
     let source: Readable;
     let release: () => void;
     try {
