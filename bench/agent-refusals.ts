@@ -21,6 +21,9 @@ const { values } = parseArgs({
     requests: { type: 'string', default: '100000' },
     concurrency: { type: 'string', default: '16' },
     settle: { type: 'string', default: '10' },
+    // Refused requests sent before the start is measured, so that code
+    // loaded and compiled on first use does not count as growth.
+    warmup: { type: 'string', default: '0' },
     // e.g. --node-options=--heapsnapshot-signal=SIGUSR2, then --snapshots
     'node-options': { type: 'string', default: '' },
     // SIGUSR2 to the agent at the start and after it settled.
@@ -41,7 +44,7 @@ const fds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
 const rootfs = makeBusyboxRootfs();
 const agent = await StandaloneAgent.start({
   KAPSEL_LOG: 'info',
-  NODE_OPTIONS: values['node-options'] ?? '',
+  NODE_OPTIONS: values['node-options'],
 });
 const pid = agent.child.pid ?? 0;
 const client = AgentClient.forSocket(agent.socket);
@@ -111,7 +114,7 @@ const code = (p: Promise<unknown>): Promise<number> =>
   );
 
 /** One refused request of kind i (mod the number of kinds). */
-const kinds = (values.kinds ?? '')
+const kinds = values.kinds
   .split(',')
   .filter((k) => k !== '')
   .map(Number);
@@ -163,6 +166,11 @@ function refused(n: number): Promise<number> {
 
 const t0 = Date.now();
 await client.check();
+console.log(`cold         rss ${rssMb(pid).toFixed(1).padStart(6)} MB  fds ${fds(pid)}`);
+for (let i = 0; i < Number(values.warmup); i += 16) {
+  await Promise.all(Array.from({ length: 16 }, (_, j) => refused(total + i + j)));
+}
+if (Number(values.warmup) > 0) await sleep(5000);
 const sample = (label: string): void => {
   console.log(
     `${label.padEnd(12)} rss ${rssMb(pid).toFixed(1).padStart(6)} MB  fds ${fds(pid)}  t ${((Date.now() - t0) / 1000).toFixed(0)} s`,

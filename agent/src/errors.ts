@@ -93,8 +93,14 @@ function bounded(message: string): string {
  * refused as INVALID_ARGUMENT naming the document, not the agent's.
  */
 export function asJsonRefusal(field: string, err: unknown): unknown {
-  if (err instanceof TypeError || err instanceof RangeError) {
-    return invalidArgument(`${field}: a value of the wrong type or range (${err.message})`);
+  // The native layer wraps what its request encoder threw (a string where a
+  // number goes, a NUL byte, a number beyond u32) with the encoder's error
+  // as the cause.
+  const wrongValue = (e: unknown): boolean => e instanceof TypeError || e instanceof RangeError;
+  if (wrongValue(err) || (err instanceof Error && wrongValue(err.cause))) {
+    return invalidArgument(
+      `${field}: a value of the wrong type or range (${(err as Error).message})`,
+    );
   }
   return err;
 }

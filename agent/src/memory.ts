@@ -53,6 +53,9 @@ export class MemoryReclaimer {
     }
     const before = process.memoryUsage.rss();
     if (before - this.baseline < GROWTH_BYTES) return;
+    // Twice: the first collection finalizes what frees external memory
+    // (buffers of the requests), the second collects what that released.
+    this.gc();
     this.gc();
     this.native.trimMemory();
     this.baseline = process.memoryUsage.rss();
