@@ -1,5 +1,5 @@
 import { Duplex } from 'node:stream';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { HTTP2_PREFACE, judgePreface, PREFACE_TIMEOUT_MS } from './preface.js';
@@ -25,6 +25,23 @@ const IDLE_POLL_MS = 20;
  * hangs up or a preface starts a new connection, so a bad host cannot wedge
  * the port for the next one.
  */
+/** What the port is read and written through: the device's FileHandle. */
+export interface PortDevice {
+  read(
+    buffer: Buffer,
+    offset: number,
+    length: number,
+    position: null,
+  ): Promise<{ bytesRead: number }>;
+  write(
+    buffer: Buffer,
+    offset: number,
+    length: number,
+    position: null,
+  ): Promise<{ bytesWritten: number }>;
+  close(): Promise<void>;
+}
+
 export class SerialPortConnections {
   private current: PortConnection | undefined;
   private stopped = false;
@@ -35,7 +52,7 @@ export class SerialPortConnections {
   private prefaceTimer: NodeJS.Timeout | undefined;
 
   private constructor(
-    private readonly file: FileHandle,
+    private readonly file: PortDevice,
     private readonly onConnection: (conn: Duplex) => void,
     private readonly log: Logger,
   ) {}
@@ -48,7 +65,15 @@ export class SerialPortConnections {
     onConnection: (conn: Duplex) => void,
     log: Logger,
   ): Promise<SerialPortConnections> {
-    const file = await open(path, 'r+');
+    return SerialPortConnections.onDevice(await open(path, 'r+'), onConnection, log);
+  }
+
+  /** On a device already open (a test's stand-in for the port). */
+  static onDevice(
+    file: PortDevice,
+    onConnection: (conn: Duplex) => void,
+    log: Logger,
+  ): SerialPortConnections {
     const port = new SerialPortConnections(file, onConnection, log);
     void port.readLoop();
     return port;
@@ -109,7 +134,7 @@ export class SerialPortConnections {
       const at = head.indexOf(HTTP2_PREFACE);
       if (at === -1) {
         // Keep a tail that may be the start of a preface split across reads.
-        this.head = head.subarray(Math.max(0, head.length - HTTP2_PREFACE.length + 1));
+        this.head = Buffer.from(head.subarray(Math.max(0, head.length - HTTP2_PREFACE.length + 1)));
         return;
       }
       head = head.subarray(at);
@@ -159,7 +184,7 @@ class PortConnection extends Duplex {
   /** False once the host hung up or grpc-js destroyed the connection. */
   live = true;
 
-  constructor(private readonly file: FileHandle) {
+  constructor(private readonly file: PortDevice) {
     super({ allowHalfOpen: false });
     this.once('close', () => {
       this.live = false;
@@ -198,7 +223,7 @@ class PortConnection extends Duplex {
   }
 }
 
-async function writeAll(file: FileHandle, chunk: Buffer): Promise<void> {
+async function writeAll(file: PortDevice, chunk: Buffer): Promise<void> {
   let off = 0;
   while (off < chunk.length) {
     const { bytesWritten } = await file.write(chunk, off, chunk.length - off, null);
