@@ -23,3 +23,24 @@ export const DNS_PORT_NAME = 'kapsel.dns.0';
  * before it makes cgroups and paths from an id.
  */
 export const CONTAINER_ID_PATTERN = /^[\w+\-.]+$/;
+
+/**
+ * runc gives ids no length limit of its own, but an id names a directory
+ * (under --root on the host, a cgroup in the guest), so NAME_MAX (255 bytes)
+ * is where runc fails with ENAMETOOLONG; both halves refuse beyond it.
+ */
+export const CONTAINER_ID_MAX_LENGTH = 255;
+
+/**
+ * runc's validateID (libcontainer/factory_linux.go): CONTAINER_ID_PATTERN,
+ * and the id must be itself once cleaned as a path, so "." and ".." are
+ * refused; within CONTAINER_ID_MAX_LENGTH. Exec ids follow the same rule.
+ */
+export function isValidContainerId(id: string): boolean {
+  return (
+    id.length <= CONTAINER_ID_MAX_LENGTH &&
+    CONTAINER_ID_PATTERN.test(id) &&
+    id !== '.' &&
+    id !== '..'
+  );
+}

@@ -1,9 +1,22 @@
-import type { Readable, Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import { CONTAINER_ID_PATTERN } from '../../proto/contract.js';
-import { alreadyExists, failedPrecondition, invalidArgument, notFound } from './errors.js';
+import { isValidContainerId } from '../../proto/contract.js';
+import {
+  alreadyExists,
+  failedPrecondition,
+  invalidArgument,
+  notFound,
+  resourceExhausted,
+} from './errors.js';
 import type { ContainerProcess, ProcessExit } from './native/types.js';
 import type { ExecContext } from './spec/exec.js';
+import type { MountedStorage } from './storage.js';
+
+/**
+ * Bytes of stdin a process may leave unread before WriteStdin is refused: a
+ * pipe holds 64 KiB (pipe(7)), this much more waits in the agent.
+ */
+export const STDIN_BUFFER_LIMIT = 1 << 20;
 
 export type ContainerStatus = 'created' | 'running' | 'paused' | 'stopped';
 
@@ -38,7 +51,7 @@ export class Container {
   constructor(
     readonly id: string,
     init: ContainerProcess,
-    readonly storageMounts: readonly string[],
+    readonly storageMounts: readonly MountedStorage[],
     readonly execContext: ExecContext,
     private readonly log: Logger,
   ) {
@@ -85,7 +98,7 @@ export class Container {
 
   /** Checks an exec may be added now; the caller spawns it and hands it to addExec. */
   checkExec(execId: string): void {
-    if (execId === '' || !CONTAINER_ID_PATTERN.test(execId)) {
+    if (!isValidContainerId(execId) || execId === '') {
       throw invalidArgument(`exec_id: invalid id ${JSON.stringify(execId)}`);
     }
     if (this.execs.has(execId)) {
@@ -124,8 +137,32 @@ export class Container {
     p.process.resize(rows, cols);
   }
 
-  stdin(execId: string): Writable {
-    return this.proc(execId).process.stdin;
+  /**
+   * WriteStdin: resolves once the process's pipe (or terminal) took the
+   * bytes, so a host writing in sequence is held back by a process that does
+   * not read. Writes that pile up beyond STDIN_BUFFER_LIMIT bytes without
+   * being read are refused with RESOURCE_EXHAUSTED rather than buffered.
+   */
+  async writeStdin(execId: string, data: Buffer): Promise<void> {
+    const p = this.proc(execId);
+    const name = `stdin of ${execId || 'init'} of ${this.id}`;
+    const stdin = p.process.stdin;
+    if (p.exit !== undefined) throw failedPrecondition(`${name}: the process has exited`);
+    if (stdin.writableEnded || stdin.destroyed) throw failedPrecondition(`${name}: closed`);
+    if (data.length === 0) return;
+    if (stdin.writableLength + data.length > STDIN_BUFFER_LIMIT) {
+      throw resourceExhausted(
+        `${name}: ${stdin.writableLength} bytes are still waiting for the process to read them (limit ${STDIN_BUFFER_LIMIT})`,
+      );
+    }
+    await new Promise<void>((resolve, reject) => {
+      stdin.write(data, (err) => {
+        if (!err) resolve();
+        // The process exited or closed its stdin meanwhile (EPIPE, or the
+        // stream destroyed when it exited): the host's input has no reader.
+        else reject(failedPrecondition(`${name}: the process stopped reading (${err.message})`));
+      });
+    });
   }
 
   /**
@@ -134,6 +171,7 @@ export class Container {
    */
   closeStdin(execId: string): void {
     const p = this.proc(execId).process;
+    if (p.stdin.writableEnded || p.stdin.destroyed) return;
     if (p.terminal) p.stdin.write(Buffer.from([4]));
     p.stdin.end();
   }

@@ -6,6 +6,8 @@ import { DisabledCgroups, type ContainerCgroups } from './cgroups/container-cgro
 import { CgroupManager } from './cgroups/manager.js';
 import { createLogger } from './log.js';
 import { loadNative, type Native } from './native/index.js';
+import { withDecodeGuard } from './decode-guard.js';
+import { MemoryReclaimer } from './memory.js';
 import { agentService } from './rpc.js';
 import { Sandbox } from './sandbox.js';
 import { findVirtioPort } from './transport/virtio-port.js';
@@ -44,14 +46,24 @@ async function main(argv: readonly string[]): Promise<void> {
       exit(0);
     }, HANG_UP_TIMEOUT_MS).unref();
   };
-  server.addService(AgentServiceService, agentService(sandbox, log, onDestroyed));
+  const reclaimer = new MemoryReclaimer(native, log);
+  server.addService(
+    withDecodeGuard(AgentServiceService),
+    agentService(sandbox, log, onDestroyed, () => {
+      reclaimer.requestDone();
+    }),
+  );
   const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
 
   if (listen !== undefined) {
-    await listenUnix(listen, (conn) => {
-      conn.once('close', leaveAfterHangUp);
-      injector.injectConnection(conn);
-    });
+    await listenUnix(
+      listen,
+      (conn) => {
+        conn.once('close', leaveAfterHangUp);
+        injector.injectConnection(conn);
+      },
+      log,
+    );
     log.info({ version: AGENT_VERSION, listen }, 'agent serving on unix socket');
   } else {
     const path = await findVirtioPort(AGENT_PORT_NAME);

@@ -1,6 +1,7 @@
 import { cpus, release, totalmem } from 'node:os';
 import type { Readable } from 'node:stream';
 import {
+  status as GrpcStatus,
   type sendUnaryData,
   type ServerUnaryCall,
   type ServerWritableStream,
@@ -14,7 +15,23 @@ import {
   type ReadStreamRequest,
   type ReadStreamResponse,
 } from '../../proto/generated/agent.js';
-import { toGrpcStatus } from './errors.js';
+import { toGrpcStatus, type GrpcErrorStatus } from './errors.js';
+import { isUndecodable, undecodable } from './decode-guard.js';
+import {
+  checkAddArpNeighbors,
+  checkContainerOnly,
+  checkCreateContainer,
+  checkExecProcess,
+  checkProcessRef,
+  checkSetupDnsRelay,
+  checkSignalProcess,
+  checkTtyWinResize,
+  checkUpdateContainer,
+  checkUpdateInterface,
+  checkUpdateRoutes,
+  checkWriteStdin,
+  noFields,
+} from './request-checks.js';
 import { GuestNetwork } from './network/network.js';
 import { checkInterface, checkNeighbors, checkRoutes } from './network/validate.js';
 import type { Sandbox } from './sandbox.js';
@@ -29,15 +46,18 @@ export function agentService(
   sandbox: Sandbox,
   log: Logger,
   onDestroyed: () => void,
+  /** Called when any call has ended, answered or refused (MemoryReclaimer). */
+  onRequestDone: () => void = () => undefined,
 ): AgentServiceServer & UntypedServiceImplementation {
+  const ctx: Context = { log, done: onRequestDone };
   const dnsRelay = new DnsRelay(log);
   const empty: Empty = {};
   const network = new GuestNetwork(log);
   return {
-    check: unary(log, 'Check', () =>
+    check: unary(ctx, 'Check', noFields, () =>
       Promise.resolve({ status: CheckResponse_ServingStatus.SERVING }),
     ),
-    getGuestDetails: unary(log, 'GetGuestDetails', () =>
+    getGuestDetails: unary(ctx, 'GetGuestDetails', noFields, () =>
       Promise.resolve({
         agentVersion: AGENT_VERSION,
         kernelRelease: release(),
@@ -46,86 +66,91 @@ export function agentService(
         cpus: cpus().length,
       }),
     ),
-    createContainer: unary(log, 'CreateContainer', async (r) => {
+    createContainer: unary(ctx, 'CreateContainer', checkCreateContainer, async (r) => {
       await sandbox.createContainer(r.containerId, r.ociSpecJson, r.storages, r.sandboxContainerId);
       return empty;
     }),
-    startContainer: unary(log, 'StartContainer', async (r) => {
+    startContainer: unary(ctx, 'StartContainer', checkContainerOnly, async (r) => {
       await sandbox.startContainer(r.containerId);
       return empty;
     }),
-    removeContainer: unary(log, 'RemoveContainer', async (r) => {
+    removeContainer: unary(ctx, 'RemoveContainer', checkContainerOnly, async (r) => {
       await sandbox.removeContainer(r.containerId);
       return empty;
     }),
-    waitProcess: unary(log, 'WaitProcess', (r) => sandbox.waitProcess(r.containerId, r.execId)),
-    signalProcess: unary(log, 'SignalProcess', (r) => {
+    waitProcess: unary(ctx, 'WaitProcess', checkProcessRef, (r) =>
+      sandbox.waitProcess(r.containerId, r.execId),
+    ),
+    signalProcess: unary(ctx, 'SignalProcess', checkSignalProcess, (r) => {
       sandbox.signalProcess(r.containerId, r.execId, r.signal, r.all);
       return Promise.resolve(empty);
     }),
-    execProcess: unary(log, 'ExecProcess', async (r) => {
+    execProcess: unary(ctx, 'ExecProcess', checkExecProcess, async (r) => {
       await sandbox.execProcess(r.containerId, r.execId, r.processJson);
       return empty;
     }),
-    listProcesses: unary(log, 'ListProcesses', (r) =>
+    listProcesses: unary(ctx, 'ListProcesses', checkContainerOnly, (r) =>
       Promise.resolve({ pids: sandbox.listProcesses(r.containerId) }),
     ),
-    ttyWinResize: unary(log, 'TtyWinResize', (r) => {
+    ttyWinResize: unary(ctx, 'TtyWinResize', checkTtyWinResize, (r) => {
       sandbox.ttyWinResize(r.containerId, r.execId, r.rows, r.columns);
       return Promise.resolve(empty);
     }),
-    readStdout: stream(log, 'ReadStdout', sandbox, 'stdout'),
-    readStderr: stream(log, 'ReadStderr', sandbox, 'stderr'),
-    writeStdin: unary(log, 'WriteStdin', async (r) => {
-      const stdin = sandbox.get(r.containerId).stdin(r.execId);
-      await new Promise<void>((resolve, reject) => {
-        stdin.write(r.data, (err) => {
-          if (err) reject(err);
-          else resolve();
-        });
-      });
+    readStdout: stream(ctx, 'ReadStdout', sandbox, 'stdout'),
+    readStderr: stream(ctx, 'ReadStderr', sandbox, 'stderr'),
+    writeStdin: unary(ctx, 'WriteStdin', checkWriteStdin, async (r) => {
+      await sandbox.get(r.containerId).writeStdin(r.execId, Buffer.from(r.data));
       return { len: r.data.length };
     }),
-    closeStdin: unary(log, 'CloseStdin', (r) => {
+    closeStdin: unary(ctx, 'CloseStdin', checkProcessRef, (r) => {
       sandbox.get(r.containerId).closeStdin(r.execId);
       return Promise.resolve(empty);
     }),
-    setupDnsRelay: unary(log, 'SetupDNSRelay', async (r) => {
+    setupDnsRelay: unary(ctx, 'SetupDNSRelay', checkSetupDnsRelay, async (r) => {
       await dnsRelay.setup(sandbox.get(r.containerId), r.listenAddress);
       return empty;
     }),
-    updateInterface: unary(log, 'UpdateInterface', (r) => {
+    updateInterface: unary(ctx, 'UpdateInterface', checkUpdateInterface, (r) => {
       const iface = checkInterface(r.interface);
       return network.updateInterface(sandbox.get(r.containerId), iface);
     }),
-    updateRoutes: unary(log, 'UpdateRoutes', (r) => {
+    updateRoutes: unary(ctx, 'UpdateRoutes', checkUpdateRoutes, (r) => {
       checkRoutes(r.routes);
       return network.updateRoutes(sandbox.get(r.containerId), r.routes);
     }),
-    addArpNeighbors: unary(log, 'AddARPNeighbors', async (r) => {
+    addArpNeighbors: unary(ctx, 'AddARPNeighbors', checkAddArpNeighbors, async (r) => {
       checkNeighbors(r.neighbors);
       await network.addArpNeighbors(sandbox.get(r.containerId), r.neighbors);
       return empty;
     }),
-    listInterfaces: unary(log, 'ListInterfaces', (r) =>
+    listInterfaces: unary(ctx, 'ListInterfaces', checkContainerOnly, (r) =>
       network.listInterfaces(sandbox.get(r.containerId)),
     ),
-    listRoutes: unary(log, 'ListRoutes', (r) => network.listRoutes(sandbox.get(r.containerId))),
-    pauseContainer: unary(log, 'PauseContainer', async (r) => {
+    listRoutes: unary(ctx, 'ListRoutes', checkContainerOnly, (r) =>
+      network.listRoutes(sandbox.get(r.containerId)),
+    ),
+    pauseContainer: unary(ctx, 'PauseContainer', checkContainerOnly, async (r) => {
       await sandbox.pauseContainer(r.containerId);
       return empty;
     }),
-    resumeContainer: unary(log, 'ResumeContainer', async (r) => {
+    resumeContainer: unary(ctx, 'ResumeContainer', checkContainerOnly, async (r) => {
       await sandbox.resumeContainer(r.containerId);
       return empty;
     }),
-    updateContainer: unary(log, 'UpdateContainer', async (r) => {
+    updateContainer: unary(ctx, 'UpdateContainer', checkUpdateContainer, async (r) => {
       await sandbox.updateContainer(r.containerId, r.resourcesJson);
       return empty;
     }),
-    statsContainer: unary(log, 'StatsContainer', (r) => sandbox.statsContainer(r.containerId)),
+    statsContainer: unary(ctx, 'StatsContainer', checkContainerOnly, (r) =>
+      sandbox.statsContainer(r.containerId),
+    ),
     getEvents: (call) => {
       log.debug({ rpc: 'GetEvents' }, 'request');
+      call.once('close', onRequestDone);
+      if (isUndecodable(call.request)) {
+        failStream(log, 'GetEvents', call, undecodable(call.request));
+        return;
+      }
       // Until the host cancels; backpressure is not needed at OOM rates.
       const unsubscribe = sandbox.events.subscribe((e) => {
         call.write(e);
@@ -133,7 +158,7 @@ export function agentService(
       call.on('cancelled', unsubscribe);
       call.on('close', unsubscribe);
     },
-    destroySandbox: unary(log, 'DestroySandbox', async () => {
+    destroySandbox: unary(ctx, 'DestroySandbox', noFields, async () => {
       await sandbox.destroy();
       // Answer first; PID 1 powers the VM off once the agent has gone.
       setImmediate(onDestroyed);
@@ -142,40 +167,78 @@ export function agentService(
   };
 }
 
+interface Context {
+  log: Logger;
+  done: () => void;
+}
+
 function unary<Req, Res>(
-  log: Logger,
+  { log, done }: Context,
   name: string,
+  check: (request: Req) => void,
   handler: (request: Req) => Promise<Res>,
 ): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
   return (call, callback) => {
     log.debug({ rpc: name }, 'request');
     // A handler that throws before its first await must still map to a status.
     Promise.resolve(call.request)
-      .then(handler)
+      .then((request) => {
+        if (isUndecodable(request)) throw undecodable(request);
+        check(request);
+        return handler(request);
+      })
       .then(
         (res) => {
           callback(null, res);
         },
         (err: unknown) => {
           const status = toGrpcStatus(err);
-          log.info({ rpc: name, code: status.code, msg: status.details }, 'request failed');
+          logFailure(log, name, status, err);
           callback({ code: status.code, details: status.details });
         },
-      );
+      )
+      .finally(done);
   };
 }
 
-function stream(
+function logFailure(log: Logger, name: string, status: GrpcErrorStatus, err: unknown): void {
+  if (status.code === GrpcStatus.INTERNAL) {
+    log.error({ rpc: name, err }, 'request failed');
+  } else {
+    log.info({ rpc: name, code: status.code, msg: status.details }, 'request refused');
+  }
+}
+
+/**
+ * Ends a server stream with the error's status. grpc-js sends a stream's
+ * status from its 'error' event; destroy() would drop the call without one,
+ * and the caller would wait until its deadline.
+ */
+function failStream(
   log: Logger,
+  name: string,
+  call: ServerWritableStream<unknown, unknown>,
+  err: unknown,
+): void {
+  const status = toGrpcStatus(err);
+  logFailure(log, name, status, err);
+  call.emit('error', Object.assign(new Error(status.details), status));
+}
+
+function stream(
+  { log, done }: Context,
   name: string,
   sandbox: Sandbox,
   which: 'stdout' | 'stderr',
 ): (call: ServerWritableStream<ReadStreamRequest, ReadStreamResponse>) => void {
   return (call) => {
-    log.debug({ rpc: name, exec: call.request.execId }, 'request');
+    log.debug({ rpc: name }, 'request');
+    call.once('close', done);
     let source: Readable;
     let release: () => void;
     try {
+      if (isUndecodable(call.request)) throw undecodable(call.request);
+      checkProcessRef(call.request);
       const { containerId, execId } = call.request;
       const container = sandbox.get(containerId);
       source = container.claimOutput(which, execId);
@@ -183,21 +246,31 @@ function stream(
         container.releaseOutput(source, execId);
       };
     } catch (err) {
-      const status = toGrpcStatus(err);
-      log.info({ rpc: name, code: status.code, msg: status.details }, 'request failed');
-      call.destroy(Object.assign(new Error(status.details), status));
+      failStream(log, name, call, err);
       return;
     }
+    const onDrain = (): void => {
+      source.resume();
+    };
     const onData = (data: Buffer): void => {
       if (!call.write({ data })) {
         source.pause();
-        call.once('drain', () => source.resume());
+        call.once('drain', onDrain);
       }
     };
+    let detached = false;
+    // Whichever way the call ends (output done, cancelled, connection lost),
+    // the output is released for the next reader: a host that reconnects
+    // reads it again.
     const detach = (): void => {
+      if (detached) return;
+      detached = true;
       source.off('data', onData);
       source.off('end', onEnd);
       source.off('error', onEnd);
+      call.off('drain', onDrain);
+      call.off('cancelled', detach);
+      call.off('close', detach);
       source.pause();
       release();
     };
@@ -213,6 +286,7 @@ function stream(
       return;
     }
     call.on('cancelled', detach);
+    call.on('close', detach);
     source.on('data', onData);
     source.once('end', onEnd);
     source.once('error', onEnd);

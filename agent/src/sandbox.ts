@@ -1,19 +1,25 @@
 import type { Logger } from 'pino';
 import type { LinuxResources } from '../../oci/resources.js';
 import type { Seccomp, Spec } from '../../oci/spec.js';
-import { CONTAINER_ID_PATTERN } from '../../proto/contract.js';
 import type { StatsContainerResponse, Storage } from '../../proto/generated/agent.js';
 import { OomWatcher } from './cgroups/events.js';
 import { DisabledCgroups, type ContainerCgroups } from './cgroups/container-cgroups.js';
 import { Container } from './container.js';
-import { alreadyExists, failedPrecondition, invalidArgument, notFound } from './errors.js';
+import {
+  alreadyExists,
+  asJsonRefusal,
+  failedPrecondition,
+  invalidArgument,
+  notFound,
+} from './errors.js';
 import { EventHub } from './events.js';
 import { NativeError, type Native, type ProcessExit } from './native/types.js';
 import { containerPids, signalAll } from './processes.js';
 import { execContextOf, toExecRequest } from './spec/exec.js';
 import { joinsOf } from './spec/linux.js';
 import { parseSpec, toSpawnRequest } from './spec/translate.js';
-import { mountStorages, unmountAll } from './storage.js';
+import { checkContainerId } from './request-checks.js';
+import { mountStorages, unmountAll, type MountedStorage } from './storage.js';
 
 /**
  * libkapsel compiles the seccomp profile at create; a syscall name libseccomp
@@ -56,7 +62,7 @@ export class Sandbox {
     storages: readonly Storage[],
     sandboxContainerId = '',
   ): Promise<void> {
-    checkId(id);
+    checkContainerId('container_id', id);
     if (this.containers.has(id) || this.creating.has(id)) {
       throw alreadyExists(`container ${id} already exists`);
     }
@@ -65,7 +71,11 @@ export class Sandbox {
       const spec = parseSpec(specJson);
       // Resources are refused before anything is made; the rest of the spec
       // after the storages are mounted, since bind sources live in them.
-      const resources = await this.cgroups.checkSpec(spec.linux?.resources);
+      const resources = await this.cgroups
+        .checkSpec(spec.linux?.resources)
+        .catch((err: unknown) => {
+          throw asJsonRefusal('oci_spec_json: linux.resources', err);
+        });
       const mounted = await mountStorages(this.native, storages);
       try {
         await this.createInMounted(id, spec, resources, mounted, sandboxContainerId);
@@ -82,10 +92,16 @@ export class Sandbox {
     id: string,
     spec: Spec,
     resources: LinuxResources | undefined,
-    mounted: string[],
+    mounted: MountedStorage[],
     sandboxContainerId: string,
   ): Promise<void> {
-    const { request, join } = toSpawnRequest(spec);
+    let plan: ReturnType<typeof toSpawnRequest>;
+    try {
+      plan = toSpawnRequest(spec);
+    } catch (err) {
+      throw asJsonRefusal('oci_spec_json', err);
+    }
+    const { request, join } = plan;
     if (join.length > 0) {
       // A path in linux.namespaces is the host's; in the guest the pod's
       // namespaces are those of its sandbox container's init.
@@ -109,9 +125,14 @@ export class Sandbox {
       }
     }
     try {
-      const context = execContextOf(request, join, spec.linux);
+      let context: ReturnType<typeof execContextOf>;
+      try {
+        context = execContextOf(request, join, spec.linux);
+      } catch (err) {
+        throw asJsonRefusal('oci_spec_json', err);
+      }
       const init = await this.native.spawn(request).catch((err: unknown) => {
-        throw specRefusal(err, spec.linux?.seccomp);
+        throw asJsonRefusal('oci_spec_json', specRefusal(err, spec.linux?.seccomp));
       });
       this.containers.set(id, new Container(id, init, mounted, context, this.log));
       if (cgroup !== undefined) await this.oom.add(id, cgroup);
@@ -140,9 +161,16 @@ export class Sandbox {
   async execProcess(id: string, execId: string, processJson: string): Promise<void> {
     const c = this.get(id);
     c.checkExec(execId);
-    const request = toExecRequest(processJson, c.pid, c.execContext);
+    let request: ReturnType<typeof toExecRequest>;
+    try {
+      request = toExecRequest(processJson, c.pid, c.execContext);
+    } catch (err) {
+      throw asJsonRefusal('process_json', err);
+    }
     // The container's profile compiled once at create; nothing to refuse here.
-    const spawned = await this.native.spawn(request);
+    const spawned = await this.native.spawn(request).catch((err: unknown) => {
+      throw asJsonRefusal('process_json', err);
+    });
     // A second exec with this id may have raced us through the await.
     try {
       c.checkExec(execId);
@@ -235,7 +263,9 @@ export class Sandbox {
     } catch (err) {
       throw invalidArgument(`resources_json: ${(err as Error).message}`);
     }
-    const resources = await cgroups.validate(value);
+    const resources = await cgroups.validate(value).catch((err: unknown) => {
+      throw asJsonRefusal('resources_json', err);
+    });
     await cgroups.apply(this.cgroupOf(c), resources);
     this.log.info({ container: id, resources }, 'container resources updated');
   }
@@ -257,9 +287,4 @@ export class Sandbox {
       });
     }
   }
-}
-
-function checkId(id: string): void {
-  if (!CONTAINER_ID_PATTERN.test(id))
-    throw invalidArgument(`container_id: invalid id ${JSON.stringify(id)}`);
 }

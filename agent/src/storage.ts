@@ -1,44 +1,40 @@
 import { mkdir, rmdir } from 'node:fs/promises';
-import { isAbsolute } from 'node:path';
+import { dirname } from 'node:path';
 import type { Storage } from '../../proto/generated/agent.js';
-import { invalidArgument } from './errors.js';
 import type { Native } from './native/types.js';
+
+/** A storage the agent mounted, and the first directory it made for it (mkdir -p). */
+export interface MountedStorage {
+  mountPoint: string;
+  /** The topmost directory created for the mount point; undefined if it existed. */
+  made: string | undefined;
+}
 
 /**
  * Mounts the filesystems a container needs before it is built (its rootfs,
- * shared from the host over virtio-fs) and returns their mount points in
- * mount order, for unmountAll.
+ * shared from the host over virtio-fs) and returns them in mount order, for
+ * unmountAll. The storages were checked field by field with the request
+ * (request-checks.ts), so nothing is made for a request that is refused.
  */
 export async function mountStorages(
   native: Native,
   storages: readonly Storage[],
-): Promise<string[]> {
-  const mounted: string[] = [];
+): Promise<MountedStorage[]> {
+  const mounted: MountedStorage[] = [];
   try {
-    for (const [i, s] of storages.entries()) {
-      const field = `storages[${i}]`;
-      if (!isAbsolute(s.mountPoint)) {
-        throw invalidArgument(
-          `${field}.mount_point: must be absolute, got ${JSON.stringify(s.mountPoint)}`,
-        );
-      }
-      await mkdir(s.mountPoint, { recursive: true });
-      switch (s.driver) {
-        case 'virtiofs':
+    for (const s of storages) {
+      const made = await mkdir(s.mountPoint, { recursive: true });
+      try {
+        if (s.driver === 'virtiofs') {
           await native.mount(s.source, s.mountPoint, 'virtiofs', 0, s.options.join(','));
-          break;
-        case 'bind':
-          if (!isAbsolute(s.source)) {
-            throw invalidArgument(`${field}.source: must be absolute for a bind storage`);
-          }
+        } else {
           await native.mount(s.source, s.mountPoint, '', MS_BIND | MS_REC, '');
-          break;
-        default:
-          throw invalidArgument(
-            `${field}.driver: unknown storage driver ${JSON.stringify(s.driver)}`,
-          );
+        }
+      } catch (err) {
+        await removeMade(s.mountPoint, made);
+        throw err;
       }
-      mounted.push(s.mountPoint);
+      mounted.push({ mountPoint: s.mountPoint, made });
     }
   } catch (err) {
     await unmountAll(native, mounted);
@@ -47,10 +43,25 @@ export async function mountStorages(
   return mounted;
 }
 
-export async function unmountAll(native: Native, mountPoints: readonly string[]): Promise<void> {
-  for (const mp of [...mountPoints].reverse()) {
-    await native.umount(mp);
-    await rmdir(mp).catch(() => undefined);
+export async function unmountAll(native: Native, mounts: readonly MountedStorage[]): Promise<void> {
+  for (const m of [...mounts].reverse()) {
+    await native.umount(m.mountPoint);
+    await removeMade(m.mountPoint, m.made);
+  }
+}
+
+/** Removes the directories mkdir -p made, from the mount point up to `made`. */
+async function removeMade(mountPoint: string, made: string | undefined): Promise<void> {
+  if (made === undefined) return;
+  for (let dir = mountPoint; ; dir = dirname(dir)) {
+    if (
+      !(await rmdir(dir).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return;
+    if (dir === made || dir === '/') return;
   }
 }
 

@@ -179,7 +179,7 @@ describe.skipIf(skip !== undefined)(
       expect(await codeOf(client.startContainer('nope'))).toBe(status.NOT_FOUND);
       expect(await codeOf(client.waitProcess('nope'))).toBe(status.NOT_FOUND);
       expect(await codeOf(client.removeContainer('nope'))).toBe(status.NOT_FOUND);
-      expect(await codeOf(client.startContainer('bad/id'))).toBe(status.NOT_FOUND);
+      expect(await codeOf(client.startContainer('bad/id'))).toBe(status.INVALID_ARGUMENT);
       const id = nextId();
       const json = JSON.stringify(testSpec(rootfs, ['sleep', '100']));
       await client.createContainer({ containerId: id, ociSpecJson: json, storages: [] });
@@ -218,7 +218,7 @@ describe.skipIf(skip !== undefined)(
       // Field 1 as a length-delimited string claiming 100 bytes it does not have.
       expect(
         await call('/kapsel.agent.v1.AgentService/CreateContainer', Buffer.from([0x0a, 100, 1])),
-      ).toBe(status.INTERNAL);
+      ).toBe(status.INVALID_ARGUMENT);
       raw.close();
       expect((await client.check()).status).toBe(CheckResponse_ServingStatus.SERVING);
     });

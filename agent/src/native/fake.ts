@@ -15,6 +15,7 @@ export type FakeCall =
   | { op: 'mount'; source: string; target: string; fstype: string; flags: number; data: string }
   | { op: 'umount'; target: string; flags: number }
   | { op: 'exit'; status: number }
+  | { op: 'trimMemory' }
   | { op: 'attachDeviceFilter'; cgroupDir: string; program: Buffer; replaceFd: number }
   | { op: 'start'; pid: number }
   | { op: 'signal'; pid: number; signo: number }
@@ -142,6 +143,10 @@ export class FakeNative implements Native {
   exit(status: number): never {
     this.calls.push({ op: 'exit', status });
     throw new FakeExit(status);
+  }
+
+  trimMemory(): void {
+    this.calls.push({ op: 'trimMemory' });
   }
 
   umount(target: string, flags = 0): Promise<void> {

@@ -55,6 +55,8 @@ export interface KapselLib {
   errno(): number;
   /** void _exit(int status) */
   exit(status: number): never;
+  /** int malloc_trim(size_t pad) */
+  mallocTrim(pad: number): number;
 }
 
 type AsyncFn = (...args: unknown[]) => void;
@@ -99,6 +101,7 @@ export function loadKapselLib(): KapselLib {
   );
   const waitpid = libc.func('int waitpid(int pid, int *status, int options)');
   const exit = libc.func('void _exit(int status)');
+  const mallocTrim = libc.func('int malloc_trim(size_t pad)');
 
   loaded = {
     // Synchronous on purpose: the monitor's PR_SET_PDEATHSIG is tied to the
@@ -121,6 +124,7 @@ export function loadKapselLib(): KapselLib {
       exit(status);
       throw new Error('_exit returned');
     },
+    mallocTrim: (pad) => mallocTrim(pad) as number,
   };
   return loaded;
 }

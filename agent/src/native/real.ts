@@ -311,6 +311,10 @@ export class RealNative implements Native {
     return this.lib.exit(status);
   }
 
+  trimMemory(): void {
+    this.lib.mallocTrim(0);
+  }
+
   async umount(target: string, flags = 0): Promise<void> {
     const err = Buffer.alloc(RECORD_SIZE);
     const rc = await this.lib.umount(target, flags, err);

@@ -171,6 +171,12 @@ export interface Native {
    * virtio-serial port whose host has gone blocks forever.
    */
   exit(status: number): never;
+  /**
+   * malloc_trim(3): hands the malloc heap's free pages back to the kernel.
+   * glibc keeps freed memory for reuse; after a burst of large requests that
+   * is tens of MB the guest cannot use otherwise.
+   */
+  trimMemory(): void;
 }
 
 const ERRNO_NAMES = new Map<number, string>(

@@ -1,7 +1,8 @@
 import { Duplex } from 'node:stream';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import { HTTP2_PREFACE, judgePreface, PREFACE_TIMEOUT_MS } from './preface.js';
 
 const READ_SIZE = 64 * 1024;
 /** How often to look again while no host is connected (reads return 0 then). */
@@ -17,13 +18,41 @@ const IDLE_POLL_MS = 20;
  * connection's bytes. So: 0 bytes ends the current connection, and the first
  * bytes after that start a new one. grpc-js then runs a fresh HTTP/2 session
  * on each.
+ *
+ * A connection must start with the HTTP/2 preface. One that does not, that
+ * sends an incomplete preface for PREFACE_TIMEOUT_MS, or that grpc-js closed
+ * (a protocol error) is dropped: its bytes are discarded until the host
+ * hangs up or a preface starts a new connection, so a bad host cannot wedge
+ * the port for the next one.
  */
+/** What the port is read and written through: the device's FileHandle. */
+export interface PortDevice {
+  read(
+    buffer: Buffer,
+    offset: number,
+    length: number,
+    position: null,
+  ): Promise<{ bytesRead: number }>;
+  write(
+    buffer: Buffer,
+    offset: number,
+    length: number,
+    position: null,
+  ): Promise<{ bytesWritten: number }>;
+  close(): Promise<void>;
+}
+
 export class SerialPortConnections {
   private current: PortConnection | undefined;
   private stopped = false;
+  /** The first bytes of a connection not yet handed to grpc-js. */
+  private head = Buffer.alloc(0);
+  /** Set once the current connection was refused or closed by the agent. */
+  private discarding = false;
+  private prefaceTimer: NodeJS.Timeout | undefined;
 
   private constructor(
-    private readonly file: FileHandle,
+    private readonly file: PortDevice,
     private readonly onConnection: (conn: Duplex) => void,
     private readonly log: Logger,
   ) {}
@@ -36,7 +65,15 @@ export class SerialPortConnections {
     onConnection: (conn: Duplex) => void,
     log: Logger,
   ): Promise<SerialPortConnections> {
-    const file = await open(path, 'r+');
+    return SerialPortConnections.onDevice(await open(path, 'r+'), onConnection, log);
+  }
+
+  /** On a device already open (a test's stand-in for the port). */
+  static onDevice(
+    file: PortDevice,
+    onConnection: (conn: Duplex) => void,
+    log: Logger,
+  ): SerialPortConnections {
     const port = new SerialPortConnections(file, onConnection, log);
     void port.readLoop();
     return port;
@@ -65,6 +102,8 @@ export class SerialPortConnections {
         continue;
       }
       if (n === 0) {
+        this.resetHead();
+        this.discarding = false;
         if (this.current !== undefined) {
           this.log.info('host disconnected');
           this.current.hangUp();
@@ -74,22 +113,82 @@ export class SerialPortConnections {
         await sleep(IDLE_POLL_MS);
         continue;
       }
-      if (this.current === undefined) {
+      this.received(buf.subarray(0, n));
+    }
+  }
+
+  private received(chunk: Buffer): void {
+    if (this.current?.live === true) {
+      this.current.deliver(chunk);
+      return;
+    }
+    if (this.current !== undefined) {
+      // grpc-js ended the session (a protocol error): whatever follows on
+      // this connection has no session to go to.
+      this.log.warn('connection closed by the agent; discarding until the host reconnects');
+      this.current = undefined;
+      this.discarding = true;
+    }
+    let head = Buffer.concat([this.head, chunk]);
+    if (this.discarding) {
+      const at = head.indexOf(HTTP2_PREFACE);
+      if (at === -1) {
+        // Keep a tail that may be the start of a preface split across reads.
+        this.head = Buffer.from(head.subarray(Math.max(0, head.length - HTTP2_PREFACE.length + 1)));
+        return;
+      }
+      head = head.subarray(at);
+      this.discarding = false;
+    }
+    switch (judgePreface(head)) {
+      case 'http2':
+        this.resetHead();
         this.log.info('host connected');
         this.current = new PortConnection(this.file);
         this.onConnection(this.current);
-      }
-      this.current.deliver(buf.subarray(0, n));
+        this.current.deliver(head);
+        return;
+      case 'incomplete':
+        this.head = head;
+        this.prefaceTimer ??= setTimeout(() => {
+          this.log.warn(
+            { ms: PREFACE_TIMEOUT_MS },
+            'no complete HTTP/2 preface in time; discarding',
+          );
+          this.resetHead();
+          this.discarding = true;
+        }, PREFACE_TIMEOUT_MS);
+        return;
+      case 'garbage':
+        this.log.warn(
+          { first: head.subarray(0, 24).toString('latin1') },
+          'host sent no HTTP/2 preface; discarding until it reconnects',
+        );
+        this.resetHead();
+        this.discarding = true;
+        // A preface later in the same bytes still starts a connection.
+        this.received(head.subarray(1));
+        return;
     }
+  }
+
+  private resetHead(): void {
+    this.head = Buffer.alloc(0);
+    clearTimeout(this.prefaceTimer);
+    this.prefaceTimer = undefined;
   }
 }
 
 /** One host connection. Writes after hang-up are dropped, not sent to the next host. */
 class PortConnection extends Duplex {
-  private live = true;
+  /** False once the host hung up or grpc-js destroyed the connection. */
+  live = true;
 
-  constructor(private readonly file: FileHandle) {
+  constructor(private readonly file: PortDevice) {
     super({ allowHalfOpen: false });
+    this.once('close', () => {
+      this.live = false;
+    });
   }
 
   deliver(chunk: Buffer): void {
@@ -124,7 +223,7 @@ class PortConnection extends Duplex {
   }
 }
 
-async function writeAll(file: FileHandle, chunk: Buffer): Promise<void> {
+async function writeAll(file: PortDevice, chunk: Buffer): Promise<void> {
   let off = 0;
   while (off < chunk.length) {
     const { bytesWritten } = await file.write(chunk, off, chunk.length - off, null);
