@@ -252,7 +252,7 @@ static int setup(void)
   ret = load_modules(MODULE_LIST, &loaded);
   if (ret < 0)
     return ret;
-  log_msg("loaded %d kernel modules", loaded);
+  log_msg("loaded %d kernel modules (%.2f s after boot)", loaded, uptime_s());
   if (sethostname(HOSTNAME, strlen(HOSTNAME)) < 0)
     return log_err(errno, "sethostname `%s`", HOSTNAME);
   return enable_controllers();
@@ -368,6 +368,9 @@ int main(void)
     return 1;
   }
   log_msg("started");
+  /* The kernel runs `quiet`: this is the one figure of its own boot the
+   * host's boot timeline gets (runtime/src/sandbox/vm/timeline.ts). */
+  log_msg("kernel booted in %.2f s", uptime_s());
 
   /* PID 1 gets no default signal actions; take the ones we act on
    * synchronously. Ctrl-Alt-Del then arrives as SIGINT, not as a reboot. */

@@ -10,6 +10,7 @@ import {
   hostNetnsOf,
   joinNetnsOf,
 } from '../sandbox/network/netns.js';
+import { logBootTimeline } from '../sandbox/boot-timeline.js';
 import { sandboxPid, startSandbox, stopSandbox } from '../sandbox/process.js';
 import { sandboxSize, sizingFromEnv } from '../sandbox/sizing.js';
 import { vmDirLayout } from '../sandbox/vm-dir.js';
@@ -101,6 +102,7 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
       }),
     );
     inGuest = true;
+    if (placement.ownsSandbox) await logBootTimeline(vmDir, 'containerCreated', o.log);
     record.pid = o.inline
       ? process.pid
       : await startShim({

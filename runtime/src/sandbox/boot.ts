@@ -42,6 +42,8 @@ export class Sandbox {
       await vm.waitAgentReady();
       const agent = AgentClient.forSocket(vm.agentSocketPath);
       await agent.check();
+      vm.timeline.mark('agentAnswered');
+      opts.log.debug({ timeline: vm.timeline.report() }, 'sandbox boot timeline');
       return new Sandbox(vm, agent, opts.log);
     } catch (err) {
       await vm.shutdown(0);

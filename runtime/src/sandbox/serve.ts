@@ -48,6 +48,13 @@ export async function serveSandbox(
     await writeFile(paths.pidFile, String(process.pid));
     await makeSharedMount(paths.shared);
     sandbox = await Sandbox.start({ stateDir: paths.dir, shareDir: paths.shared, log, ...size });
+    const timeline = sandbox.vm.timeline;
+    const saveTimeline = (): void => {
+      writeFile(paths.timeline, JSON.stringify(timeline.report())).catch((err: unknown) => {
+        log.debug({ err }, 'writing the boot timeline failed');
+      });
+    };
+    saveTimeline();
     void sandbox.vm.exited.then((s) => {
       vmDied = `the VM exited (qemu ${describeExit(s)})`;
       finish(vmDied);
@@ -56,6 +63,14 @@ export async function serveSandbox(
     const { definition, implementation } = proxyService(upstream, {
       onDone(method, request, err) {
         if (err !== null) return;
+        if (method === 'createContainer' || method === 'startContainer') {
+          const mark = method === 'createContainer' ? 'containerCreated' : 'containerStarted';
+          if (!timeline.has(mark)) {
+            timeline.mark(mark);
+            log.info({ timeline: timeline.report() }, `boot timeline: ${mark}`);
+            saveTimeline();
+          }
+        }
         if (method === 'createContainer') {
           containers.add(CreateContainerRequest.decode(request).containerId);
         } else if (method === 'removeContainer') {
