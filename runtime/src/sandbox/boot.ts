@@ -32,6 +32,7 @@ export class Sandbox {
         stateDir: opts.stateDir,
         kernel: image.kernel,
         initrd: image.initrd,
+        ...(image.image === undefined ? {} : { image: image.image }),
         memoryMiB: opts.memoryMiB ?? 1024,
         cpus: opts.cpus ?? 1,
         share: { dir: opts.shareDir, tag: SHARED_TAG },

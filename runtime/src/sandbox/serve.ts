@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { CreateContainerRequest, RemoveContainerRequest } from '../../../proto/generated/agent.js';
 import { SandboxServiceService } from '../../../proto/generated/sandbox.js';
 import { StateStore } from '../container/state.js';
+import { writeFileAtomic } from '../sys/atomic-file.js';
 import { tellCreator } from '../sys/detached.js';
 import { messageOf } from '../sys/errors.js';
 import { Sandbox } from './boot.js';
@@ -50,7 +51,8 @@ export async function serveSandbox(
     sandbox = await Sandbox.start({ stateDir: paths.dir, shareDir: paths.shared, log, ...size });
     const timeline = sandbox.vm.timeline;
     const saveTimeline = (): void => {
-      writeFile(paths.timeline, JSON.stringify(timeline.report())).catch((err: unknown) => {
+      // Atomic: the CLI reads it while we may be writing it again.
+      writeFileAtomic(paths.timeline, JSON.stringify(timeline.report())).catch((err: unknown) => {
         log.debug({ err }, 'writing the boot timeline failed');
       });
     };

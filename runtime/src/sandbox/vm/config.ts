@@ -10,6 +10,16 @@ export interface VmShare {
   tag: string;
 }
 
+/** A file mapped into the guest read-only, whose pages all VMs share. */
+export interface VmImage {
+  path: string;
+  /** Bytes; a multiple of 2 MiB (virtio-pmem maps whole huge pages). */
+  sizeBytes: number;
+}
+
+/** The guest's device for VmConfig.image: the first (only) pmem namespace. */
+export const IMAGE_GUEST_DEVICE = '/dev/pmem0';
+
 /** Everything the driver needs to start one guest. */
 export interface VmConfig {
   /** Private directory of this VM (its files: ../vm-dir.ts). Must exist. */
@@ -21,6 +31,11 @@ export interface VmConfig {
   /** Forces the accelerator; otherwise KAPSEL_ACCEL, else the KVM probe decides. */
   accel?: Accel;
   share?: VmShare;
+  /**
+   * A read-only guest image (rootfs/build.sh's image.erofs) QEMU maps as a
+   * virtio-pmem device; the initrd's init mounts it (kapsel.image=).
+   */
+  image?: VmImage;
   /** Appended to the kernel command line, e.g. `kapsel.log=debug`. No spaces. */
   kernelParams?: readonly string[];
 }

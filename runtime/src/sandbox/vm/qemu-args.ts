@@ -1,6 +1,7 @@
 import { hotplugPortDevices } from '../network/hotplug.js';
 import { vmDirLayout } from '../vm-dir.js';
 import {
+  IMAGE_GUEST_DEVICE,
   AGENT_PORT_ID,
   AGENT_PORT_NAME,
   DNS_PORT_ID,
@@ -48,6 +49,17 @@ export function qemuArgs(cfg: VmConfig, accel: Accel): string[] {
     throw new Error(`cpus must be an integer >= 1, got ${cfg.cpus}`);
   }
   const p = vmDirLayout(cfg.stateDir);
+  const image = cfg.image;
+  const imageMiB = image === undefined ? 0 : Math.ceil(image.sizeBytes / 2 ** 20);
+  if (image !== undefined && (imageMiB % 2 !== 0 || image.sizeBytes % 2 ** 20 !== 0)) {
+    throw new Error(
+      `guest image ${image.path}: size ${image.sizeBytes} is not a multiple of 2 MiB`,
+    );
+  }
+  const kernelParams = [
+    ...(image === undefined ? [] : [`kapsel.image=${IMAGE_GUEST_DEVICE}`]),
+    ...(cfg.kernelParams ?? []),
+  ];
   const args: string[] = [
     '-name',
     'kapsel',
@@ -61,7 +73,10 @@ export function qemuArgs(cfg: VmConfig, accel: Accel): string[] {
     '-cpu',
     accel === 'kvm' ? 'host' : 'max',
     '-m',
-    `${cfg.memoryMiB}`,
+    // virtio-pmem sits in the device-memory region, which maxmem sizes.
+    image === undefined
+      ? `${cfg.memoryMiB}`
+      : `${cfg.memoryMiB}M,maxmem=${cfg.memoryMiB + imageMiB}M`,
     '-smp',
     `${cfg.cpus}`,
     '-nodefaults',
@@ -76,7 +91,7 @@ export function qemuArgs(cfg: VmConfig, accel: Accel): string[] {
     '-initrd',
     cfg.initrd,
     '-append',
-    kernelCommandLine(cfg.kernelParams),
+    kernelCommandLine(kernelParams),
     '-chardev',
     'stdio,id=console,signal=off',
     '-serial',
@@ -98,6 +113,17 @@ export function qemuArgs(cfg: VmConfig, accel: Accel): string[] {
     // Empty, for the NICs of the container's network (network/hotplug.ts).
     ...hotplugPortDevices().flatMap((d) => ['-device', d]),
   ];
+  if (image !== undefined) {
+    args.push(
+      // Its own backend, apart from the RAM (memfd, shared with virtiofsd):
+      // a private read-only mapping of the file, so every QEMU maps the same
+      // page-cache pages and no guest can write to them.
+      '-object',
+      `memory-backend-file,id=gimage,mem-path=${qemuOptValue(image.path)},size=${imageMiB}M,share=off,readonly=on`,
+      '-device',
+      'virtio-pmem-pci,memdev=gimage,id=gimage0',
+    );
+  }
   if (cfg.share) {
     if (!/^[\w.-]{1,36}$/.test(cfg.share.tag)) {
       // virtio-fs tags are at most 36 bytes (struct virtio_fs_config).
