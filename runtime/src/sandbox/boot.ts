@@ -13,6 +13,17 @@ export interface SandboxOptions {
   log: Logger;
 }
 
+/** KAPSEL_TCG_TB_MIB: TCG's translation buffer in MiB (vm/config.ts TCG_TB_MIB). */
+function tcgTbFromEnv(): { tcgTbMiB?: number } {
+  const v = process.env['KAPSEL_TCG_TB_MIB'];
+  if (v === undefined || v === '') return {};
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new Error(`KAPSEL_TCG_TB_MIB: must be a positive integer, got ${JSON.stringify(v)}`);
+  }
+  return { tcgTbMiB: n };
+}
+
 /**
  * One VM with its agent connection: QEMU, virtiofsd and the single gRPC
  * connection over the virtio-serial port. The sandbox process (serve.ts)
@@ -33,6 +44,7 @@ export class Sandbox {
         kernel: image.kernel,
         initrd: image.initrd,
         ...(image.image === undefined ? {} : { image: image.image }),
+        ...tcgTbFromEnv(),
         memoryMiB: opts.memoryMiB ?? 1024,
         cpus: opts.cpus ?? 1,
         share: { dir: opts.shareDir, tag: SHARED_TAG },

@@ -36,6 +36,11 @@ export interface VmConfig {
    * virtio-pmem device; the initrd's init mounts it (kapsel.image=).
    */
   image?: VmImage;
+  /**
+   * TCG's translation buffer in MiB (`-accel tcg,tb-size=`); ignored under
+   * KVM. Default TCG_TB_MIB.
+   */
+  tcgTbMiB?: number;
   /** Appended to the kernel command line, e.g. `kapsel.log=debug`. No spaces. */
   kernelParams?: readonly string[];
 }
@@ -48,6 +53,14 @@ export { AGENT_PORT_NAME };
 export const DNS_PORT_ID = 'dnsport';
 /** The port's name, which the guest's kapsel-dns-relay looks for (shared with it). */
 export { DNS_PORT_NAME };
+
+/**
+ * QEMU 7.2's default translation buffer is 1 GiB (tcg/region.c,
+ * DEFAULT_CODE_GEN_BUFFER_SIZE), and a busy guest fills it: 125 MB of an idle
+ * pod's host memory was translated code. What a kapsel guest (kernel, Node,
+ * a container) needs is measured in docs/light-sandboxes.md.
+ */
+export const TCG_TB_MIB = 64;
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
 export const VIRTIOFSD_BINARY = '/usr/lib/qemu/virtiofsd';
