@@ -3,6 +3,7 @@ import { AgentClient } from './agent-client.js';
 import { guestImage } from './guest-image.js';
 import { SHARED_TAG } from './vm-dir.js';
 import { Vm } from './vm/index.js';
+import type { Machine } from './vm/config.js';
 
 export interface SandboxOptions {
   stateDir: string;
@@ -11,6 +12,16 @@ export interface SandboxOptions {
   memoryMiB?: number;
   cpus?: number;
   log: Logger;
+}
+
+/** KAPSEL_MACHINE: q35 or microvm (vm/config.ts Machine). */
+function machineFromEnv(): { machine?: Machine } {
+  const v = process.env['KAPSEL_MACHINE'];
+  if (v === undefined || v === '') return {};
+  if (v !== 'q35' && v !== 'microvm') {
+    throw new Error(`KAPSEL_MACHINE: expected q35 or microvm, got ${JSON.stringify(v)}`);
+  }
+  return { machine: v };
 }
 
 /** KAPSEL_TCG_TB_MIB: TCG's translation buffer in MiB (vm/config.ts TCG_TB_MIB). */
@@ -45,6 +56,7 @@ export class Sandbox {
         initrd: image.initrd,
         ...(image.image === undefined ? {} : { image: image.image }),
         ...tcgTbFromEnv(),
+        ...machineFromEnv(),
         memoryMiB: opts.memoryMiB ?? 1024,
         cpus: opts.cpus ?? 1,
         share: { dir: opts.shareDir, tag: SHARED_TAG },

@@ -2,6 +2,16 @@ import { AGENT_PORT_NAME, DNS_PORT_NAME } from '../../../../proto/contract.js';
 
 export type Accel = 'kvm' | 'tcg';
 
+/**
+ * `q35` (PCIe, SeaBIOS, ACPI) or `microvm` with a PCIe host bridge
+ * (`microvm,pcie=on`: qboot firmware, no legacy devices, the same
+ * virtio-pci devices and root ports, so virtio-pmem and NIC hot-plug work
+ * as on q35). KAPSEL_MACHINE picks one (docs/light-sandboxes.md).
+ */
+export type Machine = 'q35' | 'microvm';
+
+export const DEFAULT_MACHINE: Machine = 'q35';
+
 /** A directory of the host shared into the guest over virtio-fs. */
 export interface VmShare {
   /** Host directory virtiofsd serves. */
@@ -36,6 +46,8 @@ export interface VmConfig {
    * virtio-pmem device; the initrd's init mounts it (kapsel.image=).
    */
   image?: VmImage;
+  /** QEMU machine type; default DEFAULT_MACHINE. */
+  machine?: Machine;
   /**
    * TCG's translation buffer in MiB (`-accel tcg,tb-size=`); ignored under
    * KVM. Default TCG_TB_MIB.

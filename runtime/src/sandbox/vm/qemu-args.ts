@@ -7,7 +7,9 @@ import {
   DNS_PORT_ID,
   DNS_PORT_NAME,
   TCG_TB_MIB,
+  DEFAULT_MACHINE,
   type Accel,
+  type Machine,
   type VmConfig,
 } from './config.js';
 
@@ -17,6 +19,16 @@ import {
  * up as an exit we watch instead of a hung VM.
  */
 export const BASE_KERNEL_PARAMS: readonly string[] = ['console=ttyS0', 'quiet', 'panic=-1'];
+
+/**
+ * `-M` for a machine type. The RAM backend goes in as `memory-backend=`
+ * (QEMU 5.0+) rather than through `-numa node,memdev=`: microvm has no NUMA.
+ */
+function machineArg(machine: Machine, sharedRam: boolean): string {
+  const opts = machine === 'microvm' ? ['microvm', 'pcie=on', 'rtc=on'] : ['q35'];
+  if (sharedRam) opts.push('memory-backend=mem');
+  return opts.join(',');
+}
 
 /** QemuOpts values (`path=...`) end at a comma; a literal comma is written twice. */
 export function qemuOptValue(value: string): string {
@@ -65,7 +77,7 @@ export function qemuArgs(cfg: VmConfig, accel: Accel): string[] {
     '-name',
     'kapsel',
     '-M',
-    'q35',
+    machineArg(cfg.machine ?? DEFAULT_MACHINE, cfg.share !== undefined),
     // Under TCG the default (one host thread per vCPU when cpus > 1) was as
     // fast as thread=single here. tb-size made no measurable difference to
     // boot time, but its 1 GiB default is host memory once filled: sized
@@ -142,8 +154,6 @@ export function qemuArgs(cfg: VmConfig, accel: Accel): string[] {
       // vhost-user needs guest RAM in shared memory virtiofsd can map.
       '-object',
       `memory-backend-memfd,id=mem,size=${cfg.memoryMiB}M,share=on`,
-      '-numa',
-      'node,memdev=mem',
       '-chardev',
       `socket,id=vfs,path=${qemuOptValue(p.vfs)}`,
       '-device',
