@@ -24,7 +24,11 @@ export type GuestImageMode = 'pmem' | 'initrd';
 /** The guest kernel, initrd and image rootfs/build.sh made; env overrides for tests. */
 export function guestImage(env: NodeJS.ProcessEnv = process.env): GuestImage {
   const dir = join(packageRoot(), 'build', 'guest');
-  const kernel = env['KAPSEL_KERNEL'] ?? join(dir, 'vmlinuz');
+  // The uncompressed ELF kernel boots through its PVH entry, skipping the
+  // decompressor: 19.1 -> 12.8 s to a trivial init under TCG here, and 37 MB
+  // less guest RAM touched (docs/light-sandboxes.md). vmlinuz if it is absent.
+  const vmlinux = join(dir, 'vmlinux');
+  const kernel = env['KAPSEL_KERNEL'] ?? (existsSync(vmlinux) ? vmlinux : join(dir, 'vmlinuz'));
   const mode = env['KAPSEL_GUEST_IMAGE'] ?? (env['KAPSEL_INITRD'] ? 'initrd' : 'pmem');
   if (mode !== 'pmem' && mode !== 'initrd') {
     throw new RuntimeError(
