@@ -1,9 +1,21 @@
 #!/usr/bin/env bash
 # Builds the guest image into build/guest/:
 #   vmlinuz           Debian's cloud kernel (linux-image-cloud-amd64)
+#   vmlinux           the same kernel uncompressed (ELF, from vmlinuz's
+#                     payload): QEMU boots it through its PVH entry
+#                     (CONFIG_PVH=y), skipping the decompressor, which is
+#                     slow under TCG and leaves guest RAM touched
 #   initrd.img        uncompressed newc cpio: kapsel-init as PID 1, node and
 #                     its libraries, the agent, libkapsel.so, koffi, busybox,
 #                     iproute2's ip, the kernel modules the guest needs
+#   image.erofs       the read-only part of that tree (everything but init,
+#                     /etc and the modules) as an uncompressed erofs image,
+#                     which QEMU maps into every guest with virtio-pmem and
+#                     the guest mounts with DAX: one copy in the host's page
+#                     cache for all VMs (docs/light-sandboxes.md)
+#   image-initrd.img  what must be there before that image is mounted:
+#                     kapsel-init, /etc, the modules, and symlinks from /usr,
+#                     /bin, /opt... into /.kapsel-image
 #   floor-initrd.img  the boot-benchmark floor: kapsel-floor-init + the
 #                     virtio-serial modules only
 #   kernel-release    e.g. 6.1.0-50-cloud-amd64
@@ -25,6 +37,8 @@
 #   the kernel .deb             apt-get download, cached in build/cache/
 #                               (override the package: KAPSEL_KERNEL_PKG)
 #   tools: apt-get apt-cache dpkg-deb modinfo (kmod) cpio ldd sha256sum
+#          mkfs.erofs (apt-get install erofs-utils), lz4 od dd (the kernel's
+#          payload is lz4 in Debian 12's cloud kernel; zstd xz gzip also read)
 #
 # The initrd is not compressed. Measured under TCG (q35, 94 MB image), QEMU
 # start to `kapsel-init: started`: none 2.0-2.6 s, lz4 2.1-2.3 s, gzip 3.1 s,
@@ -58,8 +72,10 @@ META_PKG=linux-image-cloud-amd64
 #   erofs            the filesystem of that read-only image
 #   virtio_net       the NICs the host hot-plugs for container networking
 #                    (PCIe hotplug itself, pciehp, is built in: HOTPLUG_PCI_PCIE=y)
+#   virtio_balloon   free page reporting: memory the guest frees goes back to
+#                    the host (PAGE_REPORTING=y)
 GUEST_MODULES=(virtio virtio_ring virtio_pci virtio_console fuse virtiofs overlay
-  virtio_blk virtio_pmem nd_pmem nd_virtio erofs virtio_net)
+  virtio_blk virtio_pmem nd_pmem nd_virtio erofs virtio_net virtio_balloon)
 FLOOR_MODULES=(virtio virtio_ring virtio_pci virtio_console)
 
 FORCE=0
@@ -76,9 +92,9 @@ log() { echo "rootfs/build.sh: $*" >&2; }
 
 # --- inputs -----------------------------------------------------------------
 
-for tool in apt-get apt-cache dpkg-deb modinfo cpio ldd sha256sum make; do
+for tool in apt-get apt-cache dpkg-deb modinfo cpio ldd sha256sum make mkfs.erofs; do
   command -v "$tool" >/dev/null ||
-    die "missing tool '$tool' (apt-get install apt dpkg kmod cpio libc-bin coreutils make)"
+    die "missing tool '$tool' (apt-get install apt dpkg kmod cpio libc-bin coreutils make erofs-utils)"
 done
 
 [ -f "$AGENT" ] || die "missing the agent bundle $AGENT: build it with 'npm run build:ts' (or set KAPSEL_GUEST_AGENT)"
@@ -148,13 +164,14 @@ manifest() {
   echo "ip $("$IP_BIN" -V) $(hash_of "$IP_BIN")"
   for lib in $(exe_libs "$IP_BIN"); do echo "ip-lib $lib $(hash_of "$lib")"; done
   echo "koffi $KOFFI_VERSION $(hash_of "$KOFFI_NATIVE/linux_x64/koffi.node")"
+  echo "erofs $(mkfs.erofs --help 2>&1 | head -1)"
 }
 
 MANIFEST="$(manifest)"
 STAMP_HASH="$(printf '%s\n' "$MANIFEST" | sha256sum | cut -d' ' -f1)"
 if [ "$FORCE" = 0 ] && [ -f "$OUT/stamp" ] && [ "$(head -1 "$OUT/stamp")" = "$STAMP_HASH" ] &&
-  [ -f "$OUT/vmlinuz" ] && [ -f "$OUT/initrd.img" ] && [ -f "$OUT/floor-initrd.img" ] &&
-  [ -f "$OUT/kernel-release" ]; then
+  [ -f "$OUT/vmlinuz" ] && [ -f "$OUT/vmlinux" ] && [ -f "$OUT/initrd.img" ] && [ -f "$OUT/floor-initrd.img" ] &&
+  [ -f "$OUT/image.erofs" ] && [ -f "$OUT/image-initrd.img" ] && [ -f "$OUT/kernel-release" ]; then
   log "build/guest is up to date ($(cat "$OUT/kernel-release"))"
   exit 0
 fi
@@ -253,13 +270,43 @@ make_cpio() {
   mv "$out.tmp" "$out"
 }
 
+# The ELF kernel inside a bzImage: the x86 boot protocol's header gives the
+# compressed payload's place (Documentation/x86/boot.rst: setup_sects at
+# 0x1f1, payload_offset and payload_length at 0x248 and 0x24c, little endian).
+u8_at() { od -An -t u1 -j "$2" -N 1 "$1" | tr -d ' '; }
+u32_at() { od -An -t u4 -j "$2" -N 4 --endian=little "$1" | tr -d ' '; }
+extract_vmlinux() {
+  local in="$1" out="$2" sects offset length magic
+  sects="$(u8_at "$in" $((0x1f1)))"
+  [ "$sects" = 0 ] && sects=4
+  offset=$(( (sects + 1) * 512 + $(u32_at "$in" $((0x248))) ))
+  length="$(u32_at "$in" $((0x24c)))"
+  magic="$(od -An -t x1 -j "$offset" -N 4 "$in" | tr -d ' ')"
+  local dec
+  case "$magic" in
+    02214c18) dec="lz4 -dc" ;;
+    28b52ffd) dec="zstd -dc" ;;
+    fd377a58) dec="xz -dc" ;;
+    1f8b*) dec="gzip -dc" ;;
+    *) die "$in: unknown kernel payload compression (magic $magic)" ;;
+  esac
+  command -v "${dec%% *}" >/dev/null || die "missing '${dec%% *}' to unpack the kernel (apt-get install lz4 zstd xz-utils)"
+  # The payload ends with the kernel's size (4 bytes) after the stream, which
+  # lz4 reports as an error: judge by the result, not the exit status.
+  tail -c +$((offset + 1)) "$in" | head -c "$length" | $dec >"$out" 2>/dev/null || true
+  [ "$(od -An -t x1 -N 4 "$out" | tr -d ' ')" = 7f454c46 ] ||
+    die "unpacking the kernel payload of $in failed (not an ELF kernel)"
+}
+
 # --- the full image --------------------------------------------------------
 
 mkdir -p "$OUT"
 STAGE="$OUT/.stage"
 FLOOR_STAGE="$OUT/.stage-floor"
-rm -rf "$STAGE" "$FLOOR_STAGE"
-trap 'rm -rf "$STAGE" "$FLOOR_STAGE"' EXIT
+IMAGE_STAGE="$OUT/.stage-image"
+SMALL_STAGE="$OUT/.stage-small"
+rm -rf "$STAGE" "$FLOOR_STAGE" "$IMAGE_STAGE" "$SMALL_STAGE"
+trap 'rm -rf "$STAGE" "$FLOOR_STAGE" "$IMAGE_STAGE" "$SMALL_STAGE"' EXIT
 
 log "staging the guest image ($RELEASE)"
 base_layout "$STAGE"
@@ -324,6 +371,46 @@ EOF
 echo kapsel >"$STAGE/etc/hostname"
 printf '127.0.0.1\tlocalhost kapsel\n::1\tlocalhost\n' >"$STAGE/etc/hosts"
 
+# --- the mapped image and its small initrd ---------------------------------
+
+# The image: the tree above without what PID 1 needs before it can mount it
+# (itself, the modules) and without what must be writable or per-VM (/etc,
+# the mount points of kernel filesystems).
+IMAGE_MOUNT=.kapsel-image
+cp -a "$STAGE" "$IMAGE_STAGE"
+(cd "$IMAGE_STAGE" && rm -rf init sbin/init etc lib/modules dev proc sys run tmp root mnt)
+# The small initrd: init as /init itself (no /sbin to reach it through),
+# /etc and the modules as files, and every other top-level entry of the
+# image as a symlink into its mount point; /lib holds both (modules here,
+# libraries there), so its entries are linked one level down.
+mkdir -p "$SMALL_STAGE"/{proc,sys,dev,run,tmp,root,mnt,lib,"$IMAGE_MOUNT"}
+chmod 1777 "$SMALL_STAGE/tmp"
+chmod 0700 "$SMALL_STAGE/root"
+mknod -m 0600 "$SMALL_STAGE/dev/console" c 5 1 2>/dev/null || true
+install_exe "$NATIVE/kapsel-init" "$SMALL_STAGE/init"
+cp -a "$STAGE/etc" "$SMALL_STAGE/etc"
+cp -a "$STAGE/lib/modules" "$SMALL_STAGE/lib/modules"
+for e in "$IMAGE_STAGE"/*; do
+  name="$(basename "$e")"
+  if [ "$name" = lib ]; then
+    for c in "$e"/*; do ln -s "/$IMAGE_MOUNT/lib/$(basename "$c")" "$SMALL_STAGE/lib/$(basename "$c")"; done
+  else
+    ln -s "/$IMAGE_MOUNT/$name" "$SMALL_STAGE/$name"
+  fi
+done
+
+# Uncompressed, and no tail packing (-E noinline_data): erofs maps only
+# plain-layout files with DAX (fs/erofs/inode.c: EROFS_INODE_FLAT_PLAIN), and
+# DAX is what lets every guest execute node from the host's page cache.
+# Fixed timestamps and uuid: the same inputs give the same image.
+rm -f "$OUT/image.erofs.tmp"
+mkfs.erofs --quiet --all-root -E noinline_data -T 0 -U 00000000-0000-0000-0000-000000000000 \
+  "$OUT/image.erofs.tmp" "$IMAGE_STAGE" >&2 || die "mkfs.erofs failed"
+# virtio-pmem maps whole 2 MiB pages (the guest hot-plugs it as device
+# memory in subsections): pad; the tail is a hole, no disk or RAM.
+size="$(stat -c %s "$OUT/image.erofs.tmp")"
+truncate -s $(( (size + 2097151) / 2097152 * 2097152 )) "$OUT/image.erofs.tmp"
+
 # --- the floor image -------------------------------------------------------
 
 base_layout "$FLOOR_STAGE"
@@ -334,9 +421,12 @@ install_modules "$FLOOR_STAGE" "${FLOOR_MODULES[@]}"
 
 log "writing cpio archives"
 cp "$KDIR/boot/vmlinuz-$RELEASE" "$OUT/vmlinuz.tmp" && mv "$OUT/vmlinuz.tmp" "$OUT/vmlinuz"
+extract_vmlinux "$OUT/vmlinuz" "$OUT/vmlinux.tmp" && mv "$OUT/vmlinux.tmp" "$OUT/vmlinux"
 make_cpio "$STAGE" "$OUT/initrd.img"
 make_cpio "$FLOOR_STAGE" "$OUT/floor-initrd.img"
+make_cpio "$SMALL_STAGE" "$OUT/image-initrd.img"
+mv "$OUT/image.erofs.tmp" "$OUT/image.erofs"
 echo "$RELEASE" >"$OUT/kernel-release"
 cp "$STAGE/lib/modules/load.list" "$OUT/load.list"
 printf '%s\n%s\n' "$STAMP_HASH" "$MANIFEST" >"$OUT/stamp"
-log "done: $OUT (initrd $(du -h "$OUT/initrd.img" | cut -f1), floor $(du -h "$OUT/floor-initrd.img" | cut -f1), kernel $RELEASE)"
+log "done: $OUT (initrd $(du -h "$OUT/initrd.img" | cut -f1), image $(du -h "$OUT/image.erofs" | cut -f1) + initrd $(du -h "$OUT/image-initrd.img" | cut -f1), floor $(du -h "$OUT/floor-initrd.img" | cut -f1), kernel $RELEASE)"

@@ -49,6 +49,21 @@ static int find_port(char *dev, size_t size)
   return ret;
 }
 
+/* `kapsel.floor=stay` on the kernel command line: idle instead of powering off. */
+static int stay_up(void)
+{
+  char buf[2048];
+  int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0)
+    return 0;
+  buf[n] = '\0';
+  return strstr(buf, "kapsel.floor=stay") != NULL;
+}
+
 static int run(void)
 {
   int ret;
@@ -84,6 +99,12 @@ static int run(void)
   log_msg("ready on %s", dev);
   sleep_ms(200);
   close(fd);
+  if (stay_up()) {
+    /* bench/pods.ts measures an idle VM's host memory against this one. */
+    log_msg("staying up (kapsel.floor=stay)");
+    for (;;)
+      pause();
+  }
   return 0;
 }
 

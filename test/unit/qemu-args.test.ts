@@ -29,7 +29,7 @@ describe('qemuArgs', () => {
   it('builds a paused q35 tcg guest with console, qmp and the agent port', () => {
     const args = qemuArgs(base, 'tcg');
     expect(valueOf(args, '-M')).toBe('q35');
-    expect(valueOf(args, '-accel')).toBe('tcg');
+    expect(valueOf(args, '-accel')).toBe('tcg,tb-size=64');
     expect(valueOf(args, '-cpu')).toBe('max');
     expect(valueOf(args, '-m')).toBe('512');
     expect(valueOf(args, '-smp')).toBe('2');
@@ -52,6 +52,7 @@ describe('qemuArgs', () => {
       'virtio-serial-pci,id=vser0',
       'virtserialport,bus=vser0.0,chardev=agent,name=agent.channel.0,id=agentport',
       'virtserialport,bus=vser0.0,chardev=dns,name=kapsel.dns.0,id=dnsport',
+      'virtio-balloon-pci,id=balloon0,free-page-reporting=on',
       'pcie-root-port,id=kapsel-rp0,bus=pcie.0,chassis=1',
       'pcie-root-port,id=kapsel-rp1,bus=pcie.0,chassis=2',
       'pcie-root-port,id=kapsel-rp2,bus=pcie.0,chassis=3',
@@ -69,11 +70,50 @@ describe('qemuArgs', () => {
   it('adds shared memfd memory and vhost-user-fs for a share', () => {
     const args = qemuArgs({ ...base, share: { dir: '/bundle/rootfs', tag: 'rootfs' } }, 'tcg');
     expect(valueOf(args, '-object')).toBe('memory-backend-memfd,id=mem,size=512M,share=on');
-    expect(valueOf(args, '-numa')).toBe('node,memdev=mem');
+    // The RAM backend is the machine's, not a NUMA node's: microvm has no NUMA.
+    expect(valueOf(args, '-M')).toBe('q35,memory-backend=mem');
+    expect(args).not.toContain('-numa');
     expect(valuesOf(args, '-chardev')).toContain('socket,id=vfs,path=/run/kapsel/c1/vfs.sock');
     expect(valuesOf(args, '-device')).toContain('vhost-user-fs-pci,chardev=vfs,tag=rootfs');
     // The shared directory itself is virtiofsd's business, not QEMU's.
     expect(args.join(' ')).not.toContain('/bundle/rootfs');
+  });
+
+  it('maps a guest image read-only through virtio-pmem, apart from the RAM', () => {
+    const path = '/guest/image,1.erofs';
+    const args = qemuArgs(
+      {
+        ...base,
+        image: { path, sizeBytes: 96 * 2 ** 20 },
+        share: { dir: '/x', tag: 'rootfs' },
+      },
+      'tcg',
+    );
+    expect(valueOf(args, '-m')).toBe('512M,maxmem=608M');
+    expect(valuesOf(args, '-object')).toContain(
+      'memory-backend-file,id=gimage,mem-path=/guest/image,,1.erofs,size=96M,share=off,readonly=on',
+    );
+    expect(valuesOf(args, '-device')).toContain('virtio-pmem-pci,memdev=gimage,id=gimage0');
+    expect(valueOf(args, '-append')).toContain('kapsel.image=/dev/pmem0');
+  });
+
+  it('refuses an image that is not whole 2 MiB pages', () => {
+    expect(() =>
+      qemuArgs({ ...base, image: { path: '/i', sizeBytes: 3 * 2 ** 20 } }, 'tcg'),
+    ).toThrow(/not a multiple of 2 MiB/);
+  });
+
+  it('sizes the TCG translation buffer and reports free pages', () => {
+    expect(valueOf(qemuArgs(base, 'tcg'), '-accel')).toBe('tcg,tb-size=64');
+    expect(valueOf(qemuArgs({ ...base, tcgTbMiB: 16 }, 'tcg'), '-accel')).toBe('tcg,tb-size=16');
+    expect(valuesOf(qemuArgs(base, 'tcg'), '-device')).toContain(
+      'virtio-balloon-pci,id=balloon0,free-page-reporting=on',
+    );
+  });
+
+  it('runs microvm with a PCIe host bridge', () => {
+    const args = qemuArgs({ ...base, machine: 'microvm', share: { dir: '/x', tag: 'r' } }, 'tcg');
+    expect(valueOf(args, '-M')).toBe('microvm,pcie=on,rtc=on,memory-backend=mem');
   });
 
   it('appends kernel parameters', () => {

@@ -48,7 +48,7 @@ export function startVerb(program: Command, ctx: Context): void {
   verb(program, 'start', 'start a created container')
     .argument('<container-id>')
     .action(async (id: string) => {
-      await start(ctx.globals().root, id);
+      await start(ctx.globals().root, id, ctx.logger());
     });
 }
 

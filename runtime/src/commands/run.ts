@@ -54,7 +54,7 @@ export async function run(o: RunOptions): Promise<number> {
         terminal: false,
         log: o.log,
         beforeInput: async () => {
-          await start(o.root, o.id);
+          await start(o.root, o.id, o.log);
         },
       },
     );
@@ -73,7 +73,7 @@ export async function run(o: RunOptions): Promise<number> {
 
 async function startOrDestroy(store: StateStore, o: RunOptions): Promise<void> {
   try {
-    await start(o.root, o.id);
+    await start(o.root, o.id, o.log);
   } catch (err) {
     const r = await store.load(o.id).catch(() => undefined);
     if (r !== undefined) await destroyContainer(store, r, o.log).catch(() => undefined);

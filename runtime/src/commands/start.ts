@@ -3,7 +3,9 @@ import { runHooks } from '../container/hooks.js';
 import { canStart } from '../container/lifecycle.js';
 import { withContainer } from '../container/open.js';
 import { toOciState, type ContainerRecord } from '../container/state.js';
+import type { Logger } from 'pino';
 import { agentCall } from '../sandbox/agent-client.js';
+import { logBootTimeline } from '../sandbox/boot-timeline.js';
 import { killQuietly } from '../sys/pids.js';
 
 /**
@@ -11,11 +13,12 @@ import { killQuietly } from '../sys/pids.js';
  * startContainer hook fails the start; a failing poststart hook kills the
  * container and fails it (runc's libcontainer does both).
  */
-export async function start(root: string, id: string): Promise<ContainerRecord> {
+export async function start(root: string, id: string, log?: Logger): Promise<ContainerRecord> {
   return withContainer(root, id, canStart, async ({ store, record, agent }) => {
     const spec = await readSpec(record.bundle);
     await runHooks(spec?.hooks, 'startContainer', toOciState(record));
     await agentCall(agent.startContainer(id));
+    if (log !== undefined) await logBootTimeline(record.vmDir, 'containerStarted', log);
     record.status = 'running';
     await store.save(record);
     try {

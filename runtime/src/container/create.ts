@@ -10,6 +10,7 @@ import {
   hostNetnsOf,
   joinNetnsOf,
 } from '../sandbox/network/netns.js';
+import { logBootTimeline } from '../sandbox/boot-timeline.js';
 import {
   createHostCgroup,
   joinHostCgroup,
@@ -123,6 +124,7 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
       }),
     );
     inGuest = true;
+    if (placement.ownsSandbox) await logBootTimeline(vmDir, 'containerCreated', o.log);
     record.pid = o.inline
       ? process.pid
       : await startShim({

@@ -3,6 +3,7 @@ import { AgentClient } from './agent-client.js';
 import { guestImage } from './guest-image.js';
 import { SHARED_TAG } from './vm-dir.js';
 import { Vm } from './vm/index.js';
+import type { Machine } from './vm/config.js';
 
 export interface SandboxOptions {
   stateDir: string;
@@ -11,6 +12,27 @@ export interface SandboxOptions {
   memoryMiB?: number;
   cpus?: number;
   log: Logger;
+}
+
+/** KAPSEL_MACHINE: q35 or microvm (vm/config.ts Machine). */
+function machineFromEnv(): { machine?: Machine } {
+  const v = process.env['KAPSEL_MACHINE'];
+  if (v === undefined || v === '') return {};
+  if (v !== 'q35' && v !== 'microvm') {
+    throw new Error(`KAPSEL_MACHINE: expected q35 or microvm, got ${JSON.stringify(v)}`);
+  }
+  return { machine: v };
+}
+
+/** KAPSEL_TCG_TB_MIB: TCG's translation buffer in MiB (vm/config.ts TCG_TB_MIB). */
+function tcgTbFromEnv(): { tcgTbMiB?: number } {
+  const v = process.env['KAPSEL_TCG_TB_MIB'];
+  if (v === undefined || v === '') return {};
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new Error(`KAPSEL_TCG_TB_MIB: must be a positive integer, got ${JSON.stringify(v)}`);
+  }
+  return { tcgTbMiB: n };
 }
 
 /**
@@ -32,6 +54,9 @@ export class Sandbox {
         stateDir: opts.stateDir,
         kernel: image.kernel,
         initrd: image.initrd,
+        ...(image.image === undefined ? {} : { image: image.image }),
+        ...tcgTbFromEnv(),
+        ...machineFromEnv(),
         memoryMiB: opts.memoryMiB ?? 1024,
         cpus: opts.cpus ?? 1,
         share: { dir: opts.shareDir, tag: SHARED_TAG },
@@ -42,6 +67,8 @@ export class Sandbox {
       await vm.waitAgentReady();
       const agent = AgentClient.forSocket(vm.agentSocketPath);
       await agent.check();
+      vm.timeline.mark('agentAnswered');
+      opts.log.debug({ timeline: vm.timeline.report() }, 'sandbox boot timeline');
       return new Sandbox(vm, agent, opts.log);
     } catch (err) {
       await vm.shutdown(0);

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { CreateContainerRequest, RemoveContainerRequest } from '../../../proto/generated/agent.js';
 import { SandboxServiceService } from '../../../proto/generated/sandbox.js';
 import { StateStore } from '../container/state.js';
+import { writeFileAtomic } from '../sys/atomic-file.js';
 import { tellCreator } from '../sys/detached.js';
 import { messageOf } from '../sys/errors.js';
 import { SandboxHost } from './host.js';
@@ -48,10 +49,26 @@ export async function serveSandbox(
       vmDied = reason;
       finish(reason);
     });
+    const timeline = sandbox.vm.timeline;
+    const saveTimeline = (): void => {
+      // Atomic: the CLI reads it while we may be writing it again.
+      writeFileAtomic(paths.timeline, JSON.stringify(timeline.report())).catch((err: unknown) => {
+        log.debug({ err }, 'writing the boot timeline failed');
+      });
+    };
+    saveTimeline();
     const upstream = upstreamClient(sandbox.agent.channel());
     const { definition, implementation } = proxyService(upstream, {
       onDone(method, request, err) {
         if (err !== null) return;
+        if (method === 'createContainer' || method === 'startContainer') {
+          const mark = method === 'createContainer' ? 'containerCreated' : 'containerStarted';
+          if (!timeline.has(mark)) {
+            timeline.mark(mark);
+            log.info({ timeline: timeline.report() }, `boot timeline: ${mark}`);
+            saveTimeline();
+          }
+        }
         if (method === 'createContainer') {
           containers.add(CreateContainerRequest.decode(request).containerId);
         } else if (method === 'removeContainer') {

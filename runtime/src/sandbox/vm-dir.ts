@@ -35,6 +35,8 @@ export interface VmDirLayout {
   log: string;
   /** The directory virtiofsd shares into the guest. */
   shared: string;
+  /** The boot timeline (vm/timeline.ts), JSON; `kapsel --debug` logs it. */
+  timeline: string;
   /** The guest's serial console. */
   console: string;
   qmp: string;
@@ -56,6 +58,7 @@ export function vmDirLayout(dir: string): VmDirLayout {
     pidFile: join(dir, 'monitor.pid'),
     log: join(dir, 'monitor.log'),
     shared: join(dir, 'shared'),
+    timeline: join(dir, 'timeline.json'),
     console: join(dir, 'console.log'),
     qmp: join(dir, 'qmp.sock'),
     agent: join(dir, 'agent.sock'),

@@ -2,6 +2,16 @@ import { AGENT_PORT_NAME, DNS_PORT_NAME } from '../../../../proto/contract.js';
 
 export type Accel = 'kvm' | 'tcg';
 
+/**
+ * `q35` (PCIe, SeaBIOS, ACPI) or `microvm` with a PCIe host bridge
+ * (`microvm,pcie=on`: qboot firmware, no legacy devices, the same
+ * virtio-pci devices and root ports, so virtio-pmem and NIC hot-plug work
+ * as on q35). KAPSEL_MACHINE picks one (docs/light-sandboxes.md).
+ */
+export type Machine = 'q35' | 'microvm';
+
+export const DEFAULT_MACHINE: Machine = 'q35';
+
 /** A directory of the host shared into the guest over virtio-fs. */
 export interface VmShare {
   /** Host directory virtiofsd serves. */
@@ -9,6 +19,16 @@ export interface VmShare {
   /** The name the guest mounts: `mount -t virtiofs <tag> <dir>`. */
   tag: string;
 }
+
+/** A file mapped into the guest read-only, whose pages all VMs share. */
+export interface VmImage {
+  path: string;
+  /** Bytes; a multiple of 2 MiB (virtio-pmem maps whole huge pages). */
+  sizeBytes: number;
+}
+
+/** The guest's device for VmConfig.image: the first (only) pmem namespace. */
+export const IMAGE_GUEST_DEVICE = '/dev/pmem0';
 
 /** Everything the driver needs to start one guest. */
 export interface VmConfig {
@@ -21,6 +41,18 @@ export interface VmConfig {
   /** Forces the accelerator; otherwise KAPSEL_ACCEL, else the KVM probe decides. */
   accel?: Accel;
   share?: VmShare;
+  /**
+   * A read-only guest image (rootfs/build.sh's image.erofs) QEMU maps as a
+   * virtio-pmem device; the initrd's init mounts it (kapsel.image=).
+   */
+  image?: VmImage;
+  /** QEMU machine type; default DEFAULT_MACHINE. */
+  machine?: Machine;
+  /**
+   * TCG's translation buffer in MiB (`-accel tcg,tb-size=`); ignored under
+   * KVM. Default TCG_TB_MIB.
+   */
+  tcgTbMiB?: number;
   /** Appended to the kernel command line, e.g. `kapsel.log=debug`. No spaces. */
   kernelParams?: readonly string[];
 }
@@ -33,6 +65,14 @@ export { AGENT_PORT_NAME };
 export const DNS_PORT_ID = 'dnsport';
 /** The port's name, which the guest's kapsel-dns-relay looks for (shared with it). */
 export { DNS_PORT_NAME };
+
+/**
+ * QEMU 7.2's default translation buffer is 1 GiB (tcg/region.c,
+ * DEFAULT_CODE_GEN_BUFFER_SIZE), and a busy guest fills it: 125 MB of an idle
+ * pod's host memory was translated code. What a kapsel guest (kernel, Node,
+ * a container) needs is measured in docs/light-sandboxes.md.
+ */
+export const TCG_TB_MIB = 64;
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
 export const VIRTIOFSD_BINARY = '/usr/lib/qemu/virtiofsd';

@@ -48,16 +48,24 @@ export class GuestConsole {
   #waiters = new Set<Waiter>();
   #ended = false;
   #firstLine: ((line: ConsoleLine) => void) | undefined;
+  readonly #onLine: ((line: ConsoleLine) => void) | undefined;
   readonly #done: Promise<void>;
 
   constructor(
     input: Readable,
     logPath: string,
-    opts: { start?: bigint; tailLines?: number; onFirstLine?: (line: ConsoleLine) => void } = {},
+    opts: {
+      start?: bigint;
+      tailLines?: number;
+      onFirstLine?: (line: ConsoleLine) => void;
+      /** Called for every line, before anyone waiting for it is told. */
+      onLine?: (line: ConsoleLine) => void;
+    } = {},
   ) {
     this.#start = opts.start ?? process.hrtime.bigint();
     this.#tailSize = opts.tailLines ?? 40;
     this.#firstLine = opts.onFirstLine;
+    this.#onLine = opts.onLine;
     this.#out = createWriteStream(logPath, { flags: 'a' });
     this.#out.on('error', () => undefined); // a full disk must not take the VM down
     input.setEncoding('utf8');
@@ -158,6 +166,7 @@ export class GuestConsole {
       this.#firstLine(line);
       this.#firstLine = undefined;
     }
+    this.#onLine?.(line);
     this.#out.write(`[${fmtSeconds(line.ns)}] ${text}\n`);
     this.#tail.push(line);
     if (this.#tail.length > this.#tailSize) this.#tail.shift();

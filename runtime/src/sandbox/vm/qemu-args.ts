@@ -1,11 +1,15 @@
 import { hotplugPortDevices } from '../network/hotplug.js';
 import { vmDirLayout } from '../vm-dir.js';
 import {
+  IMAGE_GUEST_DEVICE,
   AGENT_PORT_ID,
   AGENT_PORT_NAME,
   DNS_PORT_ID,
   DNS_PORT_NAME,
+  TCG_TB_MIB,
+  DEFAULT_MACHINE,
   type Accel,
+  type Machine,
   type VmConfig,
 } from './config.js';
 
@@ -15,6 +19,16 @@ import {
  * up as an exit we watch instead of a hung VM.
  */
 export const BASE_KERNEL_PARAMS: readonly string[] = ['console=ttyS0', 'quiet', 'panic=-1'];
+
+/**
+ * `-M` for a machine type. The RAM backend goes in as `memory-backend=`
+ * (QEMU 5.0+) rather than through `-numa node,memdev=`: microvm has no NUMA.
+ */
+function machineArg(machine: Machine, sharedRam: boolean): string {
+  const opts = machine === 'microvm' ? ['microvm', 'pcie=on', 'rtc=on'] : ['q35'];
+  if (sharedRam) opts.push('memory-backend=mem');
+  return opts.join(',');
+}
 
 /** QemuOpts values (`path=...`) end at a comma; a literal comma is written twice. */
 export function qemuOptValue(value: string): string {
@@ -48,20 +62,35 @@ export function qemuArgs(cfg: VmConfig, accel: Accel): string[] {
     throw new Error(`cpus must be an integer >= 1, got ${cfg.cpus}`);
   }
   const p = vmDirLayout(cfg.stateDir);
+  const image = cfg.image;
+  const imageMiB = image === undefined ? 0 : Math.ceil(image.sizeBytes / 2 ** 20);
+  if (image !== undefined && (imageMiB % 2 !== 0 || image.sizeBytes % 2 ** 20 !== 0)) {
+    throw new Error(
+      `guest image ${image.path}: size ${image.sizeBytes} is not a multiple of 2 MiB`,
+    );
+  }
+  const kernelParams = [
+    ...(image === undefined ? [] : [`kapsel.image=${IMAGE_GUEST_DEVICE}`]),
+    ...(cfg.kernelParams ?? []),
+  ];
   const args: string[] = [
     '-name',
     'kapsel',
     '-M',
-    'q35',
+    machineArg(cfg.machine ?? DEFAULT_MACHINE, cfg.share !== undefined),
     // Under TCG the default (one host thread per vCPU when cpus > 1) was as
-    // fast as thread=single here, and tb-size made no measurable difference to
-    // boot time (1.7-2.2 s for a busybox guest either way), so no tuning.
+    // fast as thread=single here. tb-size made no measurable difference to
+    // boot time, but its 1 GiB default is host memory once filled: sized
+    // down (config.ts, TCG_TB_MIB).
     '-accel',
-    accel,
+    accel === 'tcg' ? `tcg,tb-size=${cfg.tcgTbMiB ?? TCG_TB_MIB}` : accel,
     '-cpu',
     accel === 'kvm' ? 'host' : 'max',
     '-m',
-    `${cfg.memoryMiB}`,
+    // virtio-pmem sits in the device-memory region, which maxmem sizes.
+    image === undefined
+      ? `${cfg.memoryMiB}`
+      : `${cfg.memoryMiB}M,maxmem=${cfg.memoryMiB + imageMiB}M`,
     '-smp',
     `${cfg.cpus}`,
     '-nodefaults',
@@ -76,7 +105,7 @@ export function qemuArgs(cfg: VmConfig, accel: Accel): string[] {
     '-initrd',
     cfg.initrd,
     '-append',
-    kernelCommandLine(cfg.kernelParams),
+    kernelCommandLine(kernelParams),
     '-chardev',
     'stdio,id=console,signal=off',
     '-serial',
@@ -95,9 +124,25 @@ export function qemuArgs(cfg: VmConfig, accel: Accel): string[] {
     `socket,id=dns,path=${qemuOptValue(p.dns)},server=on,wait=off`,
     '-device',
     `virtserialport,bus=vser0.0,chardev=dns,name=${DNS_PORT_NAME},id=${DNS_PORT_ID}`,
+    // Free page reporting: pages the guest frees (in 2 MiB blocks) are
+    // reported and QEMU discards them, so an idle guest's host memory shrinks
+    // back to what it uses (the guest loads virtio_balloon; PAGE_REPORTING=y).
+    '-device',
+    'virtio-balloon-pci,id=balloon0,free-page-reporting=on',
     // Empty, for the NICs of the container's network (network/hotplug.ts).
     ...hotplugPortDevices().flatMap((d) => ['-device', d]),
   ];
+  if (image !== undefined) {
+    args.push(
+      // Its own backend, apart from the RAM (memfd, shared with virtiofsd):
+      // a private read-only mapping of the file, so every QEMU maps the same
+      // page-cache pages and no guest can write to them.
+      '-object',
+      `memory-backend-file,id=gimage,mem-path=${qemuOptValue(image.path)},size=${imageMiB}M,share=off,readonly=on`,
+      '-device',
+      'virtio-pmem-pci,memdev=gimage,id=gimage0',
+    );
+  }
   if (cfg.share) {
     if (!/^[\w.-]{1,36}$/.test(cfg.share.tag)) {
       // virtio-fs tags are at most 36 bytes (struct virtio_fs_config).
@@ -109,8 +154,6 @@ export function qemuArgs(cfg: VmConfig, accel: Accel): string[] {
       // vhost-user needs guest RAM in shared memory virtiofsd can map.
       '-object',
       `memory-backend-memfd,id=mem,size=${cfg.memoryMiB}M,share=on`,
-      '-numa',
-      'node,memdev=mem',
       '-chardev',
       `socket,id=vfs,path=${qemuOptValue(p.vfs)}`,
       '-device',

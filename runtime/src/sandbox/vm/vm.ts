@@ -10,7 +10,7 @@ import { VmError, indentBlock } from './errors.js';
 import { chooseAccel } from './kvm.js';
 import { qemuArgs } from './qemu-args.js';
 import { QmpClient, type QmpEvent } from './qmp.js';
-import { Timeline } from './timeline.js';
+import { Timeline, markGuestPhase } from './timeline.js';
 import { Virtiofsd } from './virtiofsd.js';
 
 export interface BootOptions {
@@ -169,6 +169,9 @@ export class Vm {
         start: timeline.start,
         onFirstLine: (l) => {
           timeline.mark('firstConsoleLine', timeline.start + l.ns);
+        },
+        onLine: (l) => {
+          markGuestPhase(timeline, l.text, timeline.start + l.ns);
         },
       });
 

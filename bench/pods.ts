@@ -1,0 +1,192 @@
+// Host memory of idle pods: N busybox containers started with `kapsel run -d`
+// (each its own VM), then every host process of each pod (the sandbox
+// monitor, its QEMU and virtiofsd, the container's shim) summed as PSS from
+// /proc/PID/smaps_rollup. PSS splits a page shared by k processes into k
+// parts, so what every VM maps from one file (QEMU's code, a DAX-mapped guest
+// image) is counted once over all pods, which is what the host pays.
+//
+// Baseline, measured in the same run: the floor VM, the same kernel with the
+// same QEMU shape and RAM booting a trivial init that opens the agent port
+// (bench/boot.ts's floor). The ratio says what kapsel's guest (Node agent,
+// image, virtio-fs) and host processes add on top of a VM that does nothing;
+// a ratio near 1 means the VMM and kernel are what is left to shrink.
+//
+//   npm run bench:pods [-- --pods 10 --settle 15]
+import { readdirSync, readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import type { Spec } from '../oci/spec.js';
+import { guestImage } from '../runtime/src/sandbox/guest-image.js';
+import { vmDirOf, vmDirLayout } from '../runtime/src/sandbox/vm-dir.js';
+import { Vm } from '../runtime/src/sandbox/vm/index.js';
+import { DEFAULT_SIZING } from '../runtime/src/sandbox/sizing.js';
+import { packageRoot } from '../runtime/src/sys/package-root.js';
+import { DEFAULT_BUNDLE, kapselToFiles } from '../test/support/kapsel-cli.js';
+
+const { values } = parseArgs({
+  options: {
+    pods: { type: 'string', default: '10' },
+    // Seconds the pods idle before the reading: the guest finishes its start
+    // and free page reporting hands back what it freed.
+    settle: { type: 'string', default: '15' },
+  },
+});
+const podCount = Number(values.pods);
+const settleMs = Number(values.settle) * 1000;
+const work = mkdtempSync(join(tmpdir(), 'kapsel-bench-pods-'));
+const log = pino({ level: 'warn' });
+
+interface Proc {
+  pid: number;
+  ppid: number;
+  comm: string;
+}
+
+function processes(): Proc[] {
+  const out: Proc[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      const fields = stat.slice(close + 2).split(' ');
+      out.push({
+        pid: Number(e),
+        ppid: Number(fields[1]),
+        comm: stat.slice(stat.indexOf('(') + 1, close),
+      });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** `pid` and every process below it. */
+function tree(pid: number, all: Proc[]): Proc[] {
+  const out = all.filter((p) => p.pid === pid);
+  for (let i = 0; i < out.length; i++) {
+    const parent = out[i]?.pid;
+    out.push(...all.filter((p) => p.ppid === parent));
+  }
+  return out;
+}
+
+/** Proportional set size of one process, in KiB (0 if it is gone). */
+function pssKiB(pid: number): number {
+  try {
+    const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return Number(m?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+type Breakdown = Record<string, number>;
+
+/** PSS in MiB of one pod's host processes, by kind, and their total. */
+function podMemory(root: string, id: string, all: Proc[]): Breakdown {
+  const monitor = Number(readFileSync(vmDirLayout(vmDirOf(root, id)).pidFile, 'utf8'));
+  const state = JSON.parse(readFileSync(join(root, id, 'state.json'), 'utf8')) as { pid: number };
+  const procs = [...tree(monitor, all), ...tree(state.pid, all)];
+  const out: Breakdown = { total: 0 };
+  for (const p of procs) {
+    const kind = p.pid === monitor ? 'monitor' : p.pid === state.pid ? 'shim' : p.comm;
+    const mib = pssKiB(p.pid) / 1024;
+    out[kind] = (out[kind] ?? 0) + mib;
+    out['total'] = (out['total'] ?? 0) + mib;
+  }
+  return out;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] ?? NaN) : ((s[m - 1] ?? NaN) + (s[m] ?? NaN)) / 2;
+}
+
+function medianBreakdown(all: Breakdown[]): Breakdown {
+  const keys = [...new Set(all.flatMap((b) => Object.keys(b)))];
+  return Object.fromEntries(keys.map((k) => [k, median(all.map((b) => b[k] ?? 0))]));
+}
+
+function show(title: string, b: Breakdown): void {
+  const parts = Object.entries(b)
+    .filter(([k]) => k !== 'total')
+    .sort((a, c) => c[1] - a[1])
+    .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+    .join(', ');
+  console.log(`${title.padEnd(34)} ${(b['total'] ?? NaN).toFixed(1).padStart(7)} MiB  (${parts})`);
+}
+
+/** Starts `n` idle pods under a fresh root, measures them, deletes them. */
+async function pods(n: number, bundle: string): Promise<Breakdown> {
+  const root = mkdtempSync(join(work, `root-${n}-`));
+  const ids = Array.from({ length: n }, (_, i) => `pod${i}`);
+  const started: string[] = [];
+  try {
+    for (const id of ids) {
+      const r = await kapselToFiles(['--root', root, 'run', '-d', '-b', bundle, id], work);
+      if (r.code !== 0) throw new Error(`kapsel run ${id} failed: ${r.stderr()}`);
+      started.push(id);
+    }
+    await sleep(settleMs);
+    const all = processes();
+    const each = ids.map((id) => podMemory(root, id, all));
+    return medianBreakdown(each);
+  } finally {
+    for (const id of started) {
+      await kapselToFiles(['--root', root, 'delete', '-f', id], work);
+    }
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+/** The floor VM: same kernel and QEMU shape, trivial init, nothing else. */
+async function floor(): Promise<Breakdown> {
+  const stateDir = mkdtempSync(join(work, 'floor-'));
+  const vm = await Vm.boot(
+    {
+      stateDir,
+      kernel: guestImage().kernel,
+      initrd: join(packageRoot(), 'build/guest/floor-initrd.img'),
+      memoryMiB: DEFAULT_SIZING.baseMemoryMiB,
+      cpus: 1,
+      kernelParams: ['kapsel.floor=stay'],
+    },
+    log,
+  );
+  try {
+    await vm.waitAgentReady();
+    await vm.console.waitFor(/kapsel-floor: staying up/, { includeTail: true });
+    await sleep(settleMs);
+    return { total: pssKiB(vm.pid) / 1024, qemu: pssKiB(vm.pid) / 1024 };
+  } finally {
+    await vm.shutdown(0);
+  }
+}
+
+try {
+  const spec = JSON.parse(readFileSync(join(DEFAULT_BUNDLE, 'config.json'), 'utf8')) as Spec;
+  spec.root = { path: join(DEFAULT_BUNDLE, 'rootfs'), readonly: true };
+  if (spec.process === undefined) throw new Error(`${DEFAULT_BUNDLE}: no process in config.json`);
+  spec.process.terminal = false;
+  spec.process.args = ['sleep', '1000000'];
+  const bundle = mkdtempSync(join(work, 'bundle-'));
+  writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec));
+
+  const base = await floor();
+  const one = await pods(1, bundle);
+  const many = podCount > 1 ? await pods(podCount, bundle) : one;
+  console.log(`\nhost PSS per pod (idle busybox, ${values.settle} s settled; MiB)`);
+  show('floor VM (baseline)', base);
+  show('1 pod', one);
+  if (podCount > 1) show(`median of ${podCount} pods`, many);
+  const ratio = (many['total'] ?? NaN) / (base['total'] ?? NaN);
+  console.log(`\npod / floor VM = ${ratio.toFixed(2)}`);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}

@@ -1,0 +1,64 @@
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  GUEST_DIR,
+  kapselToFiles,
+  makeBundle,
+  removeBundles,
+  vmMissing,
+} from '../support/kapsel-cli.js';
+
+const skip = vmMissing();
+
+describe.skipIf(skip !== undefined)(
+  `light sandboxes in a real VM${skip ? ` (skipped: ${skip})` : ''}`,
+  () => {
+    const root = mkdtempSync(join(tmpdir(), 'kapsel-root-'));
+    const work = mkdtempSync(join(tmpdir(), 'kapsel-light-'));
+
+    afterAll(() => {
+      removeBundles();
+      rmSync(root, { recursive: true, force: true });
+      rmSync(work, { recursive: true, force: true });
+    });
+
+    it('boots from the mapped guest image and logs each phase of the start with --debug', async () => {
+      const bundle = makeBundle((spec) => {
+        if (spec.process) {
+          spec.process.terminal = false;
+          // The agent's root is the guest image, mounted read-only with DAX.
+          spec.process.args = ['true'];
+        }
+      });
+      const logFile = join(work, 'kapsel.log');
+      const r = await kapselToFiles(
+        ['--root', root, '--debug', '--log', logFile, 'run', '-b', bundle, 'light1'],
+        work,
+      );
+      expect(r.code, r.stderr()).toBe(0);
+      const line = readFileSync(logFile, 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('boot timeline (ms)'))
+        .at(-1);
+      expect(line).toBeDefined();
+      const phases = [...(line ?? '').matchAll(/ (\w+)=([\d.]+)/g)].map((m) => m[1]);
+      const order = [
+        'spawned',
+        'initStarted',
+        'modulesLoaded',
+        'imageMounted',
+        'agentExec',
+        'agentPortOpen',
+        'agentAnswered',
+        'containerCreated',
+        'containerStarted',
+      ];
+      // Each phase happened, in this order (the line lists them by time).
+      expect(phases.filter((p) => order.includes(p ?? ''))).toEqual(order);
+      // The image exists as rootfs/build.sh makes it: a whole number of 2 MiB pages.
+      expect(statSync(join(GUEST_DIR, 'image.erofs')).size % (2 * 1024 * 1024)).toBe(0);
+    });
+  },
+);
