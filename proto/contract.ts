@@ -23,3 +23,22 @@ export const DNS_PORT_NAME = 'kapsel.dns.0';
  * before it makes cgroups and paths from an id.
  */
 export const CONTAINER_ID_PATTERN = /^[\w+\-.]+$/;
+
+/**
+ * The longest container id: runc has no limit of its own, but the id names
+ * its state directory, so the file-name limit (NAME_MAX) is where runc fails.
+ */
+export const CONTAINER_ID_MAX_LENGTH = 255;
+
+/**
+ * runc's validateID (libcontainer/factory_linux.go): the pattern's
+ * characters only, and a name a path can hold, so neither `.` nor `..`.
+ */
+export function isValidContainerId(id: string): boolean {
+  return (
+    id.length <= CONTAINER_ID_MAX_LENGTH &&
+    CONTAINER_ID_PATTERN.test(id) &&
+    id !== '.' &&
+    id !== '..'
+  );
+}

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { destroyContainer } from '../container/destroy.js';
+import { destroyContainer, FORCE_CALL_MS } from '../container/destroy.js';
 import { canDelete } from '../container/lifecycle.js';
 import { withContainer } from '../container/open.js';
 import { RuntimeError } from '../sys/errors.js';
@@ -21,14 +21,16 @@ export async function deleteContainer(
   try {
     await withContainer(root, id, legal, async ({ store, record, status, agent }) => {
       if (status === 'running' || status === 'paused') {
-        if (status === 'paused') await agent.resumeContainer(id).catch(() => undefined);
-        await agent.signalProcess(id, 9, '', true).catch((err: unknown) => {
+        if (status === 'paused') {
+          await agent.resumeContainer(id, FORCE_CALL_MS).catch(() => undefined);
+        }
+        await agent.signalProcess(id, 9, '', true, FORCE_CALL_MS).catch((err: unknown) => {
           log.debug({ err }, 'SIGKILL on delete --force failed');
         });
         // The shim (or foreground run) notices and ends; give it a moment.
         for (let i = 0; i < 50 && isAlive(record.pid, record.pidStart); i++) await sleep(100);
       }
-      await destroyContainer(store, record, log);
+      await destroyContainer(store, record, log, force);
     });
   } catch (err) {
     if (force && err instanceof RuntimeError && err.message === 'container does not exist') return;

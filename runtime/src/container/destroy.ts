@@ -11,6 +11,9 @@ import { runHooks } from './hooks.js';
 import { agentOf } from './open.js';
 import { toOciState, type ContainerRecord, type StateStore } from './state.js';
 
+/** The deadline of each agent call of `delete --force`: it ends in seconds whatever the VM does. */
+export const FORCE_CALL_MS = 3000;
+
 /**
  * Removes a container for good: from the guest (if its VM still runs), its
  * shim, its host mounts and its state; the sandbox goes with its last
@@ -20,10 +23,11 @@ export async function destroyContainer(
   store: StateStore,
   r: ContainerRecord,
   log: Logger,
+  force = false,
 ): Promise<void> {
   const agent = agentOf(r);
   try {
-    await agent.removeContainer(r.id).catch((err: unknown) => {
+    await agent.removeContainer(r.id, force ? FORCE_CALL_MS : undefined).catch((err: unknown) => {
       log.debug({ err }, 'RemoveContainer failed (the VM may be gone)');
     });
   } finally {
@@ -34,7 +38,7 @@ export async function destroyContainer(
   await store.remove(r.id);
   const spec = await readSpec(r.bundle);
   if ((await store.idsInSandbox(r.sandboxId)).length === 0) {
-    await stopSandbox(r.vmDir, log);
+    await stopSandbox(r.vmDir, log, force);
     // A killed sandbox process leaves its taps in an engine's namespace.
     const netns = spec === undefined ? undefined : netnsPathOf(spec);
     if (netns !== undefined && existsSync(netns)) {

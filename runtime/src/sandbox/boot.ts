@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { AgentClient } from './agent-client.js';
 import { guestImage } from './guest-image.js';
 import { SHARED_TAG } from './vm-dir.js';
+import type { Child } from './vm/child.js';
 import { Vm } from './vm/index.js';
 
 export interface SandboxOptions {
@@ -11,6 +12,8 @@ export interface SandboxOptions {
   memoryMiB?: number;
   cpus?: number;
   log: Logger;
+  /** Supervision of QEMU and virtiofsd (supervisor.ts). */
+  adopt?: (name: string, child: Child, rank?: number) => void;
 }
 
 /**
@@ -37,6 +40,7 @@ export class Sandbox {
         share: { dir: opts.shareDir, tag: SHARED_TAG },
       },
       opts.log,
+      opts.adopt === undefined ? {} : { adopt: opts.adopt },
     );
     try {
       await vm.waitAgentReady();
@@ -51,15 +55,18 @@ export class Sandbox {
 
   /**
    * Tears the VM down: asks the agent to stop (PID 1 then powers off), and
-   * makes sure QEMU and virtiofsd are gone whatever the guest does.
+   * makes sure QEMU and virtiofsd are gone whatever the guest does. After a
+   * fault (`graceful` false) the guest is not asked: QEMU quits at once.
    */
-  async stop(): Promise<void> {
-    try {
-      await this.agent.destroySandbox();
-    } catch (err) {
-      this.log.debug({ err }, 'DestroySandbox failed; stopping the VM anyway');
+  async stop(graceful = true): Promise<void> {
+    if (graceful) {
+      try {
+        await this.agent.destroySandbox(5000);
+      } catch (err) {
+        this.log.debug({ err }, 'DestroySandbox failed; stopping the VM anyway');
+      }
     }
     this.agent.close();
-    await this.vm.shutdown(10_000);
+    await this.vm.shutdown(graceful ? 10_000 : 0);
   }
 }

@@ -1,11 +1,19 @@
 import { Server, ServerCredentials } from '@grpc/grpc-js';
-import { writeFile } from 'node:fs/promises';
+import { copyFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { CreateContainerRequest, RemoveContainerRequest } from '../../../proto/generated/agent.js';
+import {
+  CreateContainerRequest,
+  RemoveContainerRequest,
+  WaitProcessRequest,
+} from '../../../proto/generated/agent.js';
 import { SandboxServiceService } from '../../../proto/generated/sandbox.js';
 import { StateStore } from '../container/state.js';
 import { tellCreator } from '../sys/detached.js';
 import { messageOf } from '../sys/errors.js';
+import { isAlive, processStart } from '../sys/pids.js';
+import type { AgentClient } from './agent-client.js';
 import { Sandbox } from './boot.js';
 import { makeSharedMount } from './host-mounts.js';
 import { SandboxNetwork } from './network/sandbox-network.js';
@@ -13,8 +21,15 @@ import { sandboxService } from './network/service.js';
 import { SandboxDns } from './network/dns-relay.js';
 import { proxyService, upstreamClient } from './proxy.js';
 import type { VmSize } from './sizing.js';
-import { cleanupVmDir, vmDirLayout, vmDirOf } from './vm-dir.js';
-import { describeExit } from './vm/child.js';
+import { Supervisor } from './supervisor.js';
+import { cleanupVmDir, vmDirLayout, vmDirOf, type VmDirLayout } from './vm-dir.js';
+import { guestFault } from './vm/guest-fault.js';
+
+/** The VM directory's logs a faulted sandbox copies into its containers' state directories. */
+const KEPT_LOGS = ['console.log', 'monitor.log'] as const;
+
+/** How often the sandbox looks whether the `kapsel create` that started it still runs. */
+const CREATOR_POLL_MS = 500;
 
 /** A sandbox nobody created a container in gives up after this long. */
 const IDLE_EXIT_MS = 60_000;
@@ -43,15 +58,31 @@ export async function serveSandbox(
   let server: Server | undefined;
   let finish: (reason: string) => void = () => undefined;
   const finished = new Promise<string>((resolve) => (finish = resolve));
-  let vmDied: string | undefined;
+  // Set when the sandbox ends by a fault (a process died, its creator
+  // vanished), not by its containers' removal.
+  let fault: string | undefined;
+  const failed = (reason: string): void => {
+    fault ??= reason;
+    finish(reason);
+  };
+  const supervisor = new Supervisor(paths.pids, failed);
+  const creator = watchCreator(store, sandboxId, failed);
+  let stopReason: string | undefined;
+  let stopping = false;
+  let oomWatch: (() => void) | undefined;
   try {
     await writeFile(paths.pidFile, String(process.pid));
     await makeSharedMount(paths.shared);
-    sandbox = await Sandbox.start({ stateDir: paths.dir, shareDir: paths.shared, log, ...size });
-    void sandbox.vm.exited.then((s) => {
-      vmDied = `the VM exited (qemu ${describeExit(s)})`;
-      finish(vmDied);
+    sandbox = await Sandbox.start({
+      stateDir: paths.dir,
+      shareDir: paths.shared,
+      log,
+      ...size,
+      adopt: (name, child, rank) => {
+        supervisor.adopt(name, child, rank);
+      },
     });
+    const agentOfSandbox: AgentClient | undefined = sandbox.agent;
     const upstream = upstreamClient(sandbox.agent.channel());
     const { definition, implementation } = proxyService(upstream, {
       onDone(method, request, err) {
@@ -65,8 +96,15 @@ export async function serveSandbox(
           finish('the sandbox was destroyed');
         }
       },
+      onAbandoned(method, request) {
+        // Calls cut by our own shutdown are not orphans.
+        if (method !== 'waitProcess' || agentOfSandbox === undefined || stopping) return;
+        void killOrphan(agentOfSandbox, store, WaitProcessRequest.decode(request), log);
+      },
     });
-    network = new SandboxNetwork(sandbox.vm.qmp, sandbox.agent, log);
+    network = new SandboxNetwork(sandbox.vm.qmp, sandbox.agent, log, (name, child) => {
+      supervisor.adopt(name, child);
+    });
     server = new Server();
     server.addService(definition, implementation);
     dns = new SandboxDns(paths.dns, sandbox.agent, log);
@@ -81,17 +119,29 @@ export async function serveSandbox(
     const idle = setTimeout(() => {
       if (containers.size === 0) finish('no container was created in it');
     }, IDLE_EXIT_MS);
+    const guestConsole = sandbox.vm.console;
+    oomWatch = watchOom(sandbox.agent, store, log, () => guestFault(guestConsole.tail()));
     tellCreator('ok');
-    log.info({ sandboxId, qemuPid: sandbox.vm.pid }, 'sandbox monitor serving');
+    log.info(
+      { sandboxId, qemuPid: sandbox.vm.pid, pids: supervisor.pids() },
+      'sandbox monitor serving',
+    );
     const reason = await finished;
+    stopping = true;
+    supervisor.stopping();
     clearTimeout(idle);
     log.info({ reason }, 'sandbox monitor stopping');
-    const died = vmDied;
-    if (died !== undefined) {
-      for (const id of containers) {
+    if (fault !== undefined) {
+      // A dead guest says why on its console: let the pipe drain first.
+      await Promise.race([sandbox.vm.console.done, delay(500, undefined, { ref: false })]);
+      const guest = guestFault(sandbox.vm.console.tail());
+      stopReason = guest === undefined ? fault : `${guest} (${fault})`;
+      log.error({ reason: stopReason }, 'sandbox stopped by a fault');
+      for (const id of new Set([...containers, sandboxId])) {
+        const logs = join(store.dirOf(id), KEPT_LOGS[0]);
         await store.update(id, (r) => {
           r.status = 'stopped';
-          r.stopReason = died;
+          r.stopReason = `${stopReason ?? fault}; the VM's logs are kept in ${logs} and monitor.log`;
         });
       }
     }
@@ -102,12 +152,128 @@ export async function serveSandbox(
     tellCreator(messageOf(err));
     return 1;
   } finally {
+    clearInterval(creator);
+    oomWatch?.();
+    supervisor.stopping();
     server?.forceShutdown();
     dns?.close();
-    await sandbox?.stop();
+    await sandbox?.stop(fault === undefined);
     await network?.release().catch((err: unknown) => {
       log.warn({ err }, 'removing the taps failed');
     });
+    if (stopReason !== undefined) {
+      await keepLogs(paths, [...containers, sandboxId], store);
+    }
     await cleanupVmDir(paths.dir, log);
   }
+}
+
+/**
+ * Until the sandbox's own container leaves "creating", watches the `kapsel
+ * create` that started this process (our parent): if it dies first (killed
+ * while the VM boots, or after the agent made the container), nobody will
+ * commit or undo the container, so the sandbox ends with that reason.
+ */
+function watchCreator(
+  store: StateStore,
+  sandboxId: string,
+  failed: (reason: string) => void,
+): NodeJS.Timeout {
+  const pid = process.ppid;
+  const start = processStart(pid);
+  const timer: NodeJS.Timeout = setInterval(() => {
+    void store
+      .load(sandboxId)
+      .then((r) => r.status)
+      .catch(() => undefined)
+      .then((status) => {
+        if (status !== undefined && status !== 'creating') {
+          clearInterval(timer);
+        } else if (!isAlive(pid, start)) {
+          clearInterval(timer);
+          failed(`its creator (kapsel create, pid ${pid}) died before the container was created`);
+        }
+      });
+  }, CREATOR_POLL_MS);
+  timer.unref();
+  return timer;
+}
+
+/**
+ * Copies the console and monitor logs of a sandbox that died into each of
+ * its containers' state directories, which `delete` removes: the VM
+ * directory goes with the sandbox, the post-mortem stays.
+ */
+async function keepLogs(paths: VmDirLayout, ids: string[], store: StateStore): Promise<void> {
+  for (const id of new Set(ids)) {
+    for (const [name, from] of [
+      [KEPT_LOGS[0], paths.console],
+      [KEPT_LOGS[1], paths.log],
+    ] as const) {
+      await copyFile(from, join(store.dirOf(id), name)).catch(() => undefined);
+    }
+  }
+}
+
+/**
+ * A WaitProcess caller that vanished was the host process standing for that
+ * guest process (its shim, or a foreground run or exec): with it gone nobody
+ * holds the process's stdio or can report its end, and `state` already says
+ * stopped (runc's pid is dead), so the guest process is killed to match, its
+ * container's every process for an init (as runc's init dying takes the pid
+ * namespace with it).
+ */
+async function killOrphan(
+  agent: AgentClient,
+  store: StateStore,
+  w: WaitProcessRequest,
+  log: Logger,
+): Promise<void> {
+  const init = w.execId === '';
+  log.warn(
+    { containerId: w.containerId, execId: w.execId },
+    'the waiter of a process went away; killing it',
+  );
+  await agent.signalProcess(w.containerId, 9, w.execId, init, 5000).catch((err: unknown) => {
+    log.debug({ err }, 'killing the orphaned process failed');
+  });
+  if (init) {
+    await store.update(w.containerId, (r) => {
+      if (r.status === 'stopped') return;
+      r.status = 'stopped';
+      r.stopReason = `its shim (pid ${r.pid}) died; the container's processes were killed`;
+    });
+  }
+}
+
+/**
+ * Records a guest OOM kill in a container (the agent's "oom" event: its
+ * cgroup's memory.events oom_kill rose, whichever OOM killer acted, the
+ * cgroup's or the whole guest's) as the reason it stops, if it does.
+ * Returns the function that stops watching.
+ */
+function watchOom(
+  agent: AgentClient,
+  store: StateStore,
+  log: Logger,
+  fromConsole: () => string | undefined,
+): () => void {
+  const sub = agent.events();
+  void (async () => {
+    for await (const e of sub.events) {
+      if (e.type !== 'oom') continue;
+      log.warn(
+        { containerId: e.containerId },
+        'the guest OOM killer killed a process of a container',
+      );
+      // The kernel's own line names the process it killed.
+      const said = fromConsole();
+      await store.update(e.containerId, (r) => {
+        r.stopReason ??= `out of memory in the container${said === undefined ? '' : ` (${said})`}`;
+      });
+    }
+  })().catch((err: unknown) => {
+    log.debug({ err }, 'the event stream ended');
+  });
+  return sub.cancel;
 }

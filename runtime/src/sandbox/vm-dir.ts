@@ -45,6 +45,8 @@ export interface VmDirLayout {
   vfs: string;
   /** QEMU's own -pidfile. */
   pidfile: string;
+  /** Every host process the sandbox process supervises, as JSON (supervisor.ts). */
+  pids: string;
 }
 
 export function vmDirLayout(dir: string): VmDirLayout {
@@ -60,6 +62,7 @@ export function vmDirLayout(dir: string): VmDirLayout {
     dns: join(dir, 'dns.sock'),
     vfs: join(dir, 'vfs.sock'),
     pidfile: join(dir, 'qemu.pid'),
+    pids: join(dir, 'pids.json'),
   };
 }
 
