@@ -12,6 +12,8 @@ export interface SandboxOptions {
   memoryMiB?: number;
   cpus?: number;
   log: Logger;
+  /** Aborts the boot: whatever was started stops. */
+  signal?: AbortSignal;
   /** Supervision of QEMU and virtiofsd (supervisor.ts). */
   adopt?: (name: string, child: Child, rank?: number) => void;
 }
@@ -40,10 +42,13 @@ export class Sandbox {
         share: { dir: opts.shareDir, tag: SHARED_TAG },
       },
       opts.log,
-      opts.adopt === undefined ? {} : { adopt: opts.adopt },
+      {
+        ...(opts.adopt === undefined ? {} : { adopt: opts.adopt }),
+        ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+      },
     );
     try {
-      await vm.waitAgentReady();
+      await vm.waitAgentReady(opts.signal);
       const agent = AgentClient.forSocket(vm.agentSocketPath);
       await agent.check();
       return new Sandbox(vm, agent, opts.log);

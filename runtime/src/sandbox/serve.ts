@@ -61,8 +61,11 @@ export async function serveSandbox(
   // Set when the sandbox ends by a fault (a process died, its creator
   // vanished), not by its containers' removal.
   let fault: string | undefined;
+  // Cut the boot short when a fault comes before the sandbox serves.
+  const booting = new AbortController();
   const failed = (reason: string): void => {
     fault ??= reason;
+    booting.abort(new Error(reason));
     finish(reason);
   };
   const supervisor = new Supervisor(paths.pids, failed);
@@ -78,11 +81,12 @@ export async function serveSandbox(
       shareDir: paths.shared,
       log,
       ...size,
+      signal: booting.signal,
       adopt: (name, child, rank) => {
         supervisor.adopt(name, child, rank);
       },
     });
-    const agentOfSandbox: AgentClient | undefined = sandbox.agent;
+    const agentOfSandbox = sandbox.agent;
     const upstream = upstreamClient(sandbox.agent.channel());
     const { definition, implementation } = proxyService(upstream, {
       onDone(method, request, err) {
@@ -98,7 +102,7 @@ export async function serveSandbox(
       },
       onAbandoned(method, request) {
         // Calls cut by our own shutdown are not orphans.
-        if (method !== 'waitProcess' || agentOfSandbox === undefined || stopping) return;
+        if (method !== 'waitProcess' || stopping) return;
         void killOrphan(agentOfSandbox, store, WaitProcessRequest.decode(request), log);
       },
     });

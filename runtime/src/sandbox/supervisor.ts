@@ -44,7 +44,8 @@ export class Supervisor {
       this.#children.delete(child);
       this.#writePids();
       if (this.#stopping) return;
-      const said = lastLine(child.stderr);
+      // What it said last explains an exit, not a kill (then it is whatever came before).
+      const said = s.signal === null ? lastLine(child.stderr) : undefined;
       const reason = `${name} (pid ${child.pid}) ${describeExit(s)}${said ? `: ${said}` : ''}`;
       this.#deaths.push({ reason, rank });
       if (this.#deaths.length > 1) return;

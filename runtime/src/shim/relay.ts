@@ -107,24 +107,23 @@ async function pumpOutput(
   sink: NodeJS.WritableStream,
   onBrokenPipe: () => void,
 ): Promise<void> {
-  let failed: ((err: Error) => void) | undefined;
-  let broken = false;
+  const sinkState: { broken: boolean; failed?: () => void } = { broken: false };
   const onError = (err: Error): void => {
     if (!isBrokenPipe(err)) return;
-    broken = true;
+    sinkState.broken = true;
     onBrokenPipe();
-    failed?.(err);
+    sinkState.failed?.();
   };
   sink.on('error', onError);
   try {
     for await (const chunk of p.agent.readOutput(which, p.id, p.execId)) {
-      if (broken) continue;
+      if (sinkState.broken) continue;
       if (!sink.write(chunk)) {
         await new Promise<void>((resolve) => {
-          failed = () => resolve();
+          sinkState.failed = resolve;
           sink.once('drain', resolve);
         });
-        failed = undefined;
+        delete sinkState.failed;
       }
     }
   } finally {
