@@ -6,8 +6,17 @@
 // growth).
 //
 //   npm run bench:soak [-- --lifecycles N] [--execs M]
-import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -48,6 +57,26 @@ async function k(...args: string[]): Promise<string> {
   return stdout;
 }
 
+/**
+ * `create` and `run -d`: their shim keeps the stdio it was given (as with
+ * containerd's fifos), so it goes to a file, not to a pipe we would wait on.
+ */
+async function kDetached(...args: string[]): Promise<void> {
+  const log = join(work, 'detached.log');
+  const fd = openSync(log, 'w');
+  const child = spawn(KAPSEL, ['--root', root, ...args], { stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', resolve);
+  });
+  if (code !== 0) {
+    throw Object.assign(new Error(`kapsel ${args.join(' ')}: exit ${code}`), {
+      stderr: readFileSync(log, 'utf8'),
+    });
+  }
+}
+
 interface Usage {
   rssKiB: number;
   fds: number;
@@ -80,7 +109,9 @@ async function agentUsage(): Promise<Usage> {
     pod,
     'sh',
     '-c',
-    'for p in /proc/[0-9]*; do if grep -q agent.mjs $p/cmdline 2>/dev/null; then grep VmRSS $p/status; ls $p/fd | wc -l; fi; done',
+    // The agent: the node whose parent is the guest's init. (Reading every
+    // process's cmdline can block on a kernel thread's; stat does not.)
+    'for p in /proc/[0-9]*; do set -- $(cat $p/stat 2>/dev/null); if [ "$2" = "(node)" ] && [ "$4" = 1 ]; then grep VmRSS $p/status; ls $p/fd | wc -l; fi; done',
   );
   const m = /VmRSS:\s+(\d+) kB\s+(\d+)/.exec(out);
   return { rssKiB: Number(m?.[1] ?? NaN), fds: Number(m?.[2] ?? NaN) };
@@ -140,7 +171,7 @@ async function main(): Promise<void> {
     s.process = { ...s.process, args: ['true'] };
     s.annotations = { [TYPE]: 'container', [SANDBOX]: pod };
   });
-  await run(KAPSEL, ['--root', root, 'run', '-d', '-b', podBundle, pod], {});
+  await kDetached('run', '-d', '-b', podBundle, pod);
   const failures: string[] = [];
   const fail = (what: string, err: unknown): void => {
     const msg = `${what}: ${(err as { stderr?: string }).stderr ?? String(err)}`;
@@ -153,7 +184,7 @@ async function main(): Promise<void> {
   for (let i = 1; i <= lifecycles; i++) {
     const id = `soak-${i}`;
     try {
-      await k('create', '-b', appBundle, id);
+      await kDetached('create', '-b', appBundle, id);
       await k('start', id);
       await waitStopped(id);
       await k('delete', id);
