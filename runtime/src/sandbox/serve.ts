@@ -40,8 +40,10 @@ const IDLE_EXIT_MS = 60_000;
  * the sandbox process, the one long-lived host process of a VM. It owns
  * QEMU, virtiofsd and the single agent connection, and serves the agent API
  * to the CLI and the shims on <vm dir>/monitor.sock. It ends with the last
- * container removed, on DestroySandbox, or when QEMU dies, in which case every
- * container it held is recorded as stopped with the reason.
+ * container removed, on DestroySandbox, or by a fault: a process it
+ * supervises dies (supervisor.ts), or its creator dies before the container
+ * is committed. Then every container it held is recorded as stopped with the
+ * reason, and the VM's logs are kept in their state directories.
  */
 export async function serveSandbox(
   root: string,
@@ -61,9 +63,11 @@ export async function serveSandbox(
   // Set when the sandbox ends by a fault (a process died, its creator
   // vanished), not by its containers' removal.
   let fault: string | undefined;
+  const cause = { qemuDied: false };
   // Cut the boot short when a fault comes before the sandbox serves.
   const booting = new AbortController();
-  const failed = (reason: string): void => {
+  const failed = (reason: string, who = ''): void => {
+    if (fault === undefined) cause.qemuDied = who === 'qemu';
     fault ??= reason;
     booting.abort(new Error(reason));
     finish(reason);
@@ -136,9 +140,13 @@ export async function serveSandbox(
     clearTimeout(idle);
     log.info({ reason }, 'sandbox monitor stopping');
     if (fault !== undefined) {
-      // A dead guest says why on its console: let the pipe drain first.
-      await Promise.race([sandbox.vm.console.done, delay(500, undefined, { ref: false })]);
-      const guest = guestFault(sandbox.vm.console.tail());
+      // A guest that died says why on its console (let the pipe drain);
+      // an older line there (an OOM kill it survived) explains nothing else.
+      let guest: string | undefined;
+      if (cause.qemuDied) {
+        await Promise.race([sandbox.vm.console.done, delay(500, undefined, { ref: false })]);
+        guest = guestFault(sandbox.vm.console.tail());
+      }
       stopReason = guest === undefined ? fault : `${guest} (${fault})`;
       log.error({ reason: stopReason }, 'sandbox stopped by a fault');
       for (const id of new Set([...containers, sandboxId])) {

@@ -22,12 +22,12 @@ export interface SupervisedPid {
  */
 export class Supervisor {
   readonly #pidsFile: string;
-  readonly #onDeath: (reason: string) => void;
+  readonly #onDeath: (reason: string, name: string) => void;
   readonly #children = new Map<Child, string>();
   #stopping = false;
-  #deaths: { reason: string; rank: number }[] = [];
+  #deaths: { reason: string; name: string; rank: number }[] = [];
 
-  constructor(pidsFile: string, onDeath: (reason: string) => void) {
+  constructor(pidsFile: string, onDeath: (reason: string, name: string) => void) {
     this.#pidsFile = pidsFile;
     this.#onDeath = onDeath;
   }
@@ -47,11 +47,11 @@ export class Supervisor {
       // What it said last explains an exit, not a kill (then it is whatever came before).
       const said = s.signal === null ? lastLine(child.stderr) : undefined;
       const reason = `${name} (pid ${child.pid}) ${describeExit(s)}${said ? `: ${said}` : ''}`;
-      this.#deaths.push({ reason, rank });
+      this.#deaths.push({ reason, name, rank });
       if (this.#deaths.length > 1) return;
       setTimeout(() => {
         const cause = this.#deaths.reduce((a, b) => (b.rank > a.rank ? b : a));
-        this.#onDeath(cause.reason);
+        this.#onDeath(cause.reason, cause.name);
       }, SETTLE_MS);
     });
   }
