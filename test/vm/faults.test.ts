@@ -192,6 +192,16 @@ describe.skipIf(skip !== undefined)(
       await deleteAndExpectNothingLeft(id);
     });
 
+    it('delete --force of a sandbox whose process hangs (SIGSTOP) is prompt', async () => {
+      const id = 'fault-hung';
+      const s = await runDetached(id, sleeper());
+      const monitor = Number(readFileSync(vmDirLayout(vmDirOf(root, id)).pidFile, 'utf8'));
+      process.kill(monitor, 'SIGSTOP');
+      await deleteAndExpectNothingLeft(id);
+      // The shim could not learn anything: delete killed it.
+      expect(await reap(s.pid, 5000)).toEqual({ code: null, signal: 9 });
+    });
+
     it('guest kernel panic', async () => {
       const id = 'fault-panic';
       const b = sleeper(['sh', '-c', 'sleep 1; echo c > /proc/sysrq-trigger; sleep 100'], (s) => {

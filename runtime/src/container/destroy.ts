@@ -1,3 +1,4 @@
+import { status } from '@grpc/grpc-js';
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Spec } from '../../../oci/spec.js';
@@ -24,12 +25,19 @@ export async function destroyContainer(
   r: ContainerRecord,
   log: Logger,
   force = false,
+  knownHung = false,
 ): Promise<void> {
   const agent = agentOf(r);
+  // A sandbox process that lets a call run out its deadline is hung: with
+  // --force it is killed at once rather than waited for.
+  let hung = knownHung;
   try {
-    await agent.removeContainer(r.id, force ? FORCE_CALL_MS : undefined).catch((err: unknown) => {
-      log.debug({ err }, 'RemoveContainer failed (the VM may be gone)');
-    });
+    if (!hung) {
+      await agent.removeContainer(r.id, force ? FORCE_CALL_MS : undefined).catch((err: unknown) => {
+        hung = (err as { code?: unknown }).code === status.DEADLINE_EXCEEDED;
+        log.debug({ err }, 'RemoveContainer failed (the VM may be gone)');
+      });
+    }
   } finally {
     agent.close();
   }
@@ -38,7 +46,7 @@ export async function destroyContainer(
   await store.remove(r.id);
   const spec = await readSpec(r.bundle);
   if ((await store.idsInSandbox(r.sandboxId)).length === 0) {
-    await stopSandbox(r.vmDir, log, force);
+    await stopSandbox(r.vmDir, log, force, force && hung);
     // A killed sandbox process leaves its taps in an engine's namespace.
     const netns = spec === undefined ? undefined : netnsPathOf(spec);
     if (netns !== undefined && existsSync(netns)) {

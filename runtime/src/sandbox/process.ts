@@ -79,12 +79,18 @@ const FORCE_STOP_WAIT_MS = 3000;
  * killing it if it does not, and then every process it supervised (by the
  * pids it recorded, sandbox/supervisor.ts: its QEMU and virtiofsd die with it
  * through PR_SET_PDEATHSIG, this is for the case that failed too); then
- * cleans the VM directory up.
+ * cleans the VM directory up. `force` waits briefly, `hung` (it let a call
+ * run out its deadline) not at all.
  */
-export async function stopSandbox(vmDir: string, log: Logger, force = false): Promise<void> {
+export async function stopSandbox(
+  vmDir: string,
+  log: Logger,
+  force = false,
+  hung = false,
+): Promise<void> {
   const layout = vmDirLayout(vmDir);
   const pid = await readPid(layout.pidFile);
-  const waitMs = force ? FORCE_STOP_WAIT_MS : STOP_WAIT_MS;
+  const waitMs = hung ? 0 : force ? FORCE_STOP_WAIT_MS : STOP_WAIT_MS;
   for (let t = 0; t < waitMs && isAlive(pid); t += 100) await sleep(100);
   if (pid !== undefined && isAlive(pid) && cmdlineOf(pid).includes('__monitor')) {
     log.warn({ pid }, 'sandbox monitor did not stop; killing it');
