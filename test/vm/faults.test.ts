@@ -355,7 +355,13 @@ describe.skipIf(skip !== undefined)(
 
       it('SIGKILL of the shim: the container is killed to match, stopped with a reason', async () => {
         process.kill(s.pid, 'SIGKILL');
-        const stopped = await waitStopped(id);
+        // Stopped at once (its pid is dead); the reason follows once the
+        // sandbox process saw the shim's call go and killed the container.
+        let stopped = await waitStopped(id);
+        for (let i = 0; i < 100 && reasonOf(stopped) === ''; i++) {
+          await sleep(100);
+          stopped = await state(id);
+        }
         expect(reasonOf(stopped)).toMatch(
           /shim \(pid \d+\) died; the container's processes were killed/,
         );
