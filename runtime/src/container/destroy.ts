@@ -13,7 +13,7 @@ import { agentOf } from './open.js';
 import { toOciState, type ContainerRecord, type StateStore } from './state.js';
 
 /** The deadline of each agent call of `delete --force`: it ends in seconds whatever the VM does. */
-export const FORCE_CALL_MS = 3000;
+export const FORCE_CALL_MS = 2000;
 
 /**
  * Removes a container for good: from the guest (if its VM still runs), its
