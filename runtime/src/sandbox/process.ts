@@ -101,9 +101,10 @@ export async function stopSandbox(
   const qemu = await readPid(layout.pidfile);
   if (qemu !== undefined) children.push(qemu);
   // Only processes that still name this VM directory: a pid may be reused.
-  const ours = children.filter((p) => isAlive(p) && cmdlineOf(p).includes(vmDir));
+  const ours = [...new Set(children)].filter((p) => isAlive(p) && cmdlineOf(p).includes(vmDir));
   for (const p of ours) {
-    log.warn({ pid: p }, 'a process of the sandbox outlived it; killing it');
+    // Usually one on its way out: PR_SET_PDEATHSIG is delivered, not instant.
+    log.debug({ pid: p }, 'a process of the sandbox outlived it; killing it');
     killQuietly(p);
   }
   for (let i = 0; i < 20 && ours.some((p) => isAlive(p)); i++) await sleep(100);
