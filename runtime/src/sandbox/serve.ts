@@ -1,5 +1,5 @@
 import { Server, ServerCredentials } from '@grpc/grpc-js';
-import { copyFile, writeFile } from 'node:fs/promises';
+import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -145,7 +145,8 @@ export async function serveSandbox(
       let guest: string | undefined;
       if (cause.qemuDied) {
         await Promise.race([sandbox.vm.console.done, delay(500, undefined, { ref: false })]);
-        guest = guestFault(sandbox.vm.console.tail());
+        // From the log file: a panic's stack trace outgrows the kept tail.
+        guest = guestFault(await consoleTail(paths.console));
       }
       stopReason = guest === undefined ? fault : `${guest} (${fault})`;
       log.error({ reason: stopReason }, 'sandbox stopped by a fault');
@@ -288,4 +289,14 @@ function watchOom(
     log.debug({ err }, 'the event stream ended');
   });
   return sub.cancel;
+}
+
+/** The last lines of a console log file (at most its last 64 KiB). */
+async function consoleTail(file: string): Promise<string[]> {
+  try {
+    const text = await readFile(file, 'latin1');
+    return text.slice(-65536).split('\n');
+  } catch {
+    return [];
+  }
 }
