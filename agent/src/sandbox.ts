@@ -17,6 +17,7 @@ import { NativeError, type Native, type ProcessExit } from './native/types.js';
 import { containerPids, signalAll } from './processes.js';
 import { execContextOf, toExecRequest } from './spec/exec.js';
 import { joinsOf } from './spec/linux.js';
+import { dropUnusedInodes } from './reclaim.js';
 import { parseSpec, toSpawnRequest } from './spec/translate.js';
 import { checkContainerId } from './request-checks.js';
 import { mountStorages, unmountAll, type MountedStorage } from './storage.js';
@@ -228,6 +229,7 @@ export class Sandbox {
       await this.cgroups.remove(c.cgroupDir);
     }
     await unmountAll(this.native, c.storageMounts);
+    dropUnusedInodes(this.log);
     this.log.info({ container: id }, 'container removed');
   }
 

@@ -1,4 +1,7 @@
 import { main } from './cli.js';
+import { guardStdio } from './sys/broken-pipe.js';
+
+guardStdio();
 
 main(process.argv.slice(2)).then(
   (code) => {

@@ -183,7 +183,7 @@ describe.skipIf(skip !== undefined)(
       process.kill(Number(qemu[0]?.split(':')[0]), 'SIGKILL');
       const stopped = await waitStatus(id, 'stopped');
       expect(stopped.annotations?.['io.kapsel.stop-reason']).toMatch(
-        /the VM exited \(qemu killed by SIGKILL\)/,
+        /^qemu \(pid \d+\) killed by SIGKILL/,
       );
       for (let i = 0; i < 50 && existsSync(`/proc/${running.pid}`); i++) await sleep(100);
       expect(existsSync(`/proc/${running.pid}`)).toBe(false);

@@ -31,6 +31,7 @@ export function addHiddenVerbs(program: Command, ctx: Context): void {
     .option('--console-socket <path>')
     .action(async (id: string, o: { socket: string; execId: string; consoleSocket?: string }) => {
       await runShim({
+        root: ctx.globals().root,
         socket: o.socket,
         id,
         execId: o.execId,

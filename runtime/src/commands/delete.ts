@@ -1,6 +1,7 @@
+import { status as grpcStatus } from '@grpc/grpc-js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { destroyContainer } from '../container/destroy.js';
+import { destroyContainer, FORCE_CALL_MS } from '../container/destroy.js';
 import { canDelete } from '../container/lifecycle.js';
 import { withContainer } from '../container/open.js';
 import { RuntimeError } from '../sys/errors.js';
@@ -20,15 +21,26 @@ export async function deleteContainer(
   const legal = (s: Parameters<typeof canDelete>[0]): string | undefined => canDelete(s, force, id);
   try {
     await withContainer(root, id, legal, async ({ store, record, status, agent }) => {
+      let hung = false;
       if (status === 'running' || status === 'paused') {
-        if (status === 'paused') await agent.resumeContainer(id).catch(() => undefined);
-        await agent.signalProcess(id, 9, '', true).catch((err: unknown) => {
-          log.debug({ err }, 'SIGKILL on delete --force failed');
-        });
+        if (status === 'paused') {
+          await agent.resumeContainer(id, FORCE_CALL_MS).catch(() => undefined);
+        }
+        const killed = await agent.signalProcess(id, 9, '', true, FORCE_CALL_MS).then(
+          () => true,
+          (err: unknown) => {
+            log.debug({ err }, 'SIGKILL on delete --force failed');
+            hung = (err as { code?: unknown }).code === grpcStatus.DEADLINE_EXCEEDED;
+            return false;
+          },
+        );
         // The shim (or foreground run) notices and ends; give it a moment.
-        for (let i = 0; i < 50 && isAlive(record.pid, record.pidStart); i++) await sleep(100);
+        // Without the sandbox's answer it would not: destroy kills it.
+        for (let i = 0; killed && i < 50 && isAlive(record.pid, record.pidStart); i++) {
+          await sleep(100);
+        }
       }
-      await destroyContainer(store, record, log);
+      await destroyContainer(store, record, log, force, hung);
     });
   } catch (err) {
     if (force && err instanceof RuntimeError && err.message === 'container does not exist') return;

@@ -9,6 +9,8 @@ import { vmDirLayout } from '../sandbox/vm-dir.js';
 import { runForeground } from '../shim/foreground.js';
 import { startShim } from '../shim/spawn.js';
 import { writeFileAtomic } from '../sys/atomic-file.js';
+import { killQuietly } from '../sys/pids.js';
+import { FORCE_CALL_MS } from '../container/destroy.js';
 
 /**
  * `kapsel exec [flags] ID [COMMAND ARGS...]` or `--process FILE`: another
@@ -29,17 +31,28 @@ export async function exec(
     if (!f.detach) {
       return runForeground({ agent, id, execId }, { terminal: proc.terminal === true, log });
     }
-    const pid = await startShim({
-      root,
-      socket: vmDirLayout(record.vmDir).socket,
-      id,
-      execId,
-      ...(f.consoleSocket === undefined ? {} : { consoleSocket: f.consoleSocket }),
-      logFile: `${store.dirOf(id)}/shim-${execId}.log`,
-    });
-    // runc runs exec'd processes in the container's cgroup; theirs stand here.
-    if (record.hostCgroup !== undefined) await joinHostCgroup(record.hostCgroup, pid);
-    if (f.pidFile !== undefined) await writeFileAtomic(f.pidFile, String(pid));
+    let pid: number | undefined;
+    try {
+      pid = await startShim({
+        root,
+        socket: vmDirLayout(record.vmDir).socket,
+        id,
+        execId,
+        ...(f.consoleSocket === undefined ? {} : { consoleSocket: f.consoleSocket }),
+        logFile: `${store.dirOf(id)}/shim-${execId}.log`,
+      });
+      // runc runs exec'd processes in the container's cgroup; theirs stand here.
+      if (record.hostCgroup !== undefined) await joinHostCgroup(record.hostCgroup, pid);
+      if (f.pidFile !== undefined) await writeFileAtomic(f.pidFile, String(pid));
+    } catch (err) {
+      // Started, then a later step failed: runc kills the process it
+      // exec'd (its init's setns child) rather than leave it unreported.
+      await agent.signalProcess(id, 9, execId, false, FORCE_CALL_MS).catch((e: unknown) => {
+        log.debug({ err: e }, 'killing the exec after a failure failed');
+      });
+      if (pid !== undefined) killQuietly(pid);
+      throw err;
+    }
     return 0;
   });
 }

@@ -30,7 +30,7 @@ import { runHooks } from './hooks.js';
 import { agentOf } from './open.js';
 import { loopbackNameserver } from '../sandbox/network/resolv-conf.js';
 import { placementOf } from './pod.js';
-import { StateStore, toOciState, type ContainerRecord } from './state.js';
+import { StateStore, toOciState, type ContainerRecord, type PidRef } from './state.js';
 
 export interface CreateOptions {
   root: string;
@@ -72,6 +72,7 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
     sandboxId: placement.sandboxId,
     vmDir,
     mounts: [],
+    creator: pidRef(process.pid),
   };
   await store.create(record);
   const layout = vmDirLayout(vmDir);
@@ -106,6 +107,8 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
     if (sandbox === undefined) {
       throw new RuntimeError(`sandbox ${placement.sandboxId} is not running`);
     }
+    record.sandbox = pidRef(sandbox);
+    await store.save(record);
     agent = agentOf(record);
     const guest = await prepareGuestContainer({
       id: o.id,
@@ -143,6 +146,7 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
     const start = processStart(record.pid);
     if (start !== undefined) record.pidStart = start;
     record.status = 'created';
+    delete record.creator;
     await store.save(record);
     // A foreground run's pid is ours, in the host's network namespace: its
     // hooks get the sandbox process's, which is in the container's.
@@ -182,6 +186,11 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
     await store.remove(o.id);
     throw err;
   }
+}
+
+function pidRef(pid: number): PidRef {
+  const start = processStart(pid);
+  return start === undefined ? { pid } : { pid, start };
 }
 
 /**

@@ -1,3 +1,4 @@
+import { status } from '@grpc/grpc-js';
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Spec } from '../../../oci/spec.js';
@@ -12,6 +13,9 @@ import { runHooks } from './hooks.js';
 import { agentOf } from './open.js';
 import { toOciState, type ContainerRecord, type StateStore } from './state.js';
 
+/** The deadline of each agent call of `delete --force`: it ends in seconds whatever the VM does. */
+export const FORCE_CALL_MS = 2000;
+
 /**
  * Removes a container for good: from the guest (if its VM still runs), its
  * shim, its host mounts and its state; the sandbox goes with its last
@@ -21,12 +25,20 @@ export async function destroyContainer(
   store: StateStore,
   r: ContainerRecord,
   log: Logger,
+  force = false,
+  knownHung = false,
 ): Promise<void> {
   const agent = agentOf(r);
+  // A sandbox process that lets a call run out its deadline is hung: with
+  // --force it is killed at once rather than waited for.
+  let hung = knownHung;
   try {
-    await agent.removeContainer(r.id).catch((err: unknown) => {
-      log.debug({ err }, 'RemoveContainer failed (the VM may be gone)');
-    });
+    if (!hung) {
+      await agent.removeContainer(r.id, force ? FORCE_CALL_MS : undefined).catch((err: unknown) => {
+        hung = (err as { code?: unknown }).code === status.DEADLINE_EXCEEDED;
+        log.debug({ err }, 'RemoveContainer failed (the VM may be gone)');
+      });
+    }
   } finally {
     agent.close();
   }
@@ -35,7 +47,7 @@ export async function destroyContainer(
   await store.remove(r.id);
   const spec = await readSpec(r.bundle);
   if ((await store.idsInSandbox(r.sandboxId)).length === 0) {
-    await stopSandbox(r.vmDir, log);
+    await stopSandbox(r.vmDir, log, force, force && hung);
     if (r.hostCgroup !== undefined) {
       await removeHostCgroup(r.hostCgroup).catch((err: unknown) => {
         log.warn({ err }, 'removing the host cgroup failed');

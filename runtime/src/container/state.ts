@@ -1,6 +1,6 @@
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CONTAINER_ID_PATTERN } from '../../../proto/contract.js';
+import { isValidContainerId } from '../../../proto/contract.js';
 import { OCI_VERSION, type State } from '../../../oci/spec.js';
 import { VM_DIR_NAME, vmDirOf } from '../sandbox/vm-dir.js';
 import { writeFileAtomic } from '../sys/atomic-file.js';
@@ -43,12 +43,32 @@ export interface ContainerRecord {
   hostCgroup?: HostCgroup;
   /** Why the container stopped when it was not its own exit (the VM died). */
   stopReason?: string;
+  /** The `kapsel create` making it, while "creating": if it dies, nobody finishes the job. */
+  creator?: PidRef;
+  /** The sandbox process of its VM (sandbox/serve.ts): with it gone the container is too. */
+  sandbox?: PidRef;
   /** While paused: the status resume returns to (runc pauses created containers too). */
   pausedFrom?: 'created' | 'running';
 }
 
+/** A process a record names, with its start time so that a reused pid is not taken for it. */
+export interface PidRef {
+  pid: number;
+  start?: string;
+}
+
+/** Names under --root that are kapsel's own, never a container's. */
+const RESERVED_IDS: ReadonlySet<string> = new Set([VM_DIR_NAME]);
+
+/**
+ * runc's id rule (proto/contract.ts), and none of the names kapsel keeps
+ * its own files under --root with.
+ */
 export function checkContainerId(id: string): void {
-  if (!CONTAINER_ID_PATTERN.test(id)) throw new RuntimeError(`invalid container id format: ${id}`);
+  if (!isValidContainerId(id)) throw new RuntimeError(`invalid container id format: ${id}`);
+  if (RESERVED_IDS.has(id)) {
+    throw new RuntimeError(`invalid container id: ${id} names kapsel's own files under --root`);
+  }
 }
 
 export class StateStore {
@@ -109,7 +129,7 @@ export class StateStore {
   async ids(): Promise<string[]> {
     const entries = await readdir(this.root, { withFileTypes: true }).catch(() => []);
     return entries
-      .filter((e) => e.isDirectory() && e.name !== VM_DIR_NAME && CONTAINER_ID_PATTERN.test(e.name))
+      .filter((e) => e.isDirectory() && !RESERVED_IDS.has(e.name) && isValidContainerId(e.name))
       .map((e) => e.name)
       .sort();
   }
@@ -129,18 +149,41 @@ export class StateStore {
   }
 }
 
-/** The status as it is now: a record says running only while its process lives. */
+/**
+ * The status as it is now: a record says running only while its process
+ * and its sandbox process live, and creating only while its creator does.
+ */
 export function currentStatus(r: ContainerRecord): Status {
-  if (r.status === 'stopped' || r.status === 'creating') return r.status;
+  if (r.status === 'stopped' || lostReason(r) !== undefined) return 'stopped';
+  if (r.status === 'creating') return r.status;
   return isAlive(r.pid, r.pidStart) ? r.status : 'stopped';
+}
+
+/**
+ * Why a container the record calls alive is stopped after all: a process
+ * it depends on is gone without having recorded a reason (SIGKILLed).
+ * Undefined while nothing is missing.
+ */
+export function lostReason(r: ContainerRecord): string | undefined {
+  if (r.status === 'stopped') return undefined;
+  if (r.status === 'creating') {
+    return r.creator !== undefined && !isAlive(r.creator.pid, r.creator.start)
+      ? `its creator (pid ${r.creator.pid}) died before the container was created`
+      : undefined;
+  }
+  if (r.sandbox !== undefined && !isAlive(r.sandbox.pid, r.sandbox.start)) {
+    return `its sandbox process (pid ${r.sandbox.pid}) is gone without recording why (it was killed)`;
+  }
+  return undefined;
 }
 
 /** The OCI state runc prints, from our record and what is alive now. */
 export function toOciState(r: ContainerRecord): State {
   const status = currentStatus(r);
   const annotations = { ...r.annotations };
-  if (r.stopReason !== undefined && status === 'stopped') {
-    annotations['io.kapsel.stop-reason'] = r.stopReason;
+  const reason = r.stopReason ?? lostReason(r);
+  if (reason !== undefined && status === 'stopped') {
+    annotations['io.kapsel.stop-reason'] = reason;
   }
   return {
     ociVersion: OCI_VERSION,

@@ -31,6 +31,13 @@ import { RuntimeError } from '../sys/errors.js';
 type Callback<T> = (err: ServiceError | null, res: T) => void;
 
 /**
+ * The deadline of every unary call that does not name its own: a sandbox
+ * process or agent that stopped answering fails the call instead of
+ * hanging it. Generous, for TCG guests where CreateContainer takes seconds.
+ */
+export const DEFAULT_DEADLINE_MS = 60_000;
+
+/**
  * The host's typed, promise-returning view of the agent API. The runtime owns
  * exactly one of these per sandbox (one HTTP/2 connection over the
  * virtio-serial port).
@@ -77,12 +84,19 @@ export class AgentClient {
     await this.call<Empty>((md, o, cb) => this.client.startContainer({ containerId }, md, o, cb));
   }
 
-  async removeContainer(containerId: string): Promise<void> {
-    await this.call<Empty>((md, o, cb) => this.client.removeContainer({ containerId }, md, o, cb));
+  async removeContainer(containerId: string, deadlineMs?: number): Promise<void> {
+    await this.call<Empty>(
+      (md, o, cb) => this.client.removeContainer({ containerId }, md, o, cb),
+      deadlineMs,
+    );
   }
 
+  /** No deadline: it lasts as long as the process; it fails when the connection does. */
   waitProcess(containerId: string, execId = ''): Promise<WaitProcessResponse> {
-    return this.call((md, o, cb) => this.client.waitProcess({ containerId, execId }, md, o, cb));
+    return this.call(
+      (md, o, cb) => this.client.waitProcess({ containerId, execId }, md, o, cb),
+      Infinity,
+    );
   }
 
   async signalProcess(
@@ -90,9 +104,11 @@ export class AgentClient {
     signal: number,
     execId = '',
     all = false,
+    deadlineMs?: number,
   ): Promise<void> {
-    await this.call<Empty>((md, o, cb) =>
-      this.client.signalProcess({ containerId, execId, signal, all }, md, o, cb),
+    await this.call<Empty>(
+      (md, o, cb) => this.client.signalProcess({ containerId, execId, signal, all }, md, o, cb),
+      deadlineMs,
     );
   }
 
@@ -137,8 +153,11 @@ export class AgentClient {
     await this.call<Empty>((md, o, cb) => this.client.pauseContainer({ containerId }, md, o, cb));
   }
 
-  async resumeContainer(containerId: string): Promise<void> {
-    await this.call<Empty>((md, o, cb) => this.client.resumeContainer({ containerId }, md, o, cb));
+  async resumeContainer(containerId: string, deadlineMs?: number): Promise<void> {
+    await this.call<Empty>(
+      (md, o, cb) => this.client.resumeContainer({ containerId }, md, o, cb),
+      deadlineMs,
+    );
   }
 
   /** resources: OCI linux.resources (object or JSON); what it leaves out stays as it is. */
@@ -220,10 +239,10 @@ export class AgentClient {
 
   private call<Res>(
     invoke: (metadata: Metadata, options: Partial<CallOptions>, cb: Callback<Res>) => unknown,
-    deadlineMs?: number,
+    deadlineMs = DEFAULT_DEADLINE_MS,
   ): Promise<Res> {
     const options: Partial<CallOptions> =
-      deadlineMs === undefined ? {} : { deadline: Date.now() + deadlineMs };
+      deadlineMs === Infinity ? {} : { deadline: Date.now() + deadlineMs };
     return new Promise((resolve, reject) => {
       invoke(new Metadata(), options, (err, res) => {
         if (err) reject(err);

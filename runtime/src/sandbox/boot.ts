@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { AgentClient } from './agent-client.js';
 import { guestImage } from './guest-image.js';
 import { SHARED_TAG } from './vm-dir.js';
+import type { Child } from './vm/child.js';
 import { Vm } from './vm/index.js';
 import type { Machine } from './vm/config.js';
 
@@ -12,6 +13,10 @@ export interface SandboxOptions {
   memoryMiB?: number;
   cpus?: number;
   log: Logger;
+  /** Aborts the boot: whatever was started stops. */
+  signal?: AbortSignal;
+  /** Supervision of QEMU and virtiofsd (supervisor.ts). */
+  adopt?: (name: string, child: Child, rank?: number) => void;
 }
 
 /** KAPSEL_MACHINE: q35 or microvm (vm/config.ts Machine). */
@@ -62,9 +67,13 @@ export class Sandbox {
         share: { dir: opts.shareDir, tag: SHARED_TAG },
       },
       opts.log,
+      {
+        ...(opts.adopt === undefined ? {} : { adopt: opts.adopt }),
+        ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+      },
     );
     try {
-      await vm.waitAgentReady();
+      await vm.waitAgentReady(opts.signal);
       const agent = AgentClient.forSocket(vm.agentSocketPath);
       await agent.check();
       vm.timeline.mark('agentAnswered');
@@ -78,15 +87,18 @@ export class Sandbox {
 
   /**
    * Tears the VM down: asks the agent to stop (PID 1 then powers off), and
-   * makes sure QEMU and virtiofsd are gone whatever the guest does.
+   * makes sure QEMU and virtiofsd are gone whatever the guest does. After a
+   * fault (`graceful` false) the guest is not asked: QEMU quits at once.
    */
-  async stop(): Promise<void> {
-    try {
-      await this.agent.destroySandbox();
-    } catch (err) {
-      this.log.debug({ err }, 'DestroySandbox failed; stopping the VM anyway');
+  async stop(graceful = true): Promise<void> {
+    if (graceful) {
+      try {
+        await this.agent.destroySandbox(5000);
+      } catch (err) {
+        this.log.debug({ err }, 'DestroySandbox failed; stopping the VM anyway');
+      }
     }
     this.agent.close();
-    await this.vm.shutdown(10_000);
+    await this.vm.shutdown(graceful ? 10_000 : 0);
   }
 }

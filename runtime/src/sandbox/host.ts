@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { Sandbox } from './boot.js';
+import { Sandbox, type SandboxOptions } from './boot.js';
 import { joinHostCgroup, limitMemoryAfterBoot, readHostCgroupPlan } from './host-cgroup/apply.js';
 import { makeSharedMount } from './host-mounts.js';
 import type { VmSize } from './sizing.js';
@@ -27,9 +27,16 @@ export class SandboxHost {
   /**
    * Boots a sandbox in `dir` (made if missing): writes this process's pid as
    * the sandbox process's, shares `<dir>/shared` into the guest, waits for
-   * the agent. On failure the directory is cleaned up before the error.
+   * the agent. `opts.signal` cuts the boot short; `opts.adopt` receives
+   * every host process started for the sandbox (supervisor.ts). On failure
+   * the directory is cleaned up before the error.
    */
-  static async boot(dir: string, size: VmSize, log: Logger): Promise<SandboxHost> {
+  static async boot(
+    dir: string,
+    size: VmSize,
+    log: Logger,
+    opts: Pick<SandboxOptions, 'signal' | 'adopt'> = {},
+  ): Promise<SandboxHost> {
     const paths = vmDirLayout(dir);
     try {
       await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -44,6 +51,7 @@ export class SandboxHost {
         shareDir: paths.shared,
         log,
         ...size,
+        ...opts,
       });
       if (hostCgroup?.memoryLimitBytes !== undefined) {
         const m = await limitMemoryAfterBoot(hostCgroup.cgroup, hostCgroup.memoryLimitBytes);
@@ -60,10 +68,11 @@ export class SandboxHost {
   /**
    * Stops the VM (DestroySandbox, then QEMU and virtiofsd for sure), runs
    * `beforeCleanup` (what the owner added on the host, such as taps), and
-   * removes the VM directory, never through a mount.
+   * removes the VM directory, never through a mount. After a fault
+   * (`graceful` false) the guest is not asked to shut down.
    */
-  async release(beforeCleanup?: () => Promise<void>): Promise<void> {
-    await this.sandbox.stop();
+  async release(beforeCleanup?: () => Promise<void>, graceful = true): Promise<void> {
+    await this.sandbox.stop(graceful);
     await beforeCleanup?.().catch((err: unknown) => {
       this.log.warn({ err }, 'releasing the sandbox host resources failed');
     });

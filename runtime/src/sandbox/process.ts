@@ -1,5 +1,5 @@
-import { closeSync, openSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { startDetached } from '../sys/detached.js';
@@ -46,11 +46,13 @@ export async function startSandbox(
         root,
         ...(debug ? ['--debug'] : []),
         '__monitor',
-        sandboxId,
         '--memory-mib',
         String(size.memoryMiB),
         '--cpus',
         String(size.cpus),
+        // An id may start with '-' (runc takes it): never read it as an option.
+        '--',
+        sandboxId,
       ],
       ['ignore', logFd, logFd],
       'start the sandbox',
@@ -70,18 +72,61 @@ export async function sandboxPid(vmDir: string): Promise<number | undefined> {
   return pid !== undefined && isAlive(pid) ? pid : undefined;
 }
 
+/** How long a sandbox process may take to end by itself before it is killed. */
+const STOP_WAIT_MS = 15_000;
+/** The same with --force: `delete --force` must end within seconds whatever the state. */
+const FORCE_STOP_WAIT_MS = 3000;
+
 /**
  * Waits for a sandbox's process to finish (it does with its last container),
- * killing it if it does not, then cleans the VM directory up.
+ * killing it if it does not, and then every process it supervised (by the
+ * pids it recorded, sandbox/supervisor.ts: its QEMU and virtiofsd die with it
+ * through PR_SET_PDEATHSIG, this is for the case that failed too); then
+ * cleans the VM directory up. `force` waits briefly, `hung` (it let a call
+ * run out its deadline) not at all.
  */
-export async function stopSandbox(vmDir: string, log: Logger): Promise<void> {
-  const pid = await readPid(vmDirLayout(vmDir).pidFile);
-  for (let i = 0; i < 150 && isAlive(pid); i++) await sleep(100);
-  if (pid !== undefined && isAlive(pid)) {
-    // Its QEMU and virtiofsd die with it (PR_SET_PDEATHSIG).
+export async function stopSandbox(
+  vmDir: string,
+  log: Logger,
+  force = false,
+  hung = false,
+): Promise<void> {
+  const layout = vmDirLayout(vmDir);
+  const pid = await readPid(layout.pidFile);
+  const waitMs = hung ? 0 : force ? FORCE_STOP_WAIT_MS : STOP_WAIT_MS;
+  for (let t = 0; t < waitMs && isAlive(pid); t += 100) await sleep(100);
+  if (pid !== undefined && isAlive(pid) && cmdlineOf(pid).includes('__monitor')) {
     log.warn({ pid }, 'sandbox monitor did not stop; killing it');
     killQuietly(pid);
-    for (let i = 0; i < 50 && isAlive(pid); i++) await sleep(100);
+    for (let i = 0; i < 20 && isAlive(pid); i++) await sleep(100);
   }
+  const children = await supervisedPids(layout.pids);
+  const qemu = await readPid(layout.pidfile);
+  if (qemu !== undefined) children.push(qemu);
+  // Only processes that still name this VM directory: a pid may be reused.
+  const ours = [...new Set(children)].filter((p) => isAlive(p) && cmdlineOf(p).includes(vmDir));
+  for (const p of ours) {
+    // Usually one on its way out: PR_SET_PDEATHSIG is delivered, not instant.
+    log.debug({ pid: p }, 'a process of the sandbox outlived it; killing it');
+    killQuietly(p);
+  }
+  for (let i = 0; i < 20 && ours.some((p) => isAlive(p)); i++) await sleep(100);
   await cleanupVmDir(vmDir, log);
+}
+
+async function supervisedPids(file: string): Promise<number[]> {
+  try {
+    const list = JSON.parse(await readFile(file, 'utf8')) as { pid?: unknown }[];
+    return list.map((e) => e.pid).filter((p): p is number => typeof p === 'number' && p > 0);
+  } catch {
+    return [];
+  }
+}
+
+function cmdlineOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+  } catch {
+    return '';
+  }
 }

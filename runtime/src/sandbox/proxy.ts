@@ -18,6 +18,12 @@ const identity = (b: Buffer): Buffer => b;
 export interface ProxyObserver {
   /** A forwarded call finished; `err` is null when the agent said OK. */
   onDone(method: string, request: Buffer, err: ServiceError | null): void;
+  /**
+   * The caller of a unary call went away before the answer (its process
+   * died: the connection closed). For WaitProcess that caller was the host
+   * process standing for the guest one, its shim.
+   */
+  onAbandoned?(method: string, request: Buffer): void;
 }
 
 /**
@@ -77,18 +83,25 @@ export function proxyService(
         }
       : (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) => {
           const deadline = call.getDeadline();
-          upstream.makeUnaryRequest(
+          let answered = false;
+          const up = upstream.makeUnaryRequest(
             method.path,
             identity,
             identity,
             call.request,
             deadline === Infinity ? {} : { deadline },
             (err: ServiceError | null, res?: Buffer) => {
+              answered = true;
               observer.onDone(name, call.request, err);
               if (err) callback(err);
               else callback(null, res);
             },
           );
+          call.on('cancelled', () => {
+            if (answered) return;
+            up.cancel();
+            observer.onAbandoned?.(name, call.request);
+          });
         };
   }
   return { definition, implementation };

@@ -1,18 +1,35 @@
 import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { copyFile, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { CreateContainerRequest, RemoveContainerRequest } from '../../../proto/generated/agent.js';
+import {
+  CreateContainerRequest,
+  RemoveContainerRequest,
+  WaitProcessRequest,
+} from '../../../proto/generated/agent.js';
 import { SandboxServiceService } from '../../../proto/generated/sandbox.js';
 import { StateStore } from '../container/state.js';
 import { writeFileAtomic } from '../sys/atomic-file.js';
 import { tellCreator } from '../sys/detached.js';
 import { messageOf } from '../sys/errors.js';
+import { isAlive, processStart } from '../sys/pids.js';
+import type { AgentClient } from './agent-client.js';
 import { SandboxHost } from './host.js';
 import { SandboxNetwork } from './network/sandbox-network.js';
 import { sandboxService } from './network/service.js';
 import { SandboxDns } from './network/dns-relay.js';
 import { proxyService, upstreamClient } from './proxy.js';
 import type { VmSize } from './sizing.js';
-import { cleanupVmDir, vmDirLayout, vmDirOf } from './vm-dir.js';
+import { Supervisor } from './supervisor.js';
+import { cleanupVmDir, vmDirLayout, vmDirOf, type VmDirLayout } from './vm-dir.js';
+import { guestFault } from './vm/guest-fault.js';
+
+/** The VM directory's logs a faulted sandbox copies into its containers' state directories. */
+const KEPT_LOGS = ['console.log', 'monitor.log'] as const;
+
+/** How often the sandbox looks whether the `kapsel create` that started it still runs. */
+const CREATOR_POLL_MS = 500;
 
 /** A sandbox nobody created a container in gives up after this long. */
 const IDLE_EXIT_MS = 60_000;
@@ -23,8 +40,10 @@ const IDLE_EXIT_MS = 60_000;
  * the sandbox process, the one long-lived host process of a VM. It owns
  * QEMU, virtiofsd and the single agent connection, and serves the agent API
  * to the CLI and the shims on <vm dir>/monitor.sock. It ends with the last
- * container removed, on DestroySandbox, or when QEMU dies, in which case every
- * container it held is recorded as stopped with the reason.
+ * container removed, on DestroySandbox, or by a fault: a process it
+ * supervises dies (supervisor.ts), or its creator dies before the container
+ * is committed. Then every container it held is recorded as stopped with the
+ * reason, and the VM's logs are kept in their state directories.
  */
 export async function serveSandbox(
   root: string,
@@ -41,14 +60,31 @@ export async function serveSandbox(
   let server: Server | undefined;
   let finish: (reason: string) => void = () => undefined;
   const finished = new Promise<string>((resolve) => (finish = resolve));
-  let vmDied: string | undefined;
+  // Set when the sandbox ends by a fault (a process died, its creator
+  // vanished), not by its containers' removal.
+  let fault: string | undefined;
+  const cause = { qemuDied: false };
+  // Cut the boot short when a fault comes before the sandbox serves.
+  const booting = new AbortController();
+  const failed = (reason: string, who = ''): void => {
+    if (fault === undefined) cause.qemuDied = who === 'qemu';
+    fault ??= reason;
+    booting.abort(new Error(reason));
+    finish(reason);
+  };
+  const supervisor = new Supervisor(paths.pids, failed);
+  const creator = watchCreator(store, sandboxId, failed);
+  let stopReason: string | undefined;
+  let stopping = false;
+  let oomWatch: (() => void) | undefined;
   try {
-    host = await SandboxHost.boot(paths.dir, size, log);
-    const { sandbox } = host;
-    void host.vmExited.then((reason) => {
-      vmDied = reason;
-      finish(reason);
+    host = await SandboxHost.boot(paths.dir, size, log, {
+      signal: booting.signal,
+      adopt: (name, child, rank) => {
+        supervisor.adopt(name, child, rank);
+      },
     });
+    const { sandbox } = host;
     const timeline = sandbox.vm.timeline;
     const saveTimeline = (): void => {
       // Atomic: the CLI reads it while we may be writing it again.
@@ -57,6 +93,7 @@ export async function serveSandbox(
       });
     };
     saveTimeline();
+    const agentOfSandbox = sandbox.agent;
     const upstream = upstreamClient(sandbox.agent.channel());
     const { definition, implementation } = proxyService(upstream, {
       onDone(method, request, err) {
@@ -78,8 +115,15 @@ export async function serveSandbox(
           finish('the sandbox was destroyed');
         }
       },
+      onAbandoned(method, request) {
+        // Calls cut by our own shutdown are not orphans.
+        if (method !== 'waitProcess' || stopping) return;
+        void killOrphan(agentOfSandbox, store, WaitProcessRequest.decode(request), log);
+      },
     });
-    network = new SandboxNetwork(sandbox.vm.qmp, sandbox.agent, log);
+    network = new SandboxNetwork(sandbox.vm.qmp, sandbox.agent, log, (name, child) => {
+      supervisor.adopt(name, child);
+    });
     server = new Server();
     server.addService(definition, implementation);
     dns = new SandboxDns(paths.dns, sandbox.agent, log);
@@ -94,17 +138,34 @@ export async function serveSandbox(
     const idle = setTimeout(() => {
       if (containers.size === 0) finish('no container was created in it');
     }, IDLE_EXIT_MS);
+    const guestConsole = sandbox.vm.console;
+    oomWatch = watchOom(sandbox.agent, store, log, () => guestFault(guestConsole.tail()));
     tellCreator('ok');
-    log.info({ sandboxId, qemuPid: sandbox.vm.pid }, 'sandbox monitor serving');
+    log.info(
+      { sandboxId, qemuPid: sandbox.vm.pid, pids: supervisor.pids() },
+      'sandbox monitor serving',
+    );
     const reason = await finished;
+    stopping = true;
+    supervisor.stopping();
     clearTimeout(idle);
     log.info({ reason }, 'sandbox monitor stopping');
-    const died = vmDied;
-    if (died !== undefined) {
-      for (const id of containers) {
+    if (fault !== undefined) {
+      // A guest that died says why on its console (let the pipe drain);
+      // an older line there (an OOM kill it survived) explains nothing else.
+      let guest: string | undefined;
+      if (cause.qemuDied) {
+        await Promise.race([sandbox.vm.console.done, delay(500, undefined, { ref: false })]);
+        // From the log file: a panic's stack trace outgrows the kept tail.
+        guest = guestFault(await consoleTail(paths.console));
+      }
+      stopReason = guest === undefined ? fault : `${guest} (${fault})`;
+      log.error({ reason: stopReason }, 'sandbox stopped by a fault');
+      for (const id of new Set([...containers, sandboxId])) {
+        const logs = join(store.dirOf(id), KEPT_LOGS[0]);
         await store.update(id, (r) => {
           r.status = 'stopped';
-          r.stopReason = died;
+          r.stopReason = `${stopReason ?? fault}; the VM's logs are kept in ${logs} and monitor.log`;
         });
       }
     }
@@ -115,10 +176,143 @@ export async function serveSandbox(
     tellCreator(messageOf(err));
     return 1;
   } finally {
+    clearInterval(creator);
+    oomWatch?.();
+    supervisor.stopping();
     server?.forceShutdown();
     dns?.close();
     const net = network;
-    if (host !== undefined) await host.release(net === undefined ? undefined : () => net.release());
-    else await cleanupVmDir(paths.dir, log);
+    const kept = stopReason === undefined ? undefined : [...containers, sandboxId];
+    const beforeCleanup = async (): Promise<void> => {
+      await net?.release().catch((err: unknown) => {
+        log.warn({ err }, 'removing the taps failed');
+      });
+      if (kept !== undefined) await keepLogs(paths, kept, store);
+    };
+    if (host !== undefined) await host.release(beforeCleanup, fault === undefined);
+    else {
+      await beforeCleanup();
+      await cleanupVmDir(paths.dir, log);
+    }
+  }
+}
+
+/**
+ * Until the sandbox's own container leaves "creating", watches the `kapsel
+ * create` that started this process (our parent): if it dies first (killed
+ * while the VM boots, or after the agent made the container), nobody will
+ * commit or undo the container, so the sandbox ends with that reason.
+ */
+function watchCreator(
+  store: StateStore,
+  sandboxId: string,
+  failed: (reason: string) => void,
+): NodeJS.Timeout {
+  const pid = process.ppid;
+  const start = processStart(pid);
+  const timer: NodeJS.Timeout = setInterval(() => {
+    void store
+      .load(sandboxId)
+      .then((r) => r.status)
+      .catch(() => undefined)
+      .then((status) => {
+        if (status !== undefined && status !== 'creating') {
+          clearInterval(timer);
+        } else if (!isAlive(pid, start)) {
+          clearInterval(timer);
+          failed(`its creator (kapsel create, pid ${pid}) died before the container was created`);
+        }
+      });
+  }, CREATOR_POLL_MS);
+  timer.unref();
+  return timer;
+}
+
+/**
+ * Copies the console and monitor logs of a sandbox that died into each of
+ * its containers' state directories, which `delete` removes: the VM
+ * directory goes with the sandbox, the post-mortem stays.
+ */
+async function keepLogs(paths: VmDirLayout, ids: string[], store: StateStore): Promise<void> {
+  for (const id of new Set(ids)) {
+    for (const [name, from] of [
+      [KEPT_LOGS[0], paths.console],
+      [KEPT_LOGS[1], paths.log],
+    ] as const) {
+      await copyFile(from, join(store.dirOf(id), name)).catch(() => undefined);
+    }
+  }
+}
+
+/**
+ * A WaitProcess caller that vanished was the host process standing for that
+ * guest process (its shim, or a foreground run or exec): with it gone nobody
+ * holds the process's stdio or can report its end, and `state` already says
+ * stopped (runc's pid is dead), so the guest process is killed to match, its
+ * container's every process for an init (as runc's init dying takes the pid
+ * namespace with it).
+ */
+async function killOrphan(
+  agent: AgentClient,
+  store: StateStore,
+  w: WaitProcessRequest,
+  log: Logger,
+): Promise<void> {
+  const init = w.execId === '';
+  log.warn(
+    { containerId: w.containerId, execId: w.execId },
+    'the waiter of a process went away; killing it',
+  );
+  await agent.signalProcess(w.containerId, 9, w.execId, init, 5000).catch((err: unknown) => {
+    log.debug({ err }, 'killing the orphaned process failed');
+  });
+  if (init) {
+    await store.update(w.containerId, (r) => {
+      if (r.status === 'stopped') return;
+      r.status = 'stopped';
+      r.stopReason = `its shim (pid ${r.pid}) died; the container's processes were killed`;
+    });
+  }
+}
+
+/**
+ * Records a guest OOM kill in a container (the agent's "oom" event: its
+ * cgroup's memory.events oom_kill rose, whichever OOM killer acted, the
+ * cgroup's or the whole guest's) as the reason it stops, if it does.
+ * Returns the function that stops watching.
+ */
+function watchOom(
+  agent: AgentClient,
+  store: StateStore,
+  log: Logger,
+  fromConsole: () => string | undefined,
+): () => void {
+  const sub = agent.events();
+  void (async () => {
+    for await (const e of sub.events) {
+      if (e.type !== 'oom') continue;
+      log.warn(
+        { containerId: e.containerId },
+        'the guest OOM killer killed a process of a container',
+      );
+      // The kernel's own line names the process it killed.
+      const said = fromConsole();
+      await store.update(e.containerId, (r) => {
+        r.stopReason ??= `out of memory in the container${said === undefined ? '' : ` (${said})`}`;
+      });
+    }
+  })().catch((err: unknown) => {
+    log.debug({ err }, 'the event stream ended');
+  });
+  return sub.cancel;
+}
+
+/** The last lines of a console log file (at most its last 64 KiB). */
+async function consoleTail(file: string): Promise<string[]> {
+  try {
+    const text = await readFile(file, 'latin1');
+    return text.slice(-65536).split('\n');
+  } catch {
+    return [];
   }
 }

@@ -49,6 +49,8 @@ export interface VmDirLayout {
   pidfile: string;
   /** The host cgroup the sandbox process joins (host-cgroup/apply.ts HostCgroupPlan). */
   hostCgroup: string;
+  /** Every host process the sandbox process supervises, as JSON (supervisor.ts). */
+  pids: string;
 }
 
 export function vmDirLayout(dir: string): VmDirLayout {
@@ -66,6 +68,7 @@ export function vmDirLayout(dir: string): VmDirLayout {
     vfs: join(dir, 'vfs.sock'),
     pidfile: join(dir, 'qemu.pid'),
     hostCgroup: join(dir, 'host-cgroup.json'),
+    pids: join(dir, 'pids.json'),
   };
 }
 

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { WaitProcessResponse } from '../../../proto/generated/agent.js';
 import type { AgentClient } from '../sandbox/agent-client.js';
+import { isBrokenPipe, relayOwnsStdio } from '../sys/broken-pipe.js';
 import { FORWARDED_SIGNALS, RAISABLE_SIGNALS, signalName, signalNumber } from '../sys/signals.js';
 
 /** One process in the guest: a container's init (execId '') or an exec. */
@@ -34,9 +35,23 @@ export class Relay {
   constructor(p: ProcessRef, sinks: OutputSinks, log: Logger) {
     this.#p = p;
     this.#log = log;
+    const release = relayOwnsStdio();
+    this.#undo.push(release);
+    let broken = false;
+    // The reader of our output went away (`exec ID yes | head -1`): the
+    // guest process gets the SIGPIPE it would have got from a pipe of its
+    // own, as with runc, and ends with status 141.
+    const onBrokenPipe = (): void => {
+      if (broken) return;
+      broken = true;
+      log.debug({ id: p.id, execId: p.execId }, 'output reader went away; sending SIGPIPE');
+      p.agent.signalProcess(p.id, signalNumber('SIGPIPE'), p.execId).catch((err: unknown) => {
+        log.debug({ err }, 'sending SIGPIPE failed');
+      });
+    };
     this.#outputs = Promise.all([
-      pumpOutput(p, 'stdout', sinks.stdout),
-      sinks.stderr === undefined ? undefined : pumpOutput(p, 'stderr', sinks.stderr),
+      pumpOutput(p, 'stdout', sinks.stdout, onBrokenPipe),
+      sinks.stderr === undefined ? undefined : pumpOutput(p, 'stderr', sinks.stderr, onBrokenPipe),
     ]);
     this.#outputs.catch((err: unknown) => {
       log.debug({ err }, 'output relay ended with an error');
@@ -98,14 +113,38 @@ export class Relay {
   }
 }
 
-/** Copies a process's stdout or stderr to `sink` until the process closes it. */
+/**
+ * Copies a process's stdout or stderr to `sink` until the process closes
+ * it. Once the sink is broken (EPIPE) the rest is read and dropped, so the
+ * guest process is never blocked on a pipe nobody reads.
+ */
 async function pumpOutput(
   p: ProcessRef,
   which: 'stdout' | 'stderr',
   sink: NodeJS.WritableStream,
+  onBrokenPipe: () => void,
 ): Promise<void> {
-  for await (const chunk of p.agent.readOutput(which, p.id, p.execId)) {
-    if (!sink.write(chunk)) await new Promise((resolve) => sink.once('drain', resolve));
+  const sinkState: { broken: boolean; failed?: () => void } = { broken: false };
+  const onError = (err: Error): void => {
+    if (!isBrokenPipe(err)) return;
+    sinkState.broken = true;
+    onBrokenPipe();
+    sinkState.failed?.();
+  };
+  sink.on('error', onError);
+  try {
+    for await (const chunk of p.agent.readOutput(which, p.id, p.execId)) {
+      if (sinkState.broken) continue;
+      if (!sink.write(chunk)) {
+        await new Promise<void>((resolve) => {
+          sinkState.failed = resolve;
+          sink.once('drain', resolve);
+        });
+        delete sinkState.failed;
+      }
+    }
+  } finally {
+    sink.off('error', onError);
   }
 }
 

@@ -1,4 +1,6 @@
 import type { Logger } from 'pino';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { lostReason, StateStore } from '../container/state.js';
 import { AgentClient } from '../sandbox/agent-client.js';
 import { tellCreator } from '../sys/detached.js';
 import { messageOf } from '../sys/errors.js';
@@ -6,6 +8,8 @@ import { attachConsole } from './console.js';
 import { exitLike, Relay, type ProcessRef } from './relay.js';
 
 export interface ShimOptions {
+  /** --root: where the container's record is. */
+  root?: string;
   socket: string;
   id: string;
   execId: string;
@@ -46,6 +50,22 @@ export async function runShim(o: ShimOptions): Promise<never> {
     exitLike(exit);
   } catch (err) {
     o.log.error({ err, id: o.id, execId: o.execId }, 'lost the process: its VM is gone');
+    // An engine reads `state` once this pid is gone: give the sandbox
+    // process the moment it needs to record why.
+    if (o.root !== undefined && o.execId === '') await waitForReason(o.root, o.id);
     process.exit(LOST);
+  }
+}
+
+/** How long a shim that lost its process waits for the sandbox to record the reason. */
+const REASON_WAIT_MS = 3000;
+
+/** Waits until the container's record says why it stopped, at most REASON_WAIT_MS. */
+async function waitForReason(root: string, id: string): Promise<void> {
+  const store = new StateStore(root);
+  for (let t = 0; t < REASON_WAIT_MS; t += 100) {
+    const r = await store.load(id).catch(() => undefined);
+    if (r === undefined || r.stopReason !== undefined || lostReason(r) !== undefined) return;
+    await sleep(100);
   }
 }

@@ -30,6 +30,8 @@ export async function startShim(o: ShimSpawnOptions): Promise<number> {
     o.socket,
     ...(o.execId === '' ? [] : ['--exec-id', o.execId]),
     ...(o.consoleSocket === undefined ? [] : ['--console-socket', o.consoleSocket]),
+    // An id may start with '-' (runc takes it): never read it as an option.
+    '--',
     o.id,
   ];
   if (o.consoleSocket !== undefined) {

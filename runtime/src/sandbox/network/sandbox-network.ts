@@ -42,6 +42,8 @@ export class SandboxNetwork {
     private readonly qmp: QmpClient,
     private readonly agent: AgentClient,
     private readonly log: Logger,
+    /** Puts the watcher under the sandbox's supervision (supervisor.ts). */
+    private readonly adopt: (name: string, child: Child) => void = () => undefined,
   ) {}
 
   /**
@@ -139,6 +141,7 @@ export class SandboxNetwork {
       stdout: 'pipe',
     });
     this.#monitor = child;
+    this.adopt('the namespace watcher (ip monitor)', child);
     child.proc.stdout?.on('data', () => {
       clearTimeout(this.#settle);
       this.#settle = setTimeout(() => {

@@ -80,6 +80,11 @@ export class Virtiofsd {
     return this.#child.pid;
   }
 
+  /** The daemon's first process; its sandboxed second one dies with it (pdeathsig), and it exits when that one does. */
+  get child(): Child {
+    return this.#child;
+  }
+
   get exited(): Promise<ExitStatus> {
     return this.#child.exited;
   }

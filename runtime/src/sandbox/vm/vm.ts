@@ -24,6 +24,11 @@ export interface BootOptions {
   qmpTimeoutMs?: number;
   /** Aborts the boot; whatever was started is stopped. */
   signal?: AbortSignal;
+  /**
+   * Hands every long-lived process started (virtiofsd, QEMU) to the
+   * caller's supervision; `rank` 1 marks QEMU, whose end ends the others.
+   */
+  adopt?: (name: string, child: Child, rank?: number) => void;
 }
 
 const QUIT_WAIT_MS = 3000;
@@ -148,6 +153,7 @@ export class Vm {
           log,
         );
         timeline.mark('virtiofsdReady');
+        opts.adopt?.('virtiofsd', virtiofsd.child);
       }
       opts.signal?.throwIfAborted();
       const binary = opts.qemu ?? QEMU_BINARY;
@@ -162,6 +168,7 @@ export class Vm {
         throw new VmError('start qemu for', cfg.stateDir, reason, { cause: err });
       }
       timeline.mark('spawned');
+      opts.adopt?.('qemu', qemu, 1);
       log.info({ pid: qemu.pid, accel: verdict.accel, args }, 'qemu started');
       const stdout = qemu.proc.stdout;
       if (!stdout) throw new Error('qemu has no stdout pipe');

@@ -1,0 +1,230 @@
+// Soak: many container lifecycles in one pod VM, then many execs into one
+// container, through bin/kapsel as an engine drives it. Prints the guest
+// agent's, the sandbox process's and virtiofsd's RSS and fd counts at the
+// start, middle and end, and every failure with the tail of the VM's
+// console log. Goal (issue 11): all succeed, flat (under 10% growth, no fd
+// growth).
+//
+//   npm run bench:soak [-- --lifecycles N] [--execs M]
+import { execFile, spawn } from 'node:child_process';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs, promisify } from 'node:util';
+import type { Spec, State } from '../oci/spec.js';
+import { vmDirLayout, vmDirOf } from '../runtime/src/sandbox/vm-dir.js';
+import { DEFAULT_BUNDLE, KAPSEL } from '../test/support/kapsel-cli.js';
+
+const run = promisify(execFile);
+
+const { values } = parseArgs({
+  options: {
+    lifecycles: { type: 'string', default: '2000' },
+    execs: { type: 'string', default: '1000' },
+  },
+});
+const lifecycles = Number(values.lifecycles);
+const execs = Number(values.execs);
+
+const root = mkdtempSync(join(tmpdir(), 'kapsel-soak-'));
+const work = mkdtempSync(join(tmpdir(), 'kapsel-soak-bundles-'));
+const pod = 'soak-pod';
+const TYPE = 'io.kubernetes.cri.container-type';
+const SANDBOX = 'io.kubernetes.cri.sandbox-id';
+
+function bundle(name: string, edit: (s: Spec) => void): string {
+  const dir = join(work, name);
+  const spec = JSON.parse(readFileSync(join(DEFAULT_BUNDLE, 'config.json'), 'utf8')) as Spec;
+  spec.root = { path: join(DEFAULT_BUNDLE, 'rootfs'), readonly: true };
+  edit(spec);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
+  return dir;
+}
+
+async function k(...args: string[]): Promise<string> {
+  const { stdout } = await run(KAPSEL, ['--root', root, ...args], { maxBuffer: 1 << 20 });
+  return stdout;
+}
+
+/**
+ * `create` and `run -d`: their shim keeps the stdio it was given (as with
+ * containerd's fifos), so it goes to a file, not to a pipe we would wait on.
+ */
+async function kDetached(...args: string[]): Promise<void> {
+  const log = join(work, 'detached.log');
+  const fd = openSync(log, 'w');
+  const child = spawn(KAPSEL, ['--root', root, ...args], { stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', resolve);
+  });
+  if (code !== 0) {
+    throw Object.assign(new Error(`kapsel ${args.join(' ')}: exit ${code}`), {
+      stderr: readFileSync(log, 'utf8'),
+    });
+  }
+}
+
+interface Usage {
+  rssKiB: number;
+  fds: number;
+}
+
+function hostUsage(pid: number): Usage {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
+  return { rssKiB: rss, fds: readdirSync(`/proc/${pid}/fd`).length };
+}
+
+function childrenOf(pid: number): number[] {
+  return readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .map(Number)
+    .filter((p) => {
+      try {
+        const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
+      } catch {
+        return false;
+      }
+    });
+}
+
+/** The guest agent's RSS and fds, read from the pod container, which shares the guest's pid namespace. */
+async function agentUsage(): Promise<Usage> {
+  const out = await k(
+    'exec',
+    pod,
+    'sh',
+    '-c',
+    // The agent: the node whose parent is the guest's init. (Reading every
+    // process's cmdline can block on a kernel thread's; stat does not.)
+    'for p in /proc/[0-9]*; do set -- $(cat $p/stat 2>/dev/null); if [ "$2" = "(node)" ] && [ "$4" = 1 ]; then grep VmRSS $p/status; ls $p/fd | wc -l; fi; done',
+  );
+  const m = /VmRSS:\s+(\d+) kB\s+(\d+)/.exec(out);
+  return { rssKiB: Number(m?.[1] ?? NaN), fds: Number(m?.[2] ?? NaN) };
+}
+
+async function usage(label: string): Promise<Record<string, string>> {
+  const layout = vmDirLayout(vmDirOf(root, pod));
+  const monitor = Number(readFileSync(layout.pidFile, 'utf8'));
+  const pids = JSON.parse(readFileSync(layout.pids, 'utf8')) as { name: string; pid: number }[];
+  const vfsd = pids.find((p) => p.name === 'virtiofsd')?.pid ?? 0;
+  const vfsdAll = [vfsd, ...childrenOf(vfsd)].map(hostUsage);
+  const row = {
+    agent: await agentUsage(),
+    monitor: hostUsage(monitor),
+    virtiofsd: {
+      rssKiB: vfsdAll.reduce((a, u) => a + u.rssKiB, 0),
+      fds: vfsdAll.reduce((a, u) => a + u.fds, 0),
+    },
+  };
+  const line = Object.fromEntries(
+    Object.entries(row).map(([k, u]) => [k, `${(u.rssKiB / 1024).toFixed(1)} MiB, ${u.fds} fds`]),
+  );
+  console.log(label, JSON.stringify(line));
+  return line;
+}
+
+function consoleTail(): string {
+  try {
+    const lines = readFileSync(vmDirLayout(vmDirOf(root, pod)).console, 'utf8').split('\n');
+    return lines.slice(-30).join('\n');
+  } catch (err) {
+    return `(no console log: ${String(err)})`;
+  }
+}
+
+async function waitStopped(id: string): Promise<void> {
+  for (;;) {
+    const s = JSON.parse(await k('state', id)) as State;
+    if (s.status === 'stopped') return;
+    await sleep(50);
+  }
+}
+
+async function main(): Promise<void> {
+  const podBundle = bundle('pod', (s) => {
+    if (s.process === undefined) throw new Error('no process in the default bundle');
+    s.process = { ...s.process, args: ['sleep', '1000000'] };
+    // The guest's pid namespace, so the agent's /proc is readable from here.
+    if (s.linux !== undefined) {
+      s.linux.namespaces = (s.linux.namespaces ?? []).filter((n) => n.type !== 'pid');
+      s.linux.maskedPaths = [];
+    }
+    s.annotations = { [TYPE]: 'sandbox', [SANDBOX]: pod };
+  });
+  const appBundle = bundle('app', (s) => {
+    if (s.process === undefined) throw new Error('no process in the default bundle');
+    s.process = { ...s.process, args: ['true'] };
+    s.annotations = { [TYPE]: 'container', [SANDBOX]: pod };
+  });
+  await kDetached('run', '-d', '-b', podBundle, pod);
+  const failures: string[] = [];
+  const fail = (what: string, err: unknown): void => {
+    const msg = `${what}: ${(err as { stderr?: string }).stderr ?? String(err)}`;
+    failures.push(msg);
+    console.log(`FAILED ${msg}\n--- console ---\n${consoleTail()}\n---`);
+  };
+
+  await usage('lifecycles start:');
+  let t0 = Date.now();
+  for (let i = 1; i <= lifecycles; i++) {
+    const id = `soak-${i}`;
+    try {
+      await kDetached('create', '-b', appBundle, id);
+      await k('start', id);
+      await waitStopped(id);
+      await k('delete', id);
+    } catch (err) {
+      fail(`lifecycle ${i}`, err);
+      await k('delete', '--force', id).catch(() => undefined);
+    }
+    if (i === Math.ceil(lifecycles / 2)) await usage(`lifecycles middle (${i}):`);
+  }
+  const lifeMs = Date.now() - t0;
+  await usage('lifecycles end:');
+  console.log(
+    `${lifecycles} lifecycles in ${(lifeMs / 1000).toFixed(1)} s: ${((lifecycles * 1000) / lifeMs).toFixed(2)}/s`,
+  );
+
+  await usage('execs start:');
+  t0 = Date.now();
+  for (let i = 1; i <= execs; i++) {
+    try {
+      await k('exec', pod, 'true');
+    } catch (err) {
+      fail(`exec ${i}`, err);
+    }
+    if (i === Math.ceil(execs / 2)) await usage(`execs middle (${i}):`);
+  }
+  const execMs = Date.now() - t0;
+  await usage('execs end:');
+  console.log(
+    `${execs} execs in ${(execMs / 1000).toFixed(1)} s: ${((execs * 1000) / execMs).toFixed(2)}/s`,
+  );
+  console.log(`${failures.length} failures`);
+}
+
+main()
+  .catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  })
+  .finally(async () => {
+    await run(KAPSEL, ['--root', root, 'delete', '--force', pod]).catch(() => undefined);
+    rmSync(root, { recursive: true, force: true });
+    rmSync(work, { recursive: true, force: true });
+  });

@@ -1,0 +1,29 @@
+/**
+ * Why a guest died, read from the last lines of its serial console: the
+ * kernel's panic line (kernel/panic.c, "Kernel panic - not syncing: ..."),
+ * its OOM killer's verdict (mm/oom_kill.c, "Out of memory: Killed process
+ * PID (COMM)"), and our init's word on the agent's end (native/init/init.c).
+ * Undefined when the console says nothing about it.
+ */
+export function guestFault(lines: readonly string[]): string | undefined {
+  const parts: string[] = [];
+  const panic = lastMatch(lines, /Kernel panic - not syncing: (.*)/);
+  if (panic !== undefined) parts.push(`guest kernel panic: ${panic[1]?.trim()}`);
+  const oom = lastMatch(
+    lines,
+    /Out of memory(?: \(oom_kill_allocating_task\))?: Killed process (\d+) \(([^)]*)\)/,
+  );
+  if (oom !== undefined)
+    parts.push(`guest out of memory: the kernel killed ${oom[2]} (pid ${oom[1]})`);
+  const agent = lastMatch(lines, /kapsel-init: (agent (?:exited|killed|ended) .*)/);
+  if (agent !== undefined) parts.push(`the guest's ${agent[1]?.trim()}`);
+  return parts.length === 0 ? undefined : parts.join('; ');
+}
+
+function lastMatch(lines: readonly string[], re: RegExp): RegExpExecArray | undefined {
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const m = re.exec(lines[i] ?? '');
+    if (m !== null) return m;
+  }
+  return undefined;
+}
