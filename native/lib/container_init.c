@@ -179,8 +179,10 @@ void kapsel_container_init(const struct kapsel_request *req, const struct kapsel
     report_and_exit(sync, &rec, 1);
 
   /* Still root and still seeing the agent's /proc: the limits that need
-   * privilege (raising a hard limit, lowering oom_score_adj). */
-  if (kapsel_apply_oom_score_adj(req, &rec) < 0 || kapsel_apply_rlimits(req, &rec) < 0)
+   * privilege (raising a hard limit, lowering oom_score_adj). In a new user
+   * namespace the monitor has set them already (rlimits.c). */
+  if (!(req->new_ns & CLONE_NEWUSER) &&
+      (kapsel_apply_oom_score_adj(req, 0, &rec) < 0 || kapsel_apply_rlimits(req, 0, &rec) < 0))
     report_and_exit(sync, &rec, 1);
 
   if (req->rootfs != NULL && kapsel_prepare_rootfs(req, &rec) < 0)

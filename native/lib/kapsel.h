@@ -212,8 +212,9 @@ int kapsel_open_in_root(int rootfd, const char *path, int create);
 const char *kapsel_fd_path(int fd, char *buf);
 
 /* Lock-down, in the container init (async-signal-safe). */
-int kapsel_apply_rlimits(const struct kapsel_request *req, struct kapsel_record *err);
-int kapsel_apply_oom_score_adj(const struct kapsel_request *req, struct kapsel_record *err);
+int kapsel_apply_rlimits(const struct kapsel_request *req, pid_t pid, struct kapsel_record *err);
+int kapsel_apply_oom_score_adj(const struct kapsel_request *req, pid_t pid,
+                               struct kapsel_record *err);
 int kapsel_drop_bounding(const struct kapsel_request *req, struct kapsel_record *err);
 int kapsel_apply_caps(const struct kapsel_request *req, struct kapsel_record *err);
 int kapsel_apply_sysctls(const struct kapsel_request *req, struct kapsel_record *err);

@@ -241,7 +241,9 @@ void kapsel_monitor(const struct kapsel_request *req, const struct kapsel_child_
   /* A new user namespace: its maps, then the go-ahead the init waits for. */
   if (req->new_ns & CLONE_NEWUSER) {
     struct kapsel_record rec;
-    if (kapsel_write_id_maps(req, m.pid, &rec) < 0) {
+    if (kapsel_write_id_maps(req, m.pid, &rec) < 0 ||
+        kapsel_apply_oom_score_adj(req, m.pid, &rec) < 0 ||
+        kapsel_apply_rlimits(req, m.pid, &rec) < 0) {
       kill(m.pid, SIGKILL);
       send_record(&m, &rec);
       finish(&m);

@@ -237,7 +237,8 @@ describe.skipIf(skip !== undefined)(
           { cpu: { cpus: '0-999' } },
           'linux.resources.cpu.cpus: "0-999" names CPUs the guest does not have',
         ],
-        [{ cpu: { quota: 50000, period: 0 } }, 'linux.resources.cpu.period'],
+        // Period 0 means unset, as runc's fs2 reads it; 10 µs is below the kernel's 1 ms.
+        [{ cpu: { quota: 50000, period: 10 } }, 'linux.resources.cpu.period'],
       ];
       for (const [resources, field] of cases) {
         const err = await start('bad', ['sleep', '60'], resources).then(
