@@ -25,6 +25,7 @@ import { Vm } from '../runtime/src/sandbox/vm/index.js';
 import { DEFAULT_SIZING } from '../runtime/src/sandbox/sizing.js';
 import { packageRoot } from '../runtime/src/sys/package-root.js';
 import { DEFAULT_BUNDLE, kapselToFiles } from '../test/support/kapsel-cli.js';
+import { pssKiB } from './pss.js';
 
 const { values } = parseArgs({
   options: {
@@ -73,16 +74,6 @@ function tree(pid: number, all: Proc[]): Proc[] {
     out.push(...all.filter((p) => p.ppid === parent));
   }
   return out;
-}
-
-/** Proportional set size of one process, in KiB (0 if it is gone). */
-function pssKiB(pid: number): number {
-  try {
-    const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
-    return Number(m?.[1] ?? 0);
-  } catch {
-    return 0;
-  }
 }
 
 type Breakdown = Record<string, number>;

@@ -14,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CTR, RUNC } from '../test/support/engines.js';
 import { PrivateContainerd, SHIM_IMAGE } from '../test/support/containerd.js';
 import { KAPSEL } from '../test/support/kapsel-cli.js';
+import { pssKiB } from './pss.js';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '1' } } });
 const rounds = Number(values.rounds);
@@ -37,15 +38,6 @@ function processes(): Map<number, { ppid: number; cmd: string }> {
     }
   }
   return out;
-}
-
-function pssKiB(pid: number): number {
-  try {
-    const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
-    return Number(m?.[1] ?? 0);
-  } catch {
-    return 0;
-  }
 }
 
 /** PSS (MiB) of the shims of `c` and all their descendants, by program name. */
