@@ -22,6 +22,18 @@ static int sys_bpf(int cmd, union bpf_attr *attr) {
   return (int)syscall(SYS_bpf, cmd, attr, sizeof *attr);
 }
 
+/* The verifier gives up with EAGAIN when a signal is pending on the calling
+ * thread (kernel/bpf/verifier.c do_check), and Node's thread takes SIGCHLD
+ * and others at any time; libbpf retries the load (PROG_LOAD_ATTEMPTS, 5)
+ * for the same reason. */
+static int sys_bpf_prog_load(union bpf_attr *attr) {
+  int fd, attempts = 5;
+  do
+    fd = sys_bpf(BPF_PROG_LOAD, attr);
+  while (fd < 0 && (errno == EAGAIN || errno == EINTR) && --attempts > 0);
+  return fd;
+}
+
 int kapsel_bpf_device_filter(const char *cgroup, const void *insns, uint32_t ninsns,
                              int32_t replace_fd, struct kapsel_record *err) {
   union bpf_attr attr;
@@ -41,7 +53,7 @@ int kapsel_bpf_device_filter(const char *cgroup, const void *insns, uint32_t nin
   /* The program calls no GPL-only helper; runc loads it as "Apache". */
   attr.license = (uint64_t)(uintptr_t) "Apache";
   kapsel_strlcpy(attr.prog_name, "kapsel_devices", sizeof attr.prog_name);
-  prog = sys_bpf(BPF_PROG_LOAD, &attr);
+  prog = sys_bpf_prog_load(&attr);
   if (prog < 0) {
     int e = errno;
     /* Load again with the verifier's log, and put its last line (the
@@ -51,7 +63,7 @@ int kapsel_bpf_device_filter(const char *cgroup, const void *insns, uint32_t nin
     attr.log_level = 1;
     attr.log_buf = (uint64_t)(uintptr_t)log;
     attr.log_size = sizeof log;
-    int again = sys_bpf(BPF_PROG_LOAD, &attr);
+    int again = sys_bpf_prog_load(&attr);
     if (again >= 0)
       close(again);
     kapsel_record_error(err, e, "bpf BPF_PROG_LOAD", cgroup);

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Spec, State } from '../../oci/spec.js';
 import { vmDirOf } from '../../runtime/src/sandbox/vm-dir.js';
 import {
@@ -55,9 +55,12 @@ describe.skipIf(skip !== undefined)(
       podNs.ip(['addr', 'add', 'fd51::2/64', 'dev', 'eth0', 'nodad']);
       podNs.ip(['route', 'add', 'default', 'via', '10.251.0.1']);
     });
-    afterAll(async () => {
-      // A failed check leaves its containers: they go before their namespaces.
+    // A failed check leaves its containers, which hold the pod's namespace:
+    // they go after each test, so one failure does not fail the next test.
+    afterEach(async () => {
       for (const id of ['netpod-app', 'netpod', 'netlate']) await k('delete', '--force', id);
+    });
+    afterAll(() => {
       podNs.remove();
       peer.remove();
       rmSync(root, { recursive: true, force: true });
