@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -43,6 +43,16 @@ describe.skipIf(skip !== undefined)(
     });
     afterAll(async () => {
       await c.stop();
+      // The parents runc and kapsel made for the tasks' cgroups (runc leaves parents).
+      for (const h of readdirSync('/sys/fs/cgroup')) {
+        for (const parent of ['kapsel-shimcg', NS]) {
+          try {
+            rmdirSync(join('/sys/fs/cgroup', h, parent));
+          } catch {
+            // Not made in this hierarchy.
+          }
+        }
+      }
     });
 
     /** What the kapsel shim leaves of task `id` on the host: processes, its socket and VM directory, mounts. */
@@ -274,6 +284,57 @@ describe.skipIf(skip !== undefined)(
         }
       });
 
+      it('the host cgroup at cgroupsPath holds the task, and goes with delete', async () => {
+        const id = `${name}-cg`;
+        const path = `/kapsel-shimcg/${id}`;
+        const procsOf = (): number[] => {
+          const f = join('/sys/fs/cgroup/memory', path, 'cgroup.procs');
+          if (!existsSync(f)) return [];
+          return readFileSync(f, 'utf8').split('\n').filter(Boolean).map(Number);
+        };
+        try {
+          const r = await run('-d', '--cgroup', path, SHIM_IMAGE, id, 'sleep', '100000');
+          expect(r.stderr).toBe('');
+          const procs = procsOf();
+          if (name === 'runc') {
+            // runc puts the container's init there.
+            const pid = Number(
+              /\S+\s+(\d+)/.exec(
+                (await c.ctr(['task', 'ls'])).stdout.split('\n').find((l) => l.startsWith(id)) ??
+                  '',
+              )?.[1],
+            );
+            expect(procs).toContain(pid);
+          } else {
+            // Kata's sandbox_cgroup_only: the shim, QEMU and virtiofsd.
+            const key = podKey(c.address, NS, id);
+            const named = (what: string): number[] =>
+              processesMentioning(vmDirOfPod(key))
+                .filter((p) => p.includes(what))
+                .map((p) => parseInt(p, 10));
+            const shim = processesMentioning(`-id ${id} `)
+              .filter((p) => p.includes(SHIM))
+              .map((p) => parseInt(p, 10));
+            expect(shim).toHaveLength(1);
+            for (const pid of [...shim, ...named('qemu-system'), ...named('virtiofsd')]) {
+              expect(procs).toContain(pid);
+            }
+          }
+        } finally {
+          await c.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
+          for (let i = 0; i < 50; i++) {
+            if ((await c.ctr(['task', 'delete', id])).code === 0) break;
+            await sleep(200);
+          }
+          await c.ctr(['container', 'delete', id]);
+        }
+        for (let i = 0; i < 50 && existsSync(join('/sys/fs/cgroup/memory', path)); i++) {
+          await sleep(100);
+        }
+        expect(existsSync(join('/sys/fs/cgroup/memory', path))).toBe(false);
+        if (name === 'kapsel') expect(leftovers(id)).toEqual([]);
+      });
+
       it('an OOM kill is published as /tasks/oom and the task ends with 137', async () => {
         const id = `${name}-oom`;
         const events = spawn(CTR, ['-a', c.address, 'events'], {
@@ -307,5 +368,69 @@ describe.skipIf(skip !== undefined)(
         if (name === 'kapsel') expect(leftovers(id)).toEqual([]);
       });
     });
+
+    it.each([
+      ['virtiofsd', 'virtiofsd'],
+      ['QEMU', 'qemu'],
+    ])(
+      'a killed %s ends every task of the pod with 255, names why in the shim log, and delete leaves nothing',
+      async (_what, proc) => {
+        const id = `kapsel-fault-${proc}`;
+        const key = podKey(c.address, NS, id);
+        const r = await c.ctr([
+          'run',
+          '--runtime',
+          'io.containerd.kapsel.v2',
+          '-d',
+          '--cgroup',
+          `/kapsel-shimcg/${id}`,
+          SHIM_IMAGE,
+          id,
+          'sleep',
+          '100000',
+        ]);
+        expect(r.stderr).toBe('');
+        let deleted = false;
+        try {
+          const pids = JSON.parse(readFileSync(join(vmDirOfPod(key), 'pids.json'), 'utf8')) as {
+            name: string;
+            pid: number;
+          }[];
+          const victim = pids.find((p) => p.name === proc);
+          expect(victim, JSON.stringify(pids)).toBeDefined();
+          process.kill(victim?.pid ?? 0, 'SIGKILL');
+          let ls = '';
+          for (let i = 0; i < 100; i++) {
+            ls = (await c.ctr(['task', 'ls'])).stdout;
+            if (new RegExp(`${id}\\s+\\d+\\s+STOPPED`).test(ls)) break;
+            await sleep(200);
+          }
+          expect(ls).toMatch(new RegExp(`${id}\\s+\\d+\\s+STOPPED`));
+          const bundle = join(c.dir, 'state', 'io.containerd.runtime.v2.task', NS, id);
+          // The task ends as its connection drops; the reason follows once
+          // the supervisor has seen every death (and the console drained).
+          const reason = `${proc} (pid ${victim?.pid ?? 0}) killed by SIGKILL`;
+          let shimLog = '';
+          for (let i = 0; i < 50 && !shimLog.includes(reason); i++) {
+            shimLog = readFileSync(join(bundle, 'kapsel-shim.log'), 'utf8');
+            if (!shimLog.includes(reason)) await sleep(100);
+          }
+          expect(shimLog).toContain(reason);
+          expect(existsSync(join(bundle, 'console.log'))).toBe(true);
+          const del = await c.ctr(['task', 'delete', id]);
+          deleted = true;
+          expect(del.stdout + del.stderr).toContain('255');
+        } finally {
+          if (!deleted) {
+            await c.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
+            await c.ctr(['task', 'delete', '-f', id]);
+          }
+          await c.ctr(['container', 'delete', id]);
+        }
+        for (let i = 0; i < 50 && leftovers(id).length > 0; i++) await sleep(200);
+        expect(leftovers(id)).toEqual([]);
+        expect(existsSync(join('/sys/fs/cgroup/memory/kapsel-shimcg', id))).toBe(false);
+      },
+    );
   },
 );

@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { makeBusyboxRootfs } from './busybox.js';
 import { CTR, mountsUnder, runCommand } from './engines.js';
-import { ROOT } from './kapsel-cli.js';
+import { processesMentioning, ROOT } from './kapsel-cli.js';
 import type { CliResult } from './kapsel-cli.js';
 
 export const CONTAINERD = '/usr/bin/containerd';
@@ -84,6 +84,24 @@ export class PrivateContainerd {
       if (!done) this.proc.kill('SIGKILL');
       await exited;
     }
+    // Shims outlive containerd by design; a failed test may leave some.
+    // SIGTERM lets a kapsel shim take its VM down.
+    const shims = (): number[] =>
+      processesMentioning(`-address ${this.address} `)
+        .filter((p) => p.includes('containerd-shim'))
+        .map((p) => parseInt(p, 10));
+    const signal = (sig: NodeJS.Signals): void => {
+      for (const pid of shims()) {
+        try {
+          process.kill(pid, sig);
+        } catch {
+          // Gone meanwhile.
+        }
+      }
+    };
+    signal('SIGTERM');
+    for (let i = 0; i < 100 && shims().length > 0; i++) await sleep(100);
+    signal('SIGKILL');
     for (const m of mountsUnder(this.dir)) {
       execFileSync('umount', ['--lazy', m], { stdio: 'ignore' });
     }

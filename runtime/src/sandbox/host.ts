@@ -1,11 +1,15 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { Sandbox, type SandboxOptions } from './boot.js';
-import { joinHostCgroup, limitMemoryAfterBoot, readHostCgroupPlan } from './host-cgroup/apply.js';
+import {
+  joinHostCgroup,
+  limitMemoryAfterBoot,
+  readHostCgroupPlan,
+  type HostCgroupPlan,
+} from './host-cgroup/apply.js';
 import { makeSharedMount } from './host-mounts.js';
 import type { VmSize } from './sizing.js';
 import { cleanupVmDir, vmDirLayout, type VmDirLayout } from './vm-dir.js';
-import { describeExit } from './vm/child.js';
 
 /**
  * The host end of one VM, held in-process by whichever process owns the
@@ -19,8 +23,6 @@ export class SandboxHost {
   private constructor(
     readonly sandbox: Sandbox,
     readonly paths: VmDirLayout,
-    /** Settles with why, when QEMU exits by itself. */
-    readonly vmExited: Promise<string>,
     private readonly log: Logger,
   ) {}
 
@@ -28,19 +30,24 @@ export class SandboxHost {
    * Boots a sandbox in `dir` (made if missing): writes this process's pid as
    * the sandbox process's, shares `<dir>/shared` into the guest, waits for
    * the agent. `opts.signal` cuts the boot short; `opts.adopt` receives
-   * every host process started for the sandbox (supervisor.ts). On failure
-   * the directory is cleaned up before the error.
+   * every host process started for the sandbox (supervisor.ts).
+   * `opts.hostCgroup` is the host cgroup to join when no plan was written
+   * into the directory by its creator (the runc path's startSandbox); it is
+   * written there, for whoever cleans up after this process. On failure the
+   * directory is cleaned up before the error.
    */
   static async boot(
     dir: string,
     size: VmSize,
     log: Logger,
-    opts: Pick<SandboxOptions, 'signal' | 'adopt'> = {},
+    opts: Pick<SandboxOptions, 'signal' | 'adopt'> & { hostCgroup?: HostCgroupPlan } = {},
   ): Promise<SandboxHost> {
     const paths = vmDirLayout(dir);
+    const { hostCgroup: plan, ...sandboxOpts } = opts;
     try {
       await mkdir(dir, { recursive: true, mode: 0o700 });
       await writeFile(paths.pidFile, String(process.pid));
+      if (plan !== undefined) await writeFile(paths.hostCgroup, JSON.stringify(plan));
       // Joined first: QEMU and virtiofsd start in it, and every page they
       // touch is charged there.
       const hostCgroup = await readHostCgroupPlan(paths.hostCgroup);
@@ -51,14 +58,13 @@ export class SandboxHost {
         shareDir: paths.shared,
         log,
         ...size,
-        ...opts,
+        ...sandboxOpts,
       });
       if (hostCgroup?.memoryLimitBytes !== undefined) {
         const m = await limitMemoryAfterBoot(hostCgroup.cgroup, hostCgroup.memoryLimitBytes);
         log.info({ ...m }, 'host cgroup memory limit set (bytes: measured after boot, limit)');
       }
-      const exited = sandbox.vm.exited.then((s) => `the VM exited (qemu ${describeExit(s)})`);
-      return new SandboxHost(sandbox, paths, exited, log);
+      return new SandboxHost(sandbox, paths, log);
     } catch (err) {
       await cleanupVmDir(dir, log);
       throw err;

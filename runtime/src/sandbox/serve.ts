@@ -1,5 +1,5 @@
 import { Server, ServerCredentials } from '@grpc/grpc-js';
-import { copyFile, readFile } from 'node:fs/promises';
+import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -23,7 +23,7 @@ import { proxyService, upstreamClient } from './proxy.js';
 import type { VmSize } from './sizing.js';
 import { Supervisor } from './supervisor.js';
 import { cleanupVmDir, vmDirLayout, vmDirOf, type VmDirLayout } from './vm-dir.js';
-import { guestFault } from './vm/guest-fault.js';
+import { consoleTail, guestFault } from './vm/guest-fault.js';
 
 /** The VM directory's logs a faulted sandbox copies into its containers' state directories. */
 const KEPT_LOGS = ['console.log', 'monitor.log'] as const;
@@ -305,14 +305,4 @@ function watchOom(
     log.debug({ err }, 'the event stream ended');
   });
   return sub.cancel;
-}
-
-/** The last lines of a console log file (at most its last 64 KiB). */
-async function consoleTail(file: string): Promise<string[]> {
-  try {
-    const text = await readFile(file, 'latin1');
-    return text.slice(-65536).split('\n');
-  } catch {
-    return [];
-  }
 }

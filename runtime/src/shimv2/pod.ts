@@ -1,4 +1,7 @@
+import { copyFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Spec } from '../../../oci/spec.js';
 import type { CreateTaskRequest } from '../../../proto/generated/github.com/containerd/containerd/runtime/v2/task/shim.js';
@@ -19,11 +22,22 @@ import { prepareGuestContainer, releaseHostMounts } from '../container/guest-spe
 import { placementOf } from '../container/pod.js';
 import type { HostMount } from '../container/state.js';
 import { agentCall, type AgentClient } from '../sandbox/agent-client.js';
+import {
+  createHostCgroup,
+  moveToCgroupDirs,
+  ownCgroupDirs,
+  removeHostCgroup,
+  type HostCgroup,
+  type HostCgroupPlan,
+} from '../sandbox/host-cgroup/apply.js';
 import { unmountTree } from '../sandbox/host-mounts.js';
 import { SandboxHost } from '../sandbox/host.js';
 import { hostNetnsOf, type HostNetns } from '../sandbox/network/netns.js';
 import { SandboxNetwork } from '../sandbox/network/sandbox-network.js';
 import { sandboxSize, sizingFromEnv } from '../sandbox/sizing.js';
+import { Supervisor } from '../sandbox/supervisor.js';
+import { vmDirLayout } from '../sandbox/vm-dir.js';
+import { consoleTail, guestFault } from '../sandbox/vm/guest-fault.js';
 import { RuntimeError } from '../sys/errors.js';
 import { Code, TtrpcError } from '../ttrpc/status.js';
 import { TaskProcess, type TaskIo } from './process.js';
@@ -55,6 +69,12 @@ interface PodContainer {
 export class ShimPod {
   #host: SandboxHost | undefined;
   #sandboxId: string | undefined;
+  #sandboxBundle: string | undefined;
+  #supervisor: Supervisor | undefined;
+  /** The pod's host cgroup, which this shim joined, and where it came from. */
+  #hostCgroup: { cgroup: HostCgroup; origin: string[] } | undefined;
+  /** Why the pod's VM ended, when a fault ended it. */
+  #stopReason: string | undefined;
   #stopEvents: (() => void) | undefined;
   #network: SandboxNetwork | undefined;
   readonly containers = new Map<string, PodContainer>();
@@ -124,9 +144,25 @@ export class ShimPod {
           );
         }
         const size = sandboxSize([bundle.spec], sizingFromEnv(process.env, cpus().length));
-        this.#host = await SandboxHost.boot(this.vmDir, size, this.log);
-        this.#sandboxId = req.id;
         bootedHere = true;
+        this.#sandboxId = req.id;
+        this.#sandboxBundle = req.bundle;
+        const hostCgroup = await this.#makeHostCgroup(bundle.spec, req.id);
+        // Any of the VM's host processes ending cuts the boot short, or
+        // later takes the pod down (the runc path's serve.ts does the same).
+        const booting = new AbortController();
+        const supervisor = new Supervisor(vmDirLayout(this.vmDir).pids, (reason, who) => {
+          booting.abort(new Error(reason));
+          void this.#fault(reason, who);
+        });
+        this.#supervisor = supervisor;
+        this.#host = await SandboxHost.boot(this.vmDir, size, this.log, {
+          signal: booting.signal,
+          adopt: (name, child, rank) => {
+            supervisor.adopt(name, child, rank);
+          },
+          ...(hostCgroup === undefined ? {} : { hostCgroup }),
+        });
         this.#watchGuest(this.#host);
       } else if (this.#sandboxId !== placement.sandboxId) {
         throw new TtrpcError(
@@ -154,7 +190,15 @@ export class ShimPod {
       inGuest = true;
       if (netns?.kind === 'path') {
         // start ran this shim inside that namespace: mirror it into the guest.
-        this.#network = new SandboxNetwork(host.sandbox.vm.qmp, host.sandbox.agent, this.log);
+        const supervisor = this.#supervisor;
+        this.#network = new SandboxNetwork(
+          host.sandbox.vm.qmp,
+          host.sandbox.agent,
+          this.log,
+          (name, child) => {
+            supervisor?.adopt(name, child);
+          },
+        );
         await this.#network.sync(req.id);
         await this.#network.watch(req.id);
       }
@@ -189,7 +233,11 @@ export class ShimPod {
     } catch (err) {
       if (inGuest) await this.#host?.sandbox.agent.removeContainer(req.id).catch(() => undefined);
       await releaseHostMounts(hostMounts).catch(() => undefined);
-      if (bootedHere) await this.releaseVm();
+      if (bootedHere) {
+        await this.releaseVm();
+        this.#sandboxId = undefined;
+        this.#sandboxBundle = undefined;
+      }
       if (rootfsMount !== undefined) await unmountTree(rootfsMount).catch(() => undefined);
       throw err;
     }
@@ -275,7 +323,8 @@ export class ShimPod {
       throw new TtrpcError(Code.FailedPrecondition, `container ${id} is running; kill it first`);
     }
     this.log.info({ id }, 'deleting the container');
-    await this.agent.removeContainer(id).catch((err: unknown) => {
+    // After a fault the VM is gone, and the container with it.
+    await this.#host?.sandbox.agent.removeContainer(id).catch((err: unknown) => {
       this.log.warn({ err, id }, 'removing the container from the guest failed');
     });
     c.init.discard();
@@ -323,17 +372,85 @@ export class ShimPod {
     await agentCall(this.agent.signalProcess(id, signal, execId, all)).catch(rethrowAgent);
   }
 
-  /** Takes the VM down (QEMU, virtiofsd, the shared directory); idempotent. */
-  async releaseVm(): Promise<void> {
+  /**
+   * Takes the VM down (QEMU, virtiofsd, the shared directory) and the pod's
+   * host cgroup; idempotent. After a fault (`graceful` false) the guest is
+   * not asked to shut down.
+   */
+  async releaseVm(graceful = true): Promise<void> {
     const host = this.#host;
     this.#host = undefined;
+    this.#supervisor?.stopping();
     this.#stopEvents?.();
     this.#stopEvents = undefined;
     const network = this.#network;
     this.#network = undefined;
     if (host !== undefined) {
-      await host.release(network === undefined ? undefined : () => network.release());
+      await host.release(network === undefined ? undefined : () => network.release(), graceful);
     }
+    const hostCgroup = this.#hostCgroup;
+    this.#hostCgroup = undefined;
+    if (hostCgroup !== undefined) {
+      // Out of it first: a cgroup that holds this shim cannot be removed.
+      await moveToCgroupDirs(hostCgroup.origin, process.pid)
+        .then(() => removeHostCgroup(hostCgroup.cgroup))
+        .catch((err: unknown) => {
+          this.log.warn({ err }, 'removing the host cgroup failed');
+        });
+    }
+  }
+
+  /**
+   * The pod's host cgroup at the sandbox's linux.cgroupsPath, made where
+   * runc makes a container's (Kata's sandbox_cgroup_only: the shim, QEMU
+   * and virtiofsd in it). containerd's CRI gives a systemd cgroup as
+   * `slice:prefix:name` only when its runc options say SystemdCgroup, so
+   * the form of the path tells which manager is meant.
+   */
+  async #makeHostCgroup(spec: Spec, id: string): Promise<HostCgroupPlan | undefined> {
+    const path = spec.linux?.cgroupsPath;
+    const systemd = path !== undefined && /^[^/:]*:[^:]*:[^:]*$/.test(path);
+    const origin = ownCgroupDirs();
+    const cgroup = await createHostCgroup(spec, id, systemd);
+    this.#hostCgroup = { cgroup, origin };
+    const limit = spec.linux?.resources?.memory?.limit;
+    return {
+      cgroup,
+      ...(typeof limit === 'number' && limit > 0 ? { memoryLimitBytes: limit } : {}),
+    };
+  }
+
+  /**
+   * A host process of the VM ended by itself (supervisor.ts): the reason is
+   * logged with what the guest's console says (a panic, its OOM killer),
+   * the console log is kept beside the shim's log in the sandbox's bundle
+   * (containerd removes it with the bundle), and the VM goes, so every task
+   * ends with 255 as under the runc path.
+   */
+  async #fault(fault: string, who: string): Promise<void> {
+    const host = this.#host;
+    if (host === undefined || this.#stopReason !== undefined) return;
+    let guest: string | undefined;
+    if (who === 'qemu') {
+      await Promise.race([host.sandbox.vm.console.done, delay(500, undefined, { ref: false })]);
+      guest = guestFault(await consoleTail(host.paths.console));
+    }
+    const reason = guest === undefined ? fault : `${guest} (${fault})`;
+    this.#stopReason = reason;
+    const kept =
+      this.#sandboxBundle === undefined ? undefined : join(this.#sandboxBundle, 'console.log');
+    if (kept !== undefined) {
+      await copyFile(host.paths.console, kept).catch((err: unknown) => {
+        this.log.warn({ err }, 'keeping the console log failed');
+      });
+    }
+    this.log.error({ reason, consoleLog: kept }, 'the pod VM stopped by a fault');
+    await this.releaseVm(false);
+  }
+
+  /** Why the pod's VM ended by a fault; undefined while it runs or after a normal stop. */
+  get stopReason(): string | undefined {
+    return this.#stopReason;
   }
 
   #exited(p: TaskProcess): void {
@@ -363,9 +480,6 @@ export class ShimPod {
         this.log.debug({ err }, 'guest event stream ended');
       }
     })();
-    void host.vmExited.then((reason) => {
-      if (this.#host === host) this.log.error({ reason }, 'the pod VM is gone');
-    });
   }
 }
 

@@ -81,6 +81,24 @@ export async function readHostCgroupPlan(file: string): Promise<HostCgroupPlan |
   }
 }
 
+/**
+ * The cgroup directories the calling process is in now, one per mounted
+ * hierarchy: where a process that joins a sandbox's cgroup (the containerd
+ * shim) goes back before removing it, since a cgroup that holds a process
+ * cannot be removed (EBUSY).
+ */
+export function ownCgroupDirs(): string[] {
+  const own = ownCgroupsOf(readFileSync('/proc/self/cgroup', 'utf8'));
+  return hierarchiesOf(readFileSync('/proc/self/mountinfo', 'utf8')).map((h) =>
+    dirIn(h, { path: '', absolute: false }, own),
+  );
+}
+
+/** Moves `pid` into each directory (cgroup.procs). Errors name the directory. */
+export async function moveToCgroupDirs(dirs: readonly string[], pid: number): Promise<void> {
+  for (const d of dirs) await write(d, 'cgroup.procs', String(pid));
+}
+
 /** Moves `pid` (and so what it starts later) into every directory. */
 export async function joinHostCgroup(cg: HostCgroup, pid: number): Promise<void> {
   for (const d of cg.dirs) await write(d.path, 'cgroup.procs', String(pid));

@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+
 /**
  * Why a guest died, read from the last lines of its serial console: the
  * kernel's panic line (kernel/panic.c, "Kernel panic - not syncing: ..."),
@@ -26,4 +28,17 @@ function lastMatch(lines: readonly string[], re: RegExp): RegExpExecArray | unde
     if (m !== null) return m;
   }
   return undefined;
+}
+
+/**
+ * The last 64 KiB of a console log file as lines, [] when unreadable: a
+ * panic's stack trace outgrows the tail the console keeps in memory.
+ */
+export async function consoleTail(file: string): Promise<string[]> {
+  try {
+    const text = await readFile(file, 'latin1');
+    return text.slice(-65536).split('\n');
+  } catch {
+    return [];
+  }
 }
