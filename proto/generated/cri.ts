@@ -191,7 +191,7 @@ export interface PodSandboxStatus {
   id: string;
   metadata: PodSandboxMetadata | undefined;
   state: PodSandboxState;
-  createdAt: number;
+  createdAt: bigint;
   network: PodSandboxNetworkStatus | undefined;
   runtimeHandler: string;
 }
@@ -222,10 +222,10 @@ export interface KeyValue {
 }
 
 export interface LinuxContainerResources {
-  cpuPeriod: number;
-  cpuQuota: number;
-  cpuShares: number;
-  memoryLimitInBytes: number;
+  cpuPeriod: bigint;
+  cpuQuota: bigint;
+  cpuShares: bigint;
+  memoryLimitInBytes: bigint;
 }
 
 export interface LinuxContainerConfig {
@@ -274,7 +274,7 @@ export interface StartContainerResponse {
 
 export interface StopContainerRequest {
   containerId: string;
-  timeout: number;
+  timeout: bigint;
 }
 
 export interface StopContainerResponse {
@@ -296,9 +296,9 @@ export interface ContainerStatus {
   id: string;
   metadata: ContainerMetadata | undefined;
   state: ContainerState;
-  createdAt: number;
-  startedAt: number;
-  finishedAt: number;
+  createdAt: bigint;
+  startedAt: bigint;
+  finishedAt: bigint;
   exitCode: number;
   reason: string;
   message: string;
@@ -318,7 +318,7 @@ export interface ContainerStatusResponse_InfoEntry {
 export interface ExecSyncRequest {
   containerId: string;
   cmd: string[];
-  timeout: number;
+  timeout: bigint;
 }
 
 export interface ExecSyncResponse {
@@ -332,7 +332,7 @@ export interface ContainerStatsRequest {
 }
 
 export interface UInt64Value {
-  value: number;
+  value: bigint;
 }
 
 export interface ContainerAttributes {
@@ -341,13 +341,13 @@ export interface ContainerAttributes {
 }
 
 export interface CpuUsage {
-  timestamp: number;
+  timestamp: bigint;
   usageCoreNanoSeconds: UInt64Value | undefined;
   usageNanoCores: UInt64Value | undefined;
 }
 
 export interface MemoryUsage {
-  timestamp: number;
+  timestamp: bigint;
   workingSetBytes: UInt64Value | undefined;
   availableBytes: UInt64Value | undefined;
   usageBytes: UInt64Value | undefined;
@@ -378,7 +378,7 @@ export interface Image {
   id: string;
   repoTags: string[];
   repoDigests: string[];
-  size: number;
+  size: bigint;
 }
 
 export interface ListImagesResponse {
@@ -1818,7 +1818,7 @@ export const PodSandboxNetworkStatus: MessageFns<PodSandboxNetworkStatus> = {
 };
 
 function createBasePodSandboxStatus(): PodSandboxStatus {
-  return { id: "", metadata: undefined, state: 0, createdAt: 0, network: undefined, runtimeHandler: "" };
+  return { id: "", metadata: undefined, state: 0, createdAt: 0n, network: undefined, runtimeHandler: "" };
 }
 
 export const PodSandboxStatus: MessageFns<PodSandboxStatus> = {
@@ -1832,7 +1832,10 @@ export const PodSandboxStatus: MessageFns<PodSandboxStatus> = {
     if (message.state !== 0) {
       writer.uint32(24).int32(message.state);
     }
-    if (message.createdAt !== 0) {
+    if (message.createdAt !== 0n) {
+      if (BigInt.asIntN(64, message.createdAt) !== message.createdAt) {
+        throw new globalThis.Error("value provided for field message.createdAt of type int64 too large");
+      }
       writer.uint32(32).int64(message.createdAt);
     }
     if (message.network !== undefined) {
@@ -1886,7 +1889,7 @@ export const PodSandboxStatus: MessageFns<PodSandboxStatus> = {
               break;
             }
 
-            message.createdAt = longToNumber(reader.int64());
+            message.createdAt = reader.int64() as bigint;
             continue;
           }
           case 5: {
@@ -1923,10 +1926,10 @@ export const PodSandboxStatus: MessageFns<PodSandboxStatus> = {
       metadata: isSet(object.metadata) ? PodSandboxMetadata.fromJSON(object.metadata) : undefined,
       state: isSet(object.state) ? podSandboxStateFromJSON(object.state) : 0,
       createdAt: isSet(object.createdAt)
-        ? globalThis.Number(object.createdAt)
+        ? BigInt(object.createdAt)
         : isSet(object.created_at)
-        ? globalThis.Number(object.created_at)
-        : 0,
+        ? BigInt(object.created_at)
+        : 0n,
       network: isSet(object.network) ? PodSandboxNetworkStatus.fromJSON(object.network) : undefined,
       runtimeHandler: isSet(object.runtimeHandler)
         ? globalThis.String(object.runtimeHandler)
@@ -1947,8 +1950,8 @@ export const PodSandboxStatus: MessageFns<PodSandboxStatus> = {
     if (message.state !== 0) {
       obj.state = podSandboxStateToJSON(message.state);
     }
-    if (message.createdAt !== 0) {
-      obj.createdAt = Math.round(message.createdAt);
+    if (message.createdAt !== 0n) {
+      obj.createdAt = message.createdAt.toString();
     }
     if (message.network !== undefined) {
       obj.network = PodSandboxNetworkStatus.toJSON(message.network);
@@ -1969,7 +1972,7 @@ export const PodSandboxStatus: MessageFns<PodSandboxStatus> = {
       ? PodSandboxMetadata.fromPartial(object.metadata)
       : undefined;
     message.state = object.state ?? 0;
-    message.createdAt = object.createdAt ?? 0;
+    message.createdAt = (object.createdAt !== undefined && object.createdAt !== null) ? BigInt(object.createdAt) : 0n;
     message.network = (object.network !== undefined && object.network !== null)
       ? PodSandboxNetworkStatus.fromPartial(object.network)
       : undefined;
@@ -2418,21 +2421,33 @@ export const KeyValue: MessageFns<KeyValue> = {
 };
 
 function createBaseLinuxContainerResources(): LinuxContainerResources {
-  return { cpuPeriod: 0, cpuQuota: 0, cpuShares: 0, memoryLimitInBytes: 0 };
+  return { cpuPeriod: 0n, cpuQuota: 0n, cpuShares: 0n, memoryLimitInBytes: 0n };
 }
 
 export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
   encode(message: LinuxContainerResources, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.cpuPeriod !== 0) {
+    if (message.cpuPeriod !== 0n) {
+      if (BigInt.asIntN(64, message.cpuPeriod) !== message.cpuPeriod) {
+        throw new globalThis.Error("value provided for field message.cpuPeriod of type int64 too large");
+      }
       writer.uint32(8).int64(message.cpuPeriod);
     }
-    if (message.cpuQuota !== 0) {
+    if (message.cpuQuota !== 0n) {
+      if (BigInt.asIntN(64, message.cpuQuota) !== message.cpuQuota) {
+        throw new globalThis.Error("value provided for field message.cpuQuota of type int64 too large");
+      }
       writer.uint32(16).int64(message.cpuQuota);
     }
-    if (message.cpuShares !== 0) {
+    if (message.cpuShares !== 0n) {
+      if (BigInt.asIntN(64, message.cpuShares) !== message.cpuShares) {
+        throw new globalThis.Error("value provided for field message.cpuShares of type int64 too large");
+      }
       writer.uint32(24).int64(message.cpuShares);
     }
-    if (message.memoryLimitInBytes !== 0) {
+    if (message.memoryLimitInBytes !== 0n) {
+      if (BigInt.asIntN(64, message.memoryLimitInBytes) !== message.memoryLimitInBytes) {
+        throw new globalThis.Error("value provided for field message.memoryLimitInBytes of type int64 too large");
+      }
       writer.uint32(32).int64(message.memoryLimitInBytes);
     }
     return writer;
@@ -2456,7 +2471,7 @@ export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
               break;
             }
 
-            message.cpuPeriod = longToNumber(reader.int64());
+            message.cpuPeriod = reader.int64() as bigint;
             continue;
           }
           case 2: {
@@ -2464,7 +2479,7 @@ export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
               break;
             }
 
-            message.cpuQuota = longToNumber(reader.int64());
+            message.cpuQuota = reader.int64() as bigint;
             continue;
           }
           case 3: {
@@ -2472,7 +2487,7 @@ export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
               break;
             }
 
-            message.cpuShares = longToNumber(reader.int64());
+            message.cpuShares = reader.int64() as bigint;
             continue;
           }
           case 4: {
@@ -2480,7 +2495,7 @@ export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
               break;
             }
 
-            message.memoryLimitInBytes = longToNumber(reader.int64());
+            message.memoryLimitInBytes = reader.int64() as bigint;
             continue;
           }
         }
@@ -2498,41 +2513,41 @@ export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
   fromJSON(object: any): LinuxContainerResources {
     return {
       cpuPeriod: isSet(object.cpuPeriod)
-        ? globalThis.Number(object.cpuPeriod)
+        ? BigInt(object.cpuPeriod)
         : isSet(object.cpu_period)
-        ? globalThis.Number(object.cpu_period)
-        : 0,
+        ? BigInt(object.cpu_period)
+        : 0n,
       cpuQuota: isSet(object.cpuQuota)
-        ? globalThis.Number(object.cpuQuota)
+        ? BigInt(object.cpuQuota)
         : isSet(object.cpu_quota)
-        ? globalThis.Number(object.cpu_quota)
-        : 0,
+        ? BigInt(object.cpu_quota)
+        : 0n,
       cpuShares: isSet(object.cpuShares)
-        ? globalThis.Number(object.cpuShares)
+        ? BigInt(object.cpuShares)
         : isSet(object.cpu_shares)
-        ? globalThis.Number(object.cpu_shares)
-        : 0,
+        ? BigInt(object.cpu_shares)
+        : 0n,
       memoryLimitInBytes: isSet(object.memoryLimitInBytes)
-        ? globalThis.Number(object.memoryLimitInBytes)
+        ? BigInt(object.memoryLimitInBytes)
         : isSet(object.memory_limit_in_bytes)
-        ? globalThis.Number(object.memory_limit_in_bytes)
-        : 0,
+        ? BigInt(object.memory_limit_in_bytes)
+        : 0n,
     };
   },
 
   toJSON(message: LinuxContainerResources): unknown {
     const obj: any = {};
-    if (message.cpuPeriod !== 0) {
-      obj.cpuPeriod = Math.round(message.cpuPeriod);
+    if (message.cpuPeriod !== 0n) {
+      obj.cpuPeriod = message.cpuPeriod.toString();
     }
-    if (message.cpuQuota !== 0) {
-      obj.cpuQuota = Math.round(message.cpuQuota);
+    if (message.cpuQuota !== 0n) {
+      obj.cpuQuota = message.cpuQuota.toString();
     }
-    if (message.cpuShares !== 0) {
-      obj.cpuShares = Math.round(message.cpuShares);
+    if (message.cpuShares !== 0n) {
+      obj.cpuShares = message.cpuShares.toString();
     }
-    if (message.memoryLimitInBytes !== 0) {
-      obj.memoryLimitInBytes = Math.round(message.memoryLimitInBytes);
+    if (message.memoryLimitInBytes !== 0n) {
+      obj.memoryLimitInBytes = message.memoryLimitInBytes.toString();
     }
     return obj;
   },
@@ -2542,10 +2557,12 @@ export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
   },
   fromPartial(object: DeepPartial<LinuxContainerResources>): LinuxContainerResources {
     const message = createBaseLinuxContainerResources();
-    message.cpuPeriod = object.cpuPeriod ?? 0;
-    message.cpuQuota = object.cpuQuota ?? 0;
-    message.cpuShares = object.cpuShares ?? 0;
-    message.memoryLimitInBytes = object.memoryLimitInBytes ?? 0;
+    message.cpuPeriod = (object.cpuPeriod !== undefined && object.cpuPeriod !== null) ? BigInt(object.cpuPeriod) : 0n;
+    message.cpuQuota = (object.cpuQuota !== undefined && object.cpuQuota !== null) ? BigInt(object.cpuQuota) : 0n;
+    message.cpuShares = (object.cpuShares !== undefined && object.cpuShares !== null) ? BigInt(object.cpuShares) : 0n;
+    message.memoryLimitInBytes = (object.memoryLimitInBytes !== undefined && object.memoryLimitInBytes !== null)
+      ? BigInt(object.memoryLimitInBytes)
+      : 0n;
     return message;
   },
 };
@@ -3399,7 +3416,7 @@ export const StartContainerResponse: MessageFns<StartContainerResponse> = {
 };
 
 function createBaseStopContainerRequest(): StopContainerRequest {
-  return { containerId: "", timeout: 0 };
+  return { containerId: "", timeout: 0n };
 }
 
 export const StopContainerRequest: MessageFns<StopContainerRequest> = {
@@ -3407,7 +3424,10 @@ export const StopContainerRequest: MessageFns<StopContainerRequest> = {
     if (message.containerId !== "") {
       writer.uint32(10).string(message.containerId);
     }
-    if (message.timeout !== 0) {
+    if (message.timeout !== 0n) {
+      if (BigInt.asIntN(64, message.timeout) !== message.timeout) {
+        throw new globalThis.Error("value provided for field message.timeout of type int64 too large");
+      }
       writer.uint32(16).int64(message.timeout);
     }
     return writer;
@@ -3439,7 +3459,7 @@ export const StopContainerRequest: MessageFns<StopContainerRequest> = {
               break;
             }
 
-            message.timeout = longToNumber(reader.int64());
+            message.timeout = reader.int64() as bigint;
             continue;
           }
         }
@@ -3461,7 +3481,7 @@ export const StopContainerRequest: MessageFns<StopContainerRequest> = {
         : isSet(object.container_id)
         ? globalThis.String(object.container_id)
         : "",
-      timeout: isSet(object.timeout) ? globalThis.Number(object.timeout) : 0,
+      timeout: isSet(object.timeout) ? BigInt(object.timeout) : 0n,
     };
   },
 
@@ -3470,8 +3490,8 @@ export const StopContainerRequest: MessageFns<StopContainerRequest> = {
     if (message.containerId !== "") {
       obj.containerId = message.containerId;
     }
-    if (message.timeout !== 0) {
-      obj.timeout = Math.round(message.timeout);
+    if (message.timeout !== 0n) {
+      obj.timeout = message.timeout.toString();
     }
     return obj;
   },
@@ -3482,7 +3502,7 @@ export const StopContainerRequest: MessageFns<StopContainerRequest> = {
   fromPartial(object: DeepPartial<StopContainerRequest>): StopContainerRequest {
     const message = createBaseStopContainerRequest();
     message.containerId = object.containerId ?? "";
-    message.timeout = object.timeout ?? 0;
+    message.timeout = (object.timeout !== undefined && object.timeout !== null) ? BigInt(object.timeout) : 0n;
     return message;
   },
 };
@@ -3758,9 +3778,9 @@ function createBaseContainerStatus(): ContainerStatus {
     id: "",
     metadata: undefined,
     state: 0,
-    createdAt: 0,
-    startedAt: 0,
-    finishedAt: 0,
+    createdAt: 0n,
+    startedAt: 0n,
+    finishedAt: 0n,
     exitCode: 0,
     reason: "",
     message: "",
@@ -3779,13 +3799,22 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
     if (message.state !== 0) {
       writer.uint32(24).int32(message.state);
     }
-    if (message.createdAt !== 0) {
+    if (message.createdAt !== 0n) {
+      if (BigInt.asIntN(64, message.createdAt) !== message.createdAt) {
+        throw new globalThis.Error("value provided for field message.createdAt of type int64 too large");
+      }
       writer.uint32(32).int64(message.createdAt);
     }
-    if (message.startedAt !== 0) {
+    if (message.startedAt !== 0n) {
+      if (BigInt.asIntN(64, message.startedAt) !== message.startedAt) {
+        throw new globalThis.Error("value provided for field message.startedAt of type int64 too large");
+      }
       writer.uint32(40).int64(message.startedAt);
     }
-    if (message.finishedAt !== 0) {
+    if (message.finishedAt !== 0n) {
+      if (BigInt.asIntN(64, message.finishedAt) !== message.finishedAt) {
+        throw new globalThis.Error("value provided for field message.finishedAt of type int64 too large");
+      }
       writer.uint32(48).int64(message.finishedAt);
     }
     if (message.exitCode !== 0) {
@@ -3845,7 +3874,7 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
               break;
             }
 
-            message.createdAt = longToNumber(reader.int64());
+            message.createdAt = reader.int64() as bigint;
             continue;
           }
           case 5: {
@@ -3853,7 +3882,7 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
               break;
             }
 
-            message.startedAt = longToNumber(reader.int64());
+            message.startedAt = reader.int64() as bigint;
             continue;
           }
           case 6: {
@@ -3861,7 +3890,7 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
               break;
             }
 
-            message.finishedAt = longToNumber(reader.int64());
+            message.finishedAt = reader.int64() as bigint;
             continue;
           }
           case 7: {
@@ -3914,20 +3943,20 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
       metadata: isSet(object.metadata) ? ContainerMetadata.fromJSON(object.metadata) : undefined,
       state: isSet(object.state) ? containerStateFromJSON(object.state) : 0,
       createdAt: isSet(object.createdAt)
-        ? globalThis.Number(object.createdAt)
+        ? BigInt(object.createdAt)
         : isSet(object.created_at)
-        ? globalThis.Number(object.created_at)
-        : 0,
+        ? BigInt(object.created_at)
+        : 0n,
       startedAt: isSet(object.startedAt)
-        ? globalThis.Number(object.startedAt)
+        ? BigInt(object.startedAt)
         : isSet(object.started_at)
-        ? globalThis.Number(object.started_at)
-        : 0,
+        ? BigInt(object.started_at)
+        : 0n,
       finishedAt: isSet(object.finishedAt)
-        ? globalThis.Number(object.finishedAt)
+        ? BigInt(object.finishedAt)
         : isSet(object.finished_at)
-        ? globalThis.Number(object.finished_at)
-        : 0,
+        ? BigInt(object.finished_at)
+        : 0n,
       exitCode: isSet(object.exitCode)
         ? globalThis.Number(object.exitCode)
         : isSet(object.exit_code)
@@ -3954,14 +3983,14 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
     if (message.state !== 0) {
       obj.state = containerStateToJSON(message.state);
     }
-    if (message.createdAt !== 0) {
-      obj.createdAt = Math.round(message.createdAt);
+    if (message.createdAt !== 0n) {
+      obj.createdAt = message.createdAt.toString();
     }
-    if (message.startedAt !== 0) {
-      obj.startedAt = Math.round(message.startedAt);
+    if (message.startedAt !== 0n) {
+      obj.startedAt = message.startedAt.toString();
     }
-    if (message.finishedAt !== 0) {
-      obj.finishedAt = Math.round(message.finishedAt);
+    if (message.finishedAt !== 0n) {
+      obj.finishedAt = message.finishedAt.toString();
     }
     if (message.exitCode !== 0) {
       obj.exitCode = Math.round(message.exitCode);
@@ -3988,9 +4017,11 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
       ? ContainerMetadata.fromPartial(object.metadata)
       : undefined;
     message.state = object.state ?? 0;
-    message.createdAt = object.createdAt ?? 0;
-    message.startedAt = object.startedAt ?? 0;
-    message.finishedAt = object.finishedAt ?? 0;
+    message.createdAt = (object.createdAt !== undefined && object.createdAt !== null) ? BigInt(object.createdAt) : 0n;
+    message.startedAt = (object.startedAt !== undefined && object.startedAt !== null) ? BigInt(object.startedAt) : 0n;
+    message.finishedAt = (object.finishedAt !== undefined && object.finishedAt !== null)
+      ? BigInt(object.finishedAt)
+      : 0n;
     message.exitCode = object.exitCode ?? 0;
     message.reason = object.reason ?? "";
     message.message = object.message ?? "";
@@ -4202,7 +4233,7 @@ export const ContainerStatusResponse_InfoEntry: MessageFns<ContainerStatusRespon
 };
 
 function createBaseExecSyncRequest(): ExecSyncRequest {
-  return { containerId: "", cmd: [], timeout: 0 };
+  return { containerId: "", cmd: [], timeout: 0n };
 }
 
 export const ExecSyncRequest: MessageFns<ExecSyncRequest> = {
@@ -4213,7 +4244,10 @@ export const ExecSyncRequest: MessageFns<ExecSyncRequest> = {
     for (const v of message.cmd) {
       writer.uint32(18).string(v!);
     }
-    if (message.timeout !== 0) {
+    if (message.timeout !== 0n) {
+      if (BigInt.asIntN(64, message.timeout) !== message.timeout) {
+        throw new globalThis.Error("value provided for field message.timeout of type int64 too large");
+      }
       writer.uint32(24).int64(message.timeout);
     }
     return writer;
@@ -4253,7 +4287,7 @@ export const ExecSyncRequest: MessageFns<ExecSyncRequest> = {
               break;
             }
 
-            message.timeout = longToNumber(reader.int64());
+            message.timeout = reader.int64() as bigint;
             continue;
           }
         }
@@ -4276,7 +4310,7 @@ export const ExecSyncRequest: MessageFns<ExecSyncRequest> = {
         ? globalThis.String(object.container_id)
         : "",
       cmd: globalThis.Array.isArray(object?.cmd) ? object.cmd.map((e: any) => globalThis.String(e)) : [],
-      timeout: isSet(object.timeout) ? globalThis.Number(object.timeout) : 0,
+      timeout: isSet(object.timeout) ? BigInt(object.timeout) : 0n,
     };
   },
 
@@ -4288,8 +4322,8 @@ export const ExecSyncRequest: MessageFns<ExecSyncRequest> = {
     if (message.cmd?.length) {
       obj.cmd = message.cmd;
     }
-    if (message.timeout !== 0) {
-      obj.timeout = Math.round(message.timeout);
+    if (message.timeout !== 0n) {
+      obj.timeout = message.timeout.toString();
     }
     return obj;
   },
@@ -4301,7 +4335,7 @@ export const ExecSyncRequest: MessageFns<ExecSyncRequest> = {
     const message = createBaseExecSyncRequest();
     message.containerId = object.containerId ?? "";
     message.cmd = object.cmd?.map((e) => e) || [];
-    message.timeout = object.timeout ?? 0;
+    message.timeout = (object.timeout !== undefined && object.timeout !== null) ? BigInt(object.timeout) : 0n;
     return message;
   },
 };
@@ -4485,12 +4519,15 @@ export const ContainerStatsRequest: MessageFns<ContainerStatsRequest> = {
 };
 
 function createBaseUInt64Value(): UInt64Value {
-  return { value: 0 };
+  return { value: 0n };
 }
 
 export const UInt64Value: MessageFns<UInt64Value> = {
   encode(message: UInt64Value, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.value !== 0) {
+    if (message.value !== 0n) {
+      if (BigInt.asUintN(64, message.value) !== message.value) {
+        throw new globalThis.Error("value provided for field message.value of type uint64 too large");
+      }
       writer.uint32(8).uint64(message.value);
     }
     return writer;
@@ -4514,7 +4551,7 @@ export const UInt64Value: MessageFns<UInt64Value> = {
               break;
             }
 
-            message.value = longToNumber(reader.uint64());
+            message.value = reader.uint64() as bigint;
             continue;
           }
         }
@@ -4530,13 +4567,13 @@ export const UInt64Value: MessageFns<UInt64Value> = {
   },
 
   fromJSON(object: any): UInt64Value {
-    return { value: isSet(object.value) ? globalThis.Number(object.value) : 0 };
+    return { value: isSet(object.value) ? BigInt(object.value) : 0n };
   },
 
   toJSON(message: UInt64Value): unknown {
     const obj: any = {};
-    if (message.value !== 0) {
-      obj.value = Math.round(message.value);
+    if (message.value !== 0n) {
+      obj.value = message.value.toString();
     }
     return obj;
   },
@@ -4546,7 +4583,7 @@ export const UInt64Value: MessageFns<UInt64Value> = {
   },
   fromPartial(object: DeepPartial<UInt64Value>): UInt64Value {
     const message = createBaseUInt64Value();
-    message.value = object.value ?? 0;
+    message.value = (object.value !== undefined && object.value !== null) ? BigInt(object.value) : 0n;
     return message;
   },
 };
@@ -4639,12 +4676,15 @@ export const ContainerAttributes: MessageFns<ContainerAttributes> = {
 };
 
 function createBaseCpuUsage(): CpuUsage {
-  return { timestamp: 0, usageCoreNanoSeconds: undefined, usageNanoCores: undefined };
+  return { timestamp: 0n, usageCoreNanoSeconds: undefined, usageNanoCores: undefined };
 }
 
 export const CpuUsage: MessageFns<CpuUsage> = {
   encode(message: CpuUsage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.timestamp !== 0) {
+    if (message.timestamp !== 0n) {
+      if (BigInt.asIntN(64, message.timestamp) !== message.timestamp) {
+        throw new globalThis.Error("value provided for field message.timestamp of type int64 too large");
+      }
       writer.uint32(8).int64(message.timestamp);
     }
     if (message.usageCoreNanoSeconds !== undefined) {
@@ -4674,7 +4714,7 @@ export const CpuUsage: MessageFns<CpuUsage> = {
               break;
             }
 
-            message.timestamp = longToNumber(reader.int64());
+            message.timestamp = reader.int64() as bigint;
             continue;
           }
           case 2: {
@@ -4707,7 +4747,7 @@ export const CpuUsage: MessageFns<CpuUsage> = {
 
   fromJSON(object: any): CpuUsage {
     return {
-      timestamp: isSet(object.timestamp) ? globalThis.Number(object.timestamp) : 0,
+      timestamp: isSet(object.timestamp) ? BigInt(object.timestamp) : 0n,
       usageCoreNanoSeconds: isSet(object.usageCoreNanoSeconds)
         ? UInt64Value.fromJSON(object.usageCoreNanoSeconds)
         : isSet(object.usage_core_nano_seconds)
@@ -4723,8 +4763,8 @@ export const CpuUsage: MessageFns<CpuUsage> = {
 
   toJSON(message: CpuUsage): unknown {
     const obj: any = {};
-    if (message.timestamp !== 0) {
-      obj.timestamp = Math.round(message.timestamp);
+    if (message.timestamp !== 0n) {
+      obj.timestamp = message.timestamp.toString();
     }
     if (message.usageCoreNanoSeconds !== undefined) {
       obj.usageCoreNanoSeconds = UInt64Value.toJSON(message.usageCoreNanoSeconds);
@@ -4740,7 +4780,7 @@ export const CpuUsage: MessageFns<CpuUsage> = {
   },
   fromPartial(object: DeepPartial<CpuUsage>): CpuUsage {
     const message = createBaseCpuUsage();
-    message.timestamp = object.timestamp ?? 0;
+    message.timestamp = (object.timestamp !== undefined && object.timestamp !== null) ? BigInt(object.timestamp) : 0n;
     message.usageCoreNanoSeconds = (object.usageCoreNanoSeconds !== undefined && object.usageCoreNanoSeconds !== null)
       ? UInt64Value.fromPartial(object.usageCoreNanoSeconds)
       : undefined;
@@ -4753,7 +4793,7 @@ export const CpuUsage: MessageFns<CpuUsage> = {
 
 function createBaseMemoryUsage(): MemoryUsage {
   return {
-    timestamp: 0,
+    timestamp: 0n,
     workingSetBytes: undefined,
     availableBytes: undefined,
     usageBytes: undefined,
@@ -4765,7 +4805,10 @@ function createBaseMemoryUsage(): MemoryUsage {
 
 export const MemoryUsage: MessageFns<MemoryUsage> = {
   encode(message: MemoryUsage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.timestamp !== 0) {
+    if (message.timestamp !== 0n) {
+      if (BigInt.asIntN(64, message.timestamp) !== message.timestamp) {
+        throw new globalThis.Error("value provided for field message.timestamp of type int64 too large");
+      }
       writer.uint32(8).int64(message.timestamp);
     }
     if (message.workingSetBytes !== undefined) {
@@ -4807,7 +4850,7 @@ export const MemoryUsage: MessageFns<MemoryUsage> = {
               break;
             }
 
-            message.timestamp = longToNumber(reader.int64());
+            message.timestamp = reader.int64() as bigint;
             continue;
           }
           case 2: {
@@ -4872,7 +4915,7 @@ export const MemoryUsage: MessageFns<MemoryUsage> = {
 
   fromJSON(object: any): MemoryUsage {
     return {
-      timestamp: isSet(object.timestamp) ? globalThis.Number(object.timestamp) : 0,
+      timestamp: isSet(object.timestamp) ? BigInt(object.timestamp) : 0n,
       workingSetBytes: isSet(object.workingSetBytes)
         ? UInt64Value.fromJSON(object.workingSetBytes)
         : isSet(object.working_set_bytes)
@@ -4908,8 +4951,8 @@ export const MemoryUsage: MessageFns<MemoryUsage> = {
 
   toJSON(message: MemoryUsage): unknown {
     const obj: any = {};
-    if (message.timestamp !== 0) {
-      obj.timestamp = Math.round(message.timestamp);
+    if (message.timestamp !== 0n) {
+      obj.timestamp = message.timestamp.toString();
     }
     if (message.workingSetBytes !== undefined) {
       obj.workingSetBytes = UInt64Value.toJSON(message.workingSetBytes);
@@ -4937,7 +4980,7 @@ export const MemoryUsage: MessageFns<MemoryUsage> = {
   },
   fromPartial(object: DeepPartial<MemoryUsage>): MemoryUsage {
     const message = createBaseMemoryUsage();
-    message.timestamp = object.timestamp ?? 0;
+    message.timestamp = (object.timestamp !== undefined && object.timestamp !== null) ? BigInt(object.timestamp) : 0n;
     message.workingSetBytes = (object.workingSetBytes !== undefined && object.workingSetBytes !== null)
       ? UInt64Value.fromPartial(object.workingSetBytes)
       : undefined;
@@ -5273,7 +5316,7 @@ export const ListImagesRequest: MessageFns<ListImagesRequest> = {
 };
 
 function createBaseImage(): Image {
-  return { id: "", repoTags: [], repoDigests: [], size: 0 };
+  return { id: "", repoTags: [], repoDigests: [], size: 0n };
 }
 
 export const Image: MessageFns<Image> = {
@@ -5287,7 +5330,10 @@ export const Image: MessageFns<Image> = {
     for (const v of message.repoDigests) {
       writer.uint32(26).string(v!);
     }
-    if (message.size !== 0) {
+    if (message.size !== 0n) {
+      if (BigInt.asUintN(64, message.size) !== message.size) {
+        throw new globalThis.Error("value provided for field message.size of type uint64 too large");
+      }
       writer.uint32(32).uint64(message.size);
     }
     return writer;
@@ -5335,7 +5381,7 @@ export const Image: MessageFns<Image> = {
               break;
             }
 
-            message.size = longToNumber(reader.uint64());
+            message.size = reader.uint64() as bigint;
             continue;
           }
         }
@@ -5363,7 +5409,7 @@ export const Image: MessageFns<Image> = {
         : globalThis.Array.isArray(object?.repo_digests)
         ? object.repo_digests.map((e: any) => globalThis.String(e))
         : [],
-      size: isSet(object.size) ? globalThis.Number(object.size) : 0,
+      size: isSet(object.size) ? BigInt(object.size) : 0n,
     };
   },
 
@@ -5378,8 +5424,8 @@ export const Image: MessageFns<Image> = {
     if (message.repoDigests?.length) {
       obj.repoDigests = message.repoDigests;
     }
-    if (message.size !== 0) {
-      obj.size = Math.round(message.size);
+    if (message.size !== 0n) {
+      obj.size = message.size.toString();
     }
     return obj;
   },
@@ -5392,7 +5438,7 @@ export const Image: MessageFns<Image> = {
     message.id = object.id ?? "";
     message.repoTags = object.repoTags?.map((e) => e) || [];
     message.repoDigests = object.repoDigests?.map((e) => e) || [];
-    message.size = object.size ?? 0;
+    message.size = (object.size !== undefined && object.size !== null) ? BigInt(object.size) : 0n;
     return message;
   },
 };
@@ -5853,24 +5899,13 @@ function base64FromBytes(arr: Uint8Array): string {
   return globalThis.Buffer.from(arr).toString("base64");
 }
 
-type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
+type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 
-export type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
+export type DeepPartial<T> = T extends bigint ? string | number | bigint
+  : T extends Builtin ? T : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
   : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
-
-function longToNumber(int64: { toString(): string }): number {
-  const num = globalThis.Number(int64.toString());
-  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
-    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
-  }
-  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
-    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
-  }
-  return num;
-}
 
 function isObject(value: any): boolean {
   return typeof value === "object" && value !== null;
