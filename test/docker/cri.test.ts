@@ -165,8 +165,15 @@ describe.skipIf(skip !== undefined)(`CRI${skip ? ` (skipped: ${skip})` : ''}`, (
       }
     });
 
-    it('StopPodSandbox and RemovePodSandbox leave nothing behind', async () => {
+    it("kubelet's teardown (StopContainer, StopPodSandbox, RemoveContainer, RemovePodSandbox) leaves nothing", async () => {
+      // httpd ends on SIGTERM; the writer's shell (pid 1) ignores it: SIGKILL after 2 s.
+      for (const id of [web, writer]) await node.cri.stopContainer(id, 2);
+      for (const id of [web, writer]) {
+        const st = (await node.cri.containerStatus(id)).status;
+        expect(st?.state).toBe(2); // CONTAINER_EXITED
+      }
       await node.cri.stopPodSandbox(pod);
+      for (const id of [web, writer]) await node.cri.removeContainer(id);
       await node.cri.removePodSandbox(pod);
       const key = podKey(node.containerd.address, CRI_NS, pod);
       const leftovers = (): string[] => [
