@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ContainerState, PodSandboxState } from '../../proto/generated/cri.js';
 import { podKey, socketPathOf, vmDirOfPod } from '../../runtime/src/shimv2/address.js';
 import { CONTAINERD, SHIM_IMAGE } from '../support/containerd.js';
 import { CNI_BIN_DIR, CRI_NS, CriNode, cniNetnsEntries } from '../support/cri.js';
@@ -106,11 +107,13 @@ describe.skipIf(skip !== undefined)(`CRI${skip ? ` (skipped: ${skip})` : ''}`, (
 
     it('RunPodSandbox: ready, with an address from the CNI bridge network', async () => {
       const s = await node.cri.podSandboxStatus(pod);
-      expect(s.status?.state).toBe(0); // SANDBOX_READY
+      expect(s.status?.state).toBe(PodSandboxState.SANDBOX_READY);
       podIp = s.status?.network?.ip ?? '';
       expect(podIp.startsWith(node.subnet.replace(/\.0\/24$/, '.'))).toBe(true);
       for (const id of [web, writer]) {
-        expect((await node.cri.containerStatus(id)).status?.state).toBe(1); // CONTAINER_RUNNING
+        expect((await node.cri.containerStatus(id)).status?.state).toBe(
+          ContainerState.CONTAINER_RUNNING,
+        );
       }
     });
 
@@ -156,6 +159,54 @@ describe.skipIf(skip !== undefined)(`CRI${skip ? ` (skipped: ${skip})` : ''}`, (
       }
     });
 
+    /** Runs a container of `cmd` in the pod to its end; its last ContainerStatus. */
+    const runToEnd = async (name: string, cmd: string[], memoryLimitInBytes = 0n) => {
+      const id = await node.cri.createContainer({
+        podSandboxId: pod,
+        sandboxConfig: sandboxConfig(),
+        config: {
+          metadata: { name },
+          image: { image: SHIM_IMAGE },
+          command: cmd,
+          logPath: `${name}.log`,
+          linux: { resources: { memoryLimitInBytes } },
+        },
+      });
+      await node.cri.startContainer(id);
+      let st = (await node.cri.containerStatus(id)).status;
+      // The exit and the OOM event reach the CRI plugin separately: wait for both.
+      for (
+        let i = 0;
+        i < 300 && (st?.state !== ContainerState.CONTAINER_EXITED || st.reason === 'Error');
+        i++
+      ) {
+        await sleep(100);
+        st = (await node.cri.containerStatus(id)).status;
+      }
+      await node.cri.removeContainer(id);
+      return st;
+    };
+
+    it('a container that runs to completion (an init container): EXITED, its code and log; the pod lives on', async () => {
+      const st = await runToEnd('init', ['sh', '-c', 'echo init done; exit 3']);
+      expect(st?.state).toBe(ContainerState.CONTAINER_EXITED);
+      expect(st?.exitCode).toBe(3);
+      expect(readFileSync(join(logDir(), 'init.log'), 'utf8')).toMatch(/ stdout F init done\n$/);
+      expect(await node.netns.get(`http://${podIp}:8080/`)).toBe(`hello from web-${handler}\n`);
+    });
+
+    it('an OOM kill: ContainerStatus reason OOMKilled, exit code 137', async () => {
+      // dd holds its whole block in one buffer: 64 MiB against a 32 MiB limit.
+      const st = await runToEnd(
+        'oom',
+        ['dd', 'if=/dev/zero', 'of=/dev/null', 'bs=64M', 'count=1'],
+        32n << 20n,
+      );
+      expect(st?.state).toBe(ContainerState.CONTAINER_EXITED);
+      expect(st?.exitCode).toBe(137);
+      expect(st?.reason).toBe('OOMKilled');
+    });
+
     it('the pod is one shim process (and for kapsel one QEMU)', () => {
       expect(shims()).toHaveLength(1);
       if (handler === 'kapsel') {
@@ -170,7 +221,7 @@ describe.skipIf(skip !== undefined)(`CRI${skip ? ` (skipped: ${skip})` : ''}`, (
       for (const id of [web, writer]) await node.cri.stopContainer(id, 2);
       for (const id of [web, writer]) {
         const st = (await node.cri.containerStatus(id)).status;
-        expect(st?.state).toBe(2); // CONTAINER_EXITED
+        expect(st?.state).toBe(ContainerState.CONTAINER_EXITED);
       }
       await node.cri.stopPodSandbox(pod);
       for (const id of [web, writer]) await node.cri.removeContainer(id);
