@@ -50,6 +50,26 @@ describe.skipIf(skip !== undefined)(`CRI${skip ? ` (skipped: ${skip})` : ''}`, (
     expect(hostNetworkSnapshot()).toBe(hostBefore);
   });
 
+  /**
+   * What a removed pod left on the host (after ~10 s for the shim to go):
+   * shims, its QEMU and virtiofsd, socket and VM directory, mounts under
+   * containerd's dirs, pinned CNI namespaces, veths, host-local addresses.
+   */
+  const leftovers = async (pod: string): Promise<string[]> => {
+    const key = podKey(node.containerd.address, CRI_NS, pod);
+    const found = (): string[] => [
+      ...processesMentioning(node.containerd.address).filter((p) => p.includes('containerd-shim-')),
+      ...processesMentioning(vmDirOfPod(key)),
+      ...[socketPathOf(key), vmDirOfPod(key)].filter((p) => existsSync(p)),
+      ...mountsUnder(node.dir),
+      ...cniNetnsEntries().filter((n) => !cniNetnsBefore.includes(n)),
+      ...node.linksOfKind('veth'),
+      ...node.allocatedIps(),
+    ];
+    for (let i = 0; i < 50 && found().length > 0; i++) await sleep(200);
+    return found();
+  };
+
   it('Version: containerd answers CRI runtime.v1', async () => {
     const v = await node.cri.version();
     expect(v.runtimeName).toBe('containerd');
@@ -238,19 +258,57 @@ describe.skipIf(skip !== undefined)(`CRI${skip ? ` (skipped: ${skip})` : ''}`, (
       await node.cri.stopPodSandbox(pod);
       for (const id of [web, writer]) await node.cri.removeContainer(id);
       await node.cri.removePodSandbox(pod);
-      const key = podKey(node.containerd.address, CRI_NS, pod);
-      const leftovers = (): string[] => [
-        ...shims(),
-        ...processesMentioning(vmDirOfPod(key)),
-        ...[socketPathOf(key), vmDirOfPod(key)].filter((p) => existsSync(p)),
-        ...mountsUnder(node.dir),
-        ...cniNetnsEntries().filter((n) => !cniNetnsBefore.includes(n)),
-        ...node.linksOfKind('veth'),
-        ...node.allocatedIps(),
-      ];
-      for (let i = 0; i < 50 && leftovers().length > 0; i++) await sleep(200);
+      const id = pod;
       pod = '';
-      expect(leftovers()).toEqual([]);
+      expect(await leftovers(id)).toEqual([]);
     });
+  });
+
+  it('kapsel: the pod VM dies (QEMU killed): its containers exit, the pod is not ready, teardown leaves nothing', async () => {
+    const logDirectory = join(node.dir, 'pods', 'vm-dies');
+    mkdirSync(logDirectory, { recursive: true });
+    const sandboxConfig = {
+      metadata: { name: 'vm-dies', uid: 'uid-vm-dies', namespace: 'default', attempt: 0 },
+      hostname: 'vm-dies',
+      logDirectory,
+    };
+    const pod = await node.cri.runPodSandbox({ config: sandboxConfig, runtimeHandler: 'kapsel' });
+    try {
+      const app = await node.cri.createContainer({
+        podSandboxId: pod,
+        sandboxConfig,
+        config: {
+          metadata: { name: 'app' },
+          image: { image: SHIM_IMAGE },
+          command: ['sleep', '100000'],
+          logPath: 'app.log',
+        },
+      });
+      await node.cri.startContainer(app);
+      const qemu = processesMentioning(vmDirOfPod(podKey(node.containerd.address, CRI_NS, pod)))
+        .filter((p) => p.includes('qemu-system'))
+        .map((p) => Number(p.split(':')[0]));
+      expect(qemu).toHaveLength(1);
+      process.kill(qemu[0] ?? 0, 'SIGKILL');
+      let st = (await node.cri.containerStatus(app)).status;
+      let ready = true;
+      for (let i = 0; i < 300; i++) {
+        st = (await node.cri.containerStatus(app)).status;
+        ready =
+          (await node.cri.podSandboxStatus(pod)).status?.state === PodSandboxState.SANDBOX_READY;
+        if (st?.state === ContainerState.CONTAINER_EXITED && !ready) break;
+        await sleep(100);
+      }
+      expect(st?.state).toBe(ContainerState.CONTAINER_EXITED);
+      expect(st?.exitCode).not.toBe(0);
+      expect(ready).toBe(false);
+      await node.cri.stopPodSandbox(pod);
+      await node.cri.removeContainer(app);
+      await node.cri.removePodSandbox(pod);
+    } finally {
+      await node.cri.stopPodSandbox(pod).catch(() => undefined);
+      await node.cri.removePodSandbox(pod).catch(() => undefined);
+    }
+    expect(await leftovers(pod)).toEqual([]);
   });
 });

@@ -321,10 +321,15 @@ export class ShimPod {
     });
   }
 
-  /** Kill: runc's shim answers NotFound for a process that already ended. */
+  /**
+   * Kill: runc's shim answers NotFound for a process that already ended,
+   * with or without `all` (runc/process/init_state.go stoppedState.Kill);
+   * containerd's WithProcessKill, which CRI's task delete uses, takes only
+   * NotFound as done.
+   */
   async kill(id: string, execId: string, signal: number, all: boolean): Promise<void> {
     const p = this.process(id, execId);
-    if (p.status === 'stopped' && !all) {
+    if (p.status === 'stopped' || (all && this.#host === undefined)) {
       throw new TtrpcError(Code.NotFound, `process ${execId || id}: process already finished`);
     }
     await agentCall(this.agent.signalProcess(id, signal, execId, all)).catch(rethrowAgent);
@@ -370,8 +375,15 @@ export class ShimPod {
         this.log.debug({ err }, 'guest event stream ended');
       }
     })();
-    void host.vmExited.then((reason) => {
-      if (this.#host === host) this.log.error({ reason }, 'the pod VM is gone');
+    // Every process of the pod ended with it (their waits fail: exits go
+    // out); what the VM left on the host goes now, so later calls answer at
+    // once instead of waiting on a dead agent's deadline.
+    void host.vmExited.then(async (reason) => {
+      if (this.#host !== host) return;
+      this.log.error({ reason }, 'the pod VM is gone');
+      await this.releaseVm().catch((err: unknown) => {
+        this.log.warn({ err }, 'releasing the dead VM failed');
+      });
     });
   }
 }
