@@ -31,6 +31,51 @@ export const protobufFileName = "cri.proto";
  * us and skipped on decode. Only tests use it: kapsel itself never speaks CRI.
  */
 
+export enum NamespaceMode {
+  POD = 0,
+  CONTAINER = 1,
+  NODE = 2,
+  TARGET = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function namespaceModeFromJSON(object: any): NamespaceMode {
+  switch (object) {
+    case 0:
+    case "POD":
+      return NamespaceMode.POD;
+    case 1:
+    case "CONTAINER":
+      return NamespaceMode.CONTAINER;
+    case 2:
+    case "NODE":
+      return NamespaceMode.NODE;
+    case 3:
+    case "TARGET":
+      return NamespaceMode.TARGET;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return NamespaceMode.UNRECOGNIZED;
+  }
+}
+
+export function namespaceModeToJSON(object: NamespaceMode): string {
+  switch (object) {
+    case NamespaceMode.POD:
+      return "POD";
+    case NamespaceMode.CONTAINER:
+      return "CONTAINER";
+    case NamespaceMode.NODE:
+      return "NODE";
+    case NamespaceMode.TARGET:
+      return "TARGET";
+    case NamespaceMode.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export enum PodSandboxState {
   SANDBOX_READY = 0,
   SANDBOX_NOTREADY = 1,
@@ -127,8 +172,19 @@ export interface PodSandboxMetadata {
   attempt: number;
 }
 
+export interface NamespaceOption {
+  network: NamespaceMode;
+  pid: NamespaceMode;
+  ipc: NamespaceMode;
+}
+
+export interface LinuxSandboxSecurityContext {
+  namespaceOptions: NamespaceOption | undefined;
+}
+
 export interface LinuxPodSandboxConfig {
   cgroupParent: string;
+  securityContext: LinuxSandboxSecurityContext | undefined;
 }
 
 export interface PodSandboxConfig {
@@ -228,8 +284,13 @@ export interface LinuxContainerResources {
   memoryLimitInBytes: bigint;
 }
 
+export interface LinuxContainerSecurityContext {
+  namespaceOptions: NamespaceOption | undefined;
+}
+
 export interface LinuxContainerConfig {
   resources: LinuxContainerResources | undefined;
+  securityContext: LinuxContainerSecurityContext | undefined;
 }
 
 export interface ContainerConfig {
@@ -698,14 +759,193 @@ export const PodSandboxMetadata: MessageFns<PodSandboxMetadata> = {
   },
 };
 
+function createBaseNamespaceOption(): NamespaceOption {
+  return { network: 0, pid: 0, ipc: 0 };
+}
+
+export const NamespaceOption: MessageFns<NamespaceOption> = {
+  encode(message: NamespaceOption, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.network !== 0) {
+      writer.uint32(8).int32(message.network);
+    }
+    if (message.pid !== 0) {
+      writer.uint32(16).int32(message.pid);
+    }
+    if (message.ipc !== 0) {
+      writer.uint32(24).int32(message.ipc);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NamespaceOption {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNamespaceOption();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.network = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pid = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.ipc = reader.int32() as any;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): NamespaceOption {
+    return {
+      network: isSet(object.network) ? namespaceModeFromJSON(object.network) : 0,
+      pid: isSet(object.pid) ? namespaceModeFromJSON(object.pid) : 0,
+      ipc: isSet(object.ipc) ? namespaceModeFromJSON(object.ipc) : 0,
+    };
+  },
+
+  toJSON(message: NamespaceOption): unknown {
+    const obj: any = {};
+    if (message.network !== 0) {
+      obj.network = namespaceModeToJSON(message.network);
+    }
+    if (message.pid !== 0) {
+      obj.pid = namespaceModeToJSON(message.pid);
+    }
+    if (message.ipc !== 0) {
+      obj.ipc = namespaceModeToJSON(message.ipc);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<NamespaceOption>): NamespaceOption {
+    return NamespaceOption.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<NamespaceOption>): NamespaceOption {
+    const message = createBaseNamespaceOption();
+    message.network = object.network ?? 0;
+    message.pid = object.pid ?? 0;
+    message.ipc = object.ipc ?? 0;
+    return message;
+  },
+};
+
+function createBaseLinuxSandboxSecurityContext(): LinuxSandboxSecurityContext {
+  return { namespaceOptions: undefined };
+}
+
+export const LinuxSandboxSecurityContext: MessageFns<LinuxSandboxSecurityContext> = {
+  encode(message: LinuxSandboxSecurityContext, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.namespaceOptions !== undefined) {
+      NamespaceOption.encode(message.namespaceOptions, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LinuxSandboxSecurityContext {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLinuxSandboxSecurityContext();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.namespaceOptions = NamespaceOption.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LinuxSandboxSecurityContext {
+    return {
+      namespaceOptions: isSet(object.namespaceOptions)
+        ? NamespaceOption.fromJSON(object.namespaceOptions)
+        : isSet(object.namespace_options)
+        ? NamespaceOption.fromJSON(object.namespace_options)
+        : undefined,
+    };
+  },
+
+  toJSON(message: LinuxSandboxSecurityContext): unknown {
+    const obj: any = {};
+    if (message.namespaceOptions !== undefined) {
+      obj.namespaceOptions = NamespaceOption.toJSON(message.namespaceOptions);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LinuxSandboxSecurityContext>): LinuxSandboxSecurityContext {
+    return LinuxSandboxSecurityContext.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LinuxSandboxSecurityContext>): LinuxSandboxSecurityContext {
+    const message = createBaseLinuxSandboxSecurityContext();
+    message.namespaceOptions = (object.namespaceOptions !== undefined && object.namespaceOptions !== null)
+      ? NamespaceOption.fromPartial(object.namespaceOptions)
+      : undefined;
+    return message;
+  },
+};
+
 function createBaseLinuxPodSandboxConfig(): LinuxPodSandboxConfig {
-  return { cgroupParent: "" };
+  return { cgroupParent: "", securityContext: undefined };
 }
 
 export const LinuxPodSandboxConfig: MessageFns<LinuxPodSandboxConfig> = {
   encode(message: LinuxPodSandboxConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.cgroupParent !== "") {
       writer.uint32(10).string(message.cgroupParent);
+    }
+    if (message.securityContext !== undefined) {
+      LinuxSandboxSecurityContext.encode(message.securityContext, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -731,6 +971,14 @@ export const LinuxPodSandboxConfig: MessageFns<LinuxPodSandboxConfig> = {
             message.cgroupParent = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.securityContext = LinuxSandboxSecurityContext.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -750,6 +998,11 @@ export const LinuxPodSandboxConfig: MessageFns<LinuxPodSandboxConfig> = {
         : isSet(object.cgroup_parent)
         ? globalThis.String(object.cgroup_parent)
         : "",
+      securityContext: isSet(object.securityContext)
+        ? LinuxSandboxSecurityContext.fromJSON(object.securityContext)
+        : isSet(object.security_context)
+        ? LinuxSandboxSecurityContext.fromJSON(object.security_context)
+        : undefined,
     };
   },
 
@@ -757,6 +1010,9 @@ export const LinuxPodSandboxConfig: MessageFns<LinuxPodSandboxConfig> = {
     const obj: any = {};
     if (message.cgroupParent !== "") {
       obj.cgroupParent = message.cgroupParent;
+    }
+    if (message.securityContext !== undefined) {
+      obj.securityContext = LinuxSandboxSecurityContext.toJSON(message.securityContext);
     }
     return obj;
   },
@@ -767,6 +1023,9 @@ export const LinuxPodSandboxConfig: MessageFns<LinuxPodSandboxConfig> = {
   fromPartial(object: DeepPartial<LinuxPodSandboxConfig>): LinuxPodSandboxConfig {
     const message = createBaseLinuxPodSandboxConfig();
     message.cgroupParent = object.cgroupParent ?? "";
+    message.securityContext = (object.securityContext !== undefined && object.securityContext !== null)
+      ? LinuxSandboxSecurityContext.fromPartial(object.securityContext)
+      : undefined;
     return message;
   },
 };
@@ -2567,14 +2826,92 @@ export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
   },
 };
 
+function createBaseLinuxContainerSecurityContext(): LinuxContainerSecurityContext {
+  return { namespaceOptions: undefined };
+}
+
+export const LinuxContainerSecurityContext: MessageFns<LinuxContainerSecurityContext> = {
+  encode(message: LinuxContainerSecurityContext, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.namespaceOptions !== undefined) {
+      NamespaceOption.encode(message.namespaceOptions, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LinuxContainerSecurityContext {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLinuxContainerSecurityContext();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.namespaceOptions = NamespaceOption.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LinuxContainerSecurityContext {
+    return {
+      namespaceOptions: isSet(object.namespaceOptions)
+        ? NamespaceOption.fromJSON(object.namespaceOptions)
+        : isSet(object.namespace_options)
+        ? NamespaceOption.fromJSON(object.namespace_options)
+        : undefined,
+    };
+  },
+
+  toJSON(message: LinuxContainerSecurityContext): unknown {
+    const obj: any = {};
+    if (message.namespaceOptions !== undefined) {
+      obj.namespaceOptions = NamespaceOption.toJSON(message.namespaceOptions);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LinuxContainerSecurityContext>): LinuxContainerSecurityContext {
+    return LinuxContainerSecurityContext.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LinuxContainerSecurityContext>): LinuxContainerSecurityContext {
+    const message = createBaseLinuxContainerSecurityContext();
+    message.namespaceOptions = (object.namespaceOptions !== undefined && object.namespaceOptions !== null)
+      ? NamespaceOption.fromPartial(object.namespaceOptions)
+      : undefined;
+    return message;
+  },
+};
+
 function createBaseLinuxContainerConfig(): LinuxContainerConfig {
-  return { resources: undefined };
+  return { resources: undefined, securityContext: undefined };
 }
 
 export const LinuxContainerConfig: MessageFns<LinuxContainerConfig> = {
   encode(message: LinuxContainerConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.resources !== undefined) {
       LinuxContainerResources.encode(message.resources, writer.uint32(10).fork()).join();
+    }
+    if (message.securityContext !== undefined) {
+      LinuxContainerSecurityContext.encode(message.securityContext, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -2600,6 +2937,14 @@ export const LinuxContainerConfig: MessageFns<LinuxContainerConfig> = {
             message.resources = LinuxContainerResources.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.securityContext = LinuxContainerSecurityContext.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2613,13 +2958,23 @@ export const LinuxContainerConfig: MessageFns<LinuxContainerConfig> = {
   },
 
   fromJSON(object: any): LinuxContainerConfig {
-    return { resources: isSet(object.resources) ? LinuxContainerResources.fromJSON(object.resources) : undefined };
+    return {
+      resources: isSet(object.resources) ? LinuxContainerResources.fromJSON(object.resources) : undefined,
+      securityContext: isSet(object.securityContext)
+        ? LinuxContainerSecurityContext.fromJSON(object.securityContext)
+        : isSet(object.security_context)
+        ? LinuxContainerSecurityContext.fromJSON(object.security_context)
+        : undefined,
+    };
   },
 
   toJSON(message: LinuxContainerConfig): unknown {
     const obj: any = {};
     if (message.resources !== undefined) {
       obj.resources = LinuxContainerResources.toJSON(message.resources);
+    }
+    if (message.securityContext !== undefined) {
+      obj.securityContext = LinuxContainerSecurityContext.toJSON(message.securityContext);
     }
     return obj;
   },
@@ -2631,6 +2986,9 @@ export const LinuxContainerConfig: MessageFns<LinuxContainerConfig> = {
     const message = createBaseLinuxContainerConfig();
     message.resources = (object.resources !== undefined && object.resources !== null)
       ? LinuxContainerResources.fromPartial(object.resources)
+      : undefined;
+    message.securityContext = (object.securityContext !== undefined && object.securityContext !== null)
+      ? LinuxContainerSecurityContext.fromPartial(object.securityContext)
       : undefined;
     return message;
   },

@@ -2,11 +2,11 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ContainerState, PodSandboxState } from '../../proto/generated/cri.js';
+import { ContainerState, NamespaceMode, PodSandboxState } from '../../proto/generated/cri.js';
 import { podKey, socketPathOf, vmDirOfPod } from '../../runtime/src/shimv2/address.js';
 import { CONTAINERD, SHIM_IMAGE } from '../support/containerd.js';
 import { CNI_BIN_DIR, CRI_NS, CriNode, cniNetnsEntries } from '../support/cri.js';
-import { engineMissing, mountsUnder, RUNC } from '../support/engines.js';
+import { CTR, engineMissing, mountsUnder, RUNC, runCommand } from '../support/engines.js';
 import { GUEST_DIR, processesMentioning, ROOT, vmMissing } from '../support/kapsel-cli.js';
 import { hostNetworkSnapshot } from '../support/netns.js';
 
@@ -21,6 +21,20 @@ const skip =
   vmMissing() ??
   (existsSync(join(ROOT, 'build/dist/shimv2.mjs')) ? undefined : 'build/dist/shimv2.mjs missing');
 const guestRelease = (): string => readFileSync(join(GUEST_DIR, 'kernel-release'), 'utf8').trim();
+
+/**
+ * kubelet's namespace options for a pod without hostNetwork, hostPID,
+ * hostIPC or shareProcessNamespace: each container its own pid namespace.
+ */
+const NAMESPACES = {
+  securityContext: {
+    namespaceOptions: {
+      network: NamespaceMode.POD,
+      pid: NamespaceMode.CONTAINER,
+      ipc: NamespaceMode.POD,
+    },
+  },
+};
 
 /** The web container's memory limit (CRI linux.resources.memory_limit_in_bytes). */
 const WEB_LIMIT = 96n << 20n;
@@ -84,6 +98,7 @@ describe.skipIf(skip !== undefined)(`CRI${skip ? ` (skipped: ${skip})` : ''}`, (
       metadata: { name: `web-${handler}`, uid: `uid-${handler}`, namespace: 'default', attempt: 0 },
       hostname: `web-${handler}`,
       logDirectory: logDir(),
+      linux: NAMESPACES,
     });
     let pod = '';
     let web = '';
@@ -107,7 +122,7 @@ describe.skipIf(skip !== undefined)(`CRI${skip ? ` (skipped: ${skip})` : ''}`, (
             'mkdir -p /www && echo "hello from $(hostname)" > /www/index.html && exec httpd -f -p 8080 -h /www',
           ],
           logPath: 'web.log',
-          linux: { resources: { memoryLimitInBytes: WEB_LIMIT } },
+          linux: { resources: { memoryLimitInBytes: WEB_LIMIT }, ...NAMESPACES },
         },
       });
       writer = await node.cri.createContainer({
@@ -118,6 +133,7 @@ describe.skipIf(skip !== undefined)(`CRI${skip ? ` (skipped: ${skip})` : ''}`, (
           image: { image: SHIM_IMAGE },
           command: ['sh', '-c', 'i=0; while :; do echo "line $i"; i=$((i+1)); sleep 1; done'],
           logPath: 'writer.log',
+          linux: NAMESPACES,
         },
       });
       await node.cri.startContainer(web);
@@ -200,7 +216,7 @@ describe.skipIf(skip !== undefined)(`CRI${skip ? ` (skipped: ${skip})` : ''}`, (
           image: { image: SHIM_IMAGE },
           command: cmd,
           logPath: `${name}.log`,
-          linux: { resources: { memoryLimitInBytes } },
+          linux: { resources: { memoryLimitInBytes }, ...NAMESPACES },
         },
       });
       await node.cri.startContainer(id);
@@ -271,6 +287,7 @@ describe.skipIf(skip !== undefined)(`CRI${skip ? ` (skipped: ${skip})` : ''}`, (
       metadata: { name: 'vm-dies', uid: 'uid-vm-dies', namespace: 'default', attempt: 0 },
       hostname: 'vm-dies',
       logDirectory,
+      linux: NAMESPACES,
     };
     const pod = await node.cri.runPodSandbox({ config: sandboxConfig, runtimeHandler: 'kapsel' });
     try {
@@ -282,6 +299,7 @@ describe.skipIf(skip !== undefined)(`CRI${skip ? ` (skipped: ${skip})` : ''}`, (
           image: { image: SHIM_IMAGE },
           command: ['sleep', '100000'],
           logPath: 'app.log',
+          linux: NAMESPACES,
         },
       });
       await node.cri.startContainer(app);
@@ -311,4 +329,68 @@ describe.skipIf(skip !== undefined)(`CRI${skip ? ` (skipped: ${skip})` : ''}`, (
     }
     expect(await leftovers(pod)).toEqual([]);
   });
+
+  it.each(['runc', 'kapsel'])(
+    "%s: the pod's sandbox process dies first: the pod is not ready, its container runs on until kubelet's teardown, which leaves nothing",
+    async (handler) => {
+      const name = `pause-dies-${handler}`;
+      const logDirectory = join(node.dir, 'pods', name);
+      mkdirSync(logDirectory, { recursive: true });
+      const sandboxConfig = {
+        metadata: { name, uid: `uid-${name}`, namespace: 'default', attempt: 0 },
+        hostname: name,
+        logDirectory,
+        linux: NAMESPACES,
+      };
+      const pod = await node.cri.runPodSandbox({ config: sandboxConfig, runtimeHandler: handler });
+      try {
+        const app = await node.cri.createContainer({
+          podSandboxId: pod,
+          sandboxConfig,
+          config: {
+            metadata: { name: 'app' },
+            image: { image: SHIM_IMAGE },
+            command: ['sleep', '100000'],
+            logPath: 'app.log',
+            linux: NAMESPACES,
+          },
+        });
+        await node.cri.startContainer(app);
+        // The pause process killed: containerd's CRI plugin deletes the
+        // sandbox's task at once, before the app container's.
+        const k = await runCommand(CTR, [
+          '-a',
+          node.containerd.address,
+          '-n',
+          CRI_NS,
+          'task',
+          'kill',
+          '-s',
+          'SIGKILL',
+          pod,
+        ]);
+        expect(k.stderr).toBe('');
+        let ready = true;
+        for (let i = 0; i < 300 && ready; i++) {
+          await sleep(100);
+          ready =
+            (await node.cri.podSandboxStatus(pod)).status?.state === PodSandboxState.SANDBOX_READY;
+        }
+        expect(ready).toBe(false);
+        expect((await node.cri.containerStatus(app)).status?.state).toBe(
+          ContainerState.CONTAINER_RUNNING,
+        );
+        const e = await node.cri.execSync(app, ['echo', 'alive']);
+        expect(Buffer.from(e.stdout).toString()).toBe('alive\n');
+        await node.cri.stopContainer(app, 2);
+        await node.cri.stopPodSandbox(pod);
+        await node.cri.removeContainer(app);
+        await node.cri.removePodSandbox(pod);
+      } finally {
+        await node.cri.stopPodSandbox(pod).catch(() => undefined);
+        await node.cri.removePodSandbox(pod).catch(() => undefined);
+      }
+      expect(await leftovers(pod)).toEqual([]);
+    },
+  );
 });
