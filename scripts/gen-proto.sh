@@ -14,6 +14,15 @@ protoc \
   --ts_proto_opt=outputServices=grpc-js,esModuleInterop=true,importSuffix=.js,useExactTypes=false,forceLong=number,env=node,oneof=unions-value \
   -I proto proto/agent.proto proto/sandbox.proto
 
+# The CRI subset the tests' CRI client speaks to containerd's CRI plugin
+# (proto/cri.proto, package runtime.v1 as Kubernetes' cri-api): 64-bit fields
+# as bigints (its nanosecond timestamps are past Number.MAX_SAFE_INTEGER).
+protoc \
+  --plugin=protoc-gen-ts_proto=node_modules/.bin/protoc-gen-ts_proto \
+  --ts_proto_out=proto/generated \
+  --ts_proto_opt=outputServices=grpc-js,esModuleInterop=true,importSuffix=.js,useExactTypes=false,forceLong=bigint,env=node \
+  -I proto proto/cri.proto
+
 # The shim v2 side (runtime/src/shimv2): ttrpc's envelope, containerd's task
 # service, its types and events, and the cgroup v2 metrics `ctr task metrics`
 # decodes. Services come out as generic definitions: the ttrpc server

@@ -248,6 +248,50 @@ describe.skipIf(skip !== undefined)(
         expect(shims()).toEqual([]);
       });
 
+      it('a pod whose sandbox container is deleted first: the other runs on, the last delete leaves nothing', async () => {
+        const pod = `${name}-pod1st`;
+        const app = `${name}-pod1st-app`;
+        const annotate = (type: string): string[] => [
+          '--annotation',
+          `io.kubernetes.cri.container-type=${type}`,
+          '--annotation',
+          `io.kubernetes.cri.sandbox-id=${pod}`,
+        ];
+        const shims = (): string[] =>
+          processesMentioning(c.address).filter((p) => p.includes('containerd-shim-'));
+        const remove = async (id: string): Promise<void> => {
+          await c.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
+          for (let i = 0; i < 50; i++) {
+            if ((await c.ctr(['task', 'delete', id])).code === 0) break;
+            await sleep(200);
+          }
+          await c.ctr(['container', 'delete', id]);
+        };
+        try {
+          expect(
+            (await run('-d', ...annotate('sandbox'), SHIM_IMAGE, pod, 'sleep', '100000')).code,
+          ).toBe(0);
+          expect(
+            (await run('-d', ...annotate('container'), SHIM_IMAGE, app, 'sleep', '100000')).code,
+          ).toBe(0);
+          await remove(pod);
+          expect((await c.ctr(['task', 'ls'])).stdout).not.toMatch(new RegExp(`^${pod}\\s`, 'm'));
+          const e = await c.ctr(['task', 'exec', '--exec-id', 'a1', app, 'sh', '-c', 'echo alive']);
+          expect(e.stdout).toBe('alive\n');
+          expect(e.code).toBe(0);
+          expect(shims()).toHaveLength(1);
+        } finally {
+          await remove(app);
+          await remove(pod);
+        }
+        if (name === 'kapsel') {
+          for (let i = 0; i < 50 && leftovers(pod).length > 0; i++) await sleep(200);
+          expect(leftovers(pod)).toEqual([]);
+        }
+        for (let i = 0; i < 50 && shims().length > 0; i++) await sleep(200);
+        expect(shims()).toEqual([]);
+      });
+
       it('a network namespace by path, as CNI hands one over: the container serves the peer', async () => {
         const id = `${name}-net`;
         const podNs = TestNetns.create('ksp');

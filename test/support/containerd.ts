@@ -14,6 +14,20 @@ export const CONTAINERD = '/usr/bin/containerd';
 export const SHIM_BIN_DIR = join(ROOT, 'bin');
 export const SHIM_IMAGE = 'docker.io/library/kbusybox:latest';
 
+/** How start() may vary a private containerd (the CRI test's). */
+export interface ContainerdOptions {
+  /** Config lines after root/state/grpc/ttrpc, in place of the CRI plugin's disabling. */
+  config?: (dir: string) => string[];
+  /** argv prefix containerd runs under (`nsenter --net=...`: a test's network namespace). */
+  enter?: string[];
+}
+
+/** An image's config (image-spec config.md `config`): what the archive's image runs. */
+export interface ImageRun {
+  Entrypoint?: string[];
+  Cmd?: string[];
+}
+
 /**
  * A private containerd (own root, state, socket; the CRI plugin off) whose
  * PATH starts with bin/, so `--runtime io.containerd.kapsel.v2` finds our
@@ -31,7 +45,10 @@ export class PrivateContainerd {
     return join(this.dir, 'c.sock');
   }
 
-  static async start(env: Record<string, string> = {}): Promise<PrivateContainerd> {
+  static async start(
+    env: Record<string, string> = {},
+    opts: ContainerdOptions = {},
+  ): Promise<PrivateContainerd> {
     // Short: containerd's sockets and its shims' live below it.
     const dir = mkdtempSync('/tmp/kc-');
     writeFileSync(
@@ -40,15 +57,17 @@ export class PrivateContainerd {
         'version = 2',
         `root = "${join(dir, 'root')}"`,
         `state = "${join(dir, 'state')}"`,
-        'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+        ...(opts.config === undefined ? ['disabled_plugins = ["io.containerd.grpc.v1.cri"]'] : []),
         '[grpc]',
         `  address = "${join(dir, 'c.sock')}"`,
         '[ttrpc]',
         `  address = "${join(dir, 'c.sock.ttrpc')}"`,
+        ...(opts.config?.(dir) ?? []),
         '',
       ].join('\n'),
     );
-    const proc = spawn(CONTAINERD, ['--config', join(dir, 'config.toml')], {
+    const argv = [...(opts.enter ?? []), CONTAINERD, '--config', join(dir, 'config.toml')];
+    const proc = spawn(argv[0] ?? CONTAINERD, argv.slice(1), {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...env, PATH: `${SHIM_BIN_DIR}:${process.env['PATH'] ?? ''}` },
     });
@@ -71,9 +90,18 @@ export class PrivateContainerd {
 
   /** Imports a busybox image as SHIM_IMAGE from an OCI image layout archive. */
   async importBusybox(): Promise<void> {
-    const tar = ociArchive(this.dir);
-    const r = await this.ctr(['images', 'import', tar]);
-    if (r.code !== 0) throw new Error(`ctr images import: ${r.stderr}`);
+    await this.importImage('kapsel-test', SHIM_IMAGE);
+  }
+
+  /**
+   * Imports a busybox image named `name` into containerd namespace `ns`
+   * (`k8s.io` is the CRI plugin's), running `run` by default.
+   */
+  async importImage(ns: string, name: string, run: ImageRun = {}): Promise<void> {
+    const tar = ociArchive(this.dir, name, run);
+    const r = await runCommand(CTR, ['-a', this.address, '-n', ns, 'images', 'import', tar]);
+    rmSync(tar, { force: true });
+    if (r.code !== 0) throw new Error(`ctr images import ${name}: ${r.stderr}`);
   }
 
   async stop(): Promise<void> {
@@ -111,9 +139,9 @@ export class PrivateContainerd {
 
 /**
  * An OCI image layout archive (image-spec image-layout.md) of one busybox
- * layer, named SHIM_IMAGE by the annotation `ctr images import` reads.
+ * layer, named `name` by the annotation `ctr images import` reads.
  */
-function ociArchive(workDir: string): string {
+function ociArchive(workDir: string, name: string, run: ImageRun): string {
   const dir = join(workDir, 'oci');
   const blobs = join(dir, 'blobs', 'sha256');
   mkdirSync(blobs, { recursive: true });
@@ -137,7 +165,7 @@ function ociArchive(workDir: string): string {
       JSON.stringify({
         architecture: 'amd64',
         os: 'linux',
-        config: { Env: ['PATH=/bin'], Cmd: ['/bin/sh'], WorkingDir: '/' },
+        config: { Env: ['PATH=/bin'], Cmd: ['/bin/sh'], WorkingDir: '/', ...run },
         rootfs: { type: 'layers', diff_ids: [layerDesc.digest] },
       }),
     ),
@@ -162,7 +190,7 @@ function ociArchive(workDir: string): string {
           mediaType: 'application/vnd.oci.image.manifest.v1+json',
           ...manifest,
           annotations: {
-            'io.containerd.image.name': SHIM_IMAGE,
+            'io.containerd.image.name': name,
             'org.opencontainers.image.ref.name': 'latest',
           },
         },

@@ -305,8 +305,12 @@ export class ShimPod {
 
   /**
    * Delete: an exec is forgotten; a container is removed from the guest, its
-   * host mounts and rootfs released. The pod's sandbox container, or the
-   * last one, takes the VM with it.
+   * host mounts and rootfs released. The last container of the pod takes the
+   * VM with it. The sandbox container deleted while others remain (its
+   * process died first, or a client deleted it first) stays in the guest,
+   * where it holds the pod's namespaces, and the VM stays up for the others,
+   * as Kata's shim does (containerd-shim-v2 delete.go deleteContainer); a
+   * container deleted after the VM is gone only releases its host side.
    */
   async delete(id: string, execId: string): Promise<TaskProcess> {
     const c = this.container(id);
@@ -322,11 +326,13 @@ export class ShimPod {
     if (c.init.status === 'running') {
       throw new TtrpcError(Code.FailedPrecondition, `container ${id} is running; kill it first`);
     }
-    this.log.info({ id }, 'deleting the container');
-    // After a fault the VM is gone, and the container with it.
-    await this.#host?.sandbox.agent.removeContainer(id).catch((err: unknown) => {
-      this.log.warn({ err, id }, 'removing the container from the guest failed');
-    });
+    const othersRemain = [...this.containers.keys()].some((k) => k !== id);
+    this.log.info({ id, othersRemain }, 'deleting the container');
+    if (this.#host !== undefined && !(id === this.#sandboxId && othersRemain)) {
+      await this.#host.sandbox.agent.removeContainer(id).catch((err: unknown) => {
+        this.log.warn({ err, id }, 'removing the container from the guest failed');
+      });
+    }
     c.init.discard();
     await releaseHostMounts(c.hostMounts).catch((err: unknown) => {
       this.log.warn({ err, id }, 'releasing host mounts failed');
@@ -340,7 +346,7 @@ export class ShimPod {
       exitedAt: c.init.exitedAt,
       id,
     });
-    if (id === this.#sandboxId || this.containers.size === 0) await this.releaseVm();
+    if (this.containers.size === 0) await this.releaseVm();
     this.log.info({ id }, 'container deleted');
     return c.init;
   }
@@ -363,10 +369,15 @@ export class ShimPod {
     });
   }
 
-  /** Kill: runc's shim answers NotFound for a process that already ended. */
+  /**
+   * Kill: runc's shim answers NotFound for a process that already ended,
+   * with or without `all` (runc/process/init_state.go stoppedState.Kill);
+   * containerd's WithProcessKill, which CRI's task delete uses, takes only
+   * NotFound as done.
+   */
   async kill(id: string, execId: string, signal: number, all: boolean): Promise<void> {
     const p = this.process(id, execId);
-    if (p.status === 'stopped' && !all) {
+    if (p.status === 'stopped' || (all && this.#host === undefined)) {
       throw new TtrpcError(Code.NotFound, `process ${execId || id}: process already finished`);
     }
     await agentCall(this.agent.signalProcess(id, signal, execId, all)).catch(rethrowAgent);
