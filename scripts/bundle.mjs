@@ -28,6 +28,27 @@ await build({
   outfile: join(root, 'build/dist/agent.mjs'),
   external: ['koffi'],
 });
+// The guest runs the agent as CommonJS through a boot loader that compiles
+// it with a V8 code cache (agent/src/boot/code-cache.ts): vm.Script takes
+// cached data, ES modules in Node 20 do not. import.meta.url (ffi.ts) has
+// no CommonJS equivalent: it becomes the file's URL.
+const cjs = {
+  ...common,
+  format: 'cjs',
+  banner: { js: "var __kapselImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+  define: { ...common.define, 'import.meta.url': '__kapselImportMetaUrl' },
+};
+await build({
+  ...cjs,
+  entryPoints: [join(root, 'agent/src/main.ts')],
+  outfile: join(root, 'build/dist/agent.cjs'),
+  external: ['koffi'],
+});
+await build({
+  ...cjs,
+  entryPoints: [join(root, 'agent/src/boot/code-cache.ts')],
+  outfile: join(root, 'build/dist/agent-boot.cjs'),
+});
 await build({
   ...common,
   entryPoints: [join(root, 'runtime/src/main.ts')],

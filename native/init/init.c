@@ -14,6 +14,7 @@
  * for module parameters), so we read /proc/cmdline.
  */
 #include "init.h"
+#include "agent-flags.h"
 
 #include <ctype.h>
 #include <signal.h>
@@ -23,6 +24,10 @@
 
 #define AGENT_NODE "/usr/bin/node"
 #define AGENT_SCRIPT "/opt/kapsel/agent.mjs"
+/* The boot loader that runs the agent's CommonJS bundle with the V8 code
+ * cache made with the image (agent/src/boot/code-cache.ts); an image
+ * without it (an older build, a bench image) runs AGENT_SCRIPT. */
+#define AGENT_BOOT "/opt/kapsel/agent-boot.cjs"
 #define MODULE_LIST "/lib/modules/load.list"
 #define HOSTNAME "kapsel"
 #define CGROUP_ROOT "/sys/fs/cgroup"
@@ -308,7 +313,8 @@ static void child_reset(void)
 
 static pid_t start_agent(void)
 {
-  const char *argv[] = { AGENT_NODE, AGENT_SCRIPT, NULL };
+  const char *script = access(AGENT_BOOT, R_OK) == 0 ? AGENT_BOOT : AGENT_SCRIPT;
+  const char *argv[] = { AGENT_NODE, AGENT_NODE_FLAGS script, NULL };
   const char *envp[sizeof(base_env) / sizeof(base_env[0]) + MAX_OPTS + 1];
   size_t n = 0;
   for (size_t i = 0; i < sizeof(base_env) / sizeof(base_env[0]); i++)
@@ -332,7 +338,7 @@ static pid_t start_agent(void)
     log_err(errno, "execve `%s`", AGENT_NODE);
     _exit(127);
   }
-  log_msg("started agent %s %s (pid %d, %.2f s after boot)", AGENT_NODE, AGENT_SCRIPT, pid,
+  log_msg("started agent %s %s (pid %d, %.2f s after boot)", AGENT_NODE, script, pid,
           uptime_s());
   return pid;
 }
