@@ -6,6 +6,10 @@
 //
 //   npm run bench:agent-start [-- --runs N]
 //
+// --variant (repeatable) picks what to compare: cache, nocache, mjs, or
+// flags:A,B (node flags added by init, kapsel.agent_flags=; the cache is
+// then refused). The first is the baseline of the printed ratio.
+//
 // Columns: agent exec'd -> port open (guest timeline, ms), the agent's own
 // uptime and CPU time when it serves (its "agent serving" log line), and
 // QEMU start -> Check answered.
@@ -18,12 +22,18 @@ import { AgentClient } from '../runtime/src/sandbox/agent-client.js';
 import { guestImage } from '../runtime/src/sandbox/guest-image.js';
 import { Vm } from '../runtime/src/sandbox/vm/index.js';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' } } });
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '3' },
+    // cache | nocache | mjs | flags:A,B (node flags through kapsel.agent_flags=)
+    variant: { type: 'string', multiple: true, default: ['cache', 'nocache', 'mjs'] },
+  },
+});
 const runs = Number(values.runs);
+const variants = values.variant;
 const log = pino({ level: 'warn' });
 const root = mkdtempSync(join(tmpdir(), 'kapsel-agent-start-'));
-const variants = ['cache', 'nocache', 'mjs'] as const;
-type Variant = (typeof variants)[number];
+type Variant = string;
 type Row = Record<string, number>;
 
 async function bootOnce(i: number, variant: Variant): Promise<Row> {
@@ -31,13 +41,18 @@ async function bootOnce(i: number, variant: Variant): Promise<Row> {
   const t0 = process.hrtime.bigint();
   const vm = await Vm.boot(
     {
-      stateDir: mkdtempSync(join(root, `${variant}-${i}-`)),
+      // QEMU's option syntax takes no ',' or '=' in a path: name by index.
+      stateDir: mkdtempSync(join(root, `v${variants.indexOf(variant)}-${i}-`)),
       kernel: image.kernel,
       initrd: image.initrd,
       ...(image.image === undefined ? {} : { image: image.image }),
       memoryMiB: 1024,
       cpus: 1,
-      kernelParams: variant === 'cache' ? [] : [`kapsel.agent_start=${variant}`],
+      kernelParams: variant.startsWith('flags:')
+        ? [`kapsel.agent_flags=${variant.slice('flags:'.length)}`]
+        : variant === 'cache'
+          ? []
+          : [`kapsel.agent_start=${variant}`],
     },
     log,
   );
@@ -60,6 +75,7 @@ async function bootOnce(i: number, variant: Variant): Promise<Row> {
       'agent uptime at serving': Number(facts['uptimeMs']),
       'agent cpu at serving': Number(facts['cpuMs']),
       'boot -> Check answered': checked,
+      'agent RSS MiB at serving': Number(facts['rssKiB']) / 1024,
       [`cache ${String(facts['codeCache'])}`]: 1,
     };
   } finally {
@@ -74,20 +90,24 @@ function median(xs: number[]): number {
 }
 
 try {
-  const rows: Record<Variant, Row[]> = { cache: [], nocache: [], mjs: [] };
-  for (let i = 0; i < runs; i++) for (const v of variants) rows[v].push(await bootOnce(i, v));
-  const base = median(rows.mjs.map((r) => r['exec -> port open'] ?? NaN));
+  const rows = new Map<Variant, Row[]>(variants.map((v) => [v, []]));
+  for (let i = 0; i < runs; i++) {
+    for (const v of variants) rows.get(v)?.push(await bootOnce(i, v));
+  }
+  const first = variants[0] ?? '';
+  const base = median((rows.get(first) ?? []).map((r) => r['exec -> port open'] ?? NaN));
   for (const v of variants) {
-    console.log(`\n${v} (median of ${rows[v].length})`);
-    const keys = [...new Set(rows[v].flatMap((r) => Object.keys(r)))];
+    const got = rows.get(v) ?? [];
+    console.log(`\n${v} (median of ${got.length})`);
+    const keys = [...new Set(got.flatMap((r) => Object.keys(r)))];
     for (const k of keys) {
-      const xs = rows[v].map((r) => r[k] ?? 0);
+      const xs = got.map((r) => r[k] ?? 0);
       console.log(
         `  ${k.padEnd(26)} ${k.startsWith('cache ') ? `${xs.reduce((a, b) => a + b, 0)}x` : median(xs).toFixed(0).padStart(7)}`,
       );
     }
-    const own = median(rows[v].map((r) => r['exec -> port open'] ?? NaN));
-    console.log(`  exec -> port open / mjs's  ${(own / base).toFixed(2)}`);
+    const own = median(got.map((r) => r['exec -> port open'] ?? NaN));
+    console.log(`  exec -> port open / ${first}'s  ${(own / base).toFixed(2)}`);
   }
 } finally {
   rmSync(root, { recursive: true, force: true });

@@ -97,14 +97,18 @@ const HANG_UP_TIMEOUT_MS = 5000;
 /**
  * How this start went, for the boot timeline's readers: whether the code
  * came from the image's V8 code cache, ms since node's process began and
- * the CPU time it used (less noisy than wall time on a shared host).
+ * the CPU time it used (less noisy than wall time on a shared host), its
+ * resident memory and V8 heap then.
  */
-function startFacts(): { codeCache: string; uptimeMs: number; cpuMs: number } {
+function startFacts(): Record<string, string | number> {
   const cpu = process.cpuUsage();
+  const mem = process.memoryUsage();
   return {
     codeCache: codeCacheStatus(),
     uptimeMs: Math.round(process.uptime() * 1000),
     cpuMs: Math.round((cpu.user + cpu.system) / 1000),
+    rssKiB: Math.round(mem.rss / 1024),
+    heapKiB: Math.round(mem.heapTotal / 1024),
   };
 }
 
