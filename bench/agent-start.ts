@@ -8,7 +8,9 @@
 //
 // --variant (repeatable) picks what to compare: cache, nocache, mjs, or
 // flags:A,B (node flags added by init, kapsel.agent_flags=; the cache is
-// then refused). The first is the baseline of the printed ratio.
+// then refused), or several joined by '+' (mjs+flags:--no-jitless: the
+// start as it was before the cache and --jitless). The first is the
+// baseline of the printed ratio.
 //
 // Columns: agent exec'd -> port open (guest timeline, ms), the agent's own
 // uptime and CPU time when it serves (its "agent serving" log line), and
@@ -36,6 +38,18 @@ const root = mkdtempSync(join(tmpdir(), 'kapsel-agent-start-'));
 type Variant = string;
 type Row = Record<string, number>;
 
+/** `a+b`: both; `flags:A,B` -> kapsel.agent_flags=A,B; mjs, nocache -> kapsel.agent_start=. */
+function kernelParamsOf(variant: Variant): string[] {
+  return variant
+    .split('+')
+    .filter((part) => part !== 'cache')
+    .map((part) =>
+      part.startsWith('flags:')
+        ? `kapsel.agent_flags=${part.slice('flags:'.length)}`
+        : `kapsel.agent_start=${part}`,
+    );
+}
+
 async function bootOnce(i: number, variant: Variant): Promise<Row> {
   const image = guestImage();
   const t0 = process.hrtime.bigint();
@@ -48,11 +62,7 @@ async function bootOnce(i: number, variant: Variant): Promise<Row> {
       ...(image.image === undefined ? {} : { image: image.image }),
       memoryMiB: 1024,
       cpus: 1,
-      kernelParams: variant.startsWith('flags:')
-        ? [`kapsel.agent_flags=${variant.slice('flags:'.length)}`]
-        : variant === 'cache'
-          ? []
-          : [`kapsel.agent_start=${variant}`],
+      kernelParams: kernelParamsOf(variant),
     },
     log,
   );
