@@ -10,7 +10,7 @@
 // flags:A,B (node flags added by init, kapsel.agent_flags=; the cache is
 // then refused), or several joined by '+' (mjs+flags:--no-jitless: the
 // start as it was before the cache and --jitless). The first is the
-// baseline of the printed ratio.
+// baseline of the printed ratio. tb:N sets TCG's translation buffer (MiB).
 //
 // Columns: agent exec'd -> port open (guest timeline, ms), the agent's own
 // uptime and CPU time when it serves (its "agent serving" log line), and
@@ -42,12 +42,18 @@ type Row = Record<string, number>;
 function kernelParamsOf(variant: Variant): string[] {
   return variant
     .split('+')
-    .filter((part) => part !== 'cache')
+    .filter((part) => part !== 'cache' && !part.startsWith('tb:'))
     .map((part) =>
       part.startsWith('flags:')
         ? `kapsel.agent_flags=${part.slice('flags:'.length)}`
         : `kapsel.agent_start=${part}`,
     );
+}
+
+/** `tb:N`: TCG's translation buffer in MiB (vm/config.ts TCG_TB_MIB). */
+function tbOf(variant: Variant): { tcgTbMiB?: number } {
+  const part = variant.split('+').find((p) => p.startsWith('tb:'));
+  return part === undefined ? {} : { tcgTbMiB: Number(part.slice('tb:'.length)) };
 }
 
 async function bootOnce(i: number, variant: Variant): Promise<Row> {
@@ -63,6 +69,7 @@ async function bootOnce(i: number, variant: Variant): Promise<Row> {
       memoryMiB: 1024,
       cpus: 1,
       kernelParams: kernelParamsOf(variant),
+      ...tbOf(variant),
     },
     log,
   );
