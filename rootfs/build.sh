@@ -26,6 +26,13 @@
 #
 # Inputs (a missing one is an error that says how to get it):
 #   build/dist/agent.mjs        npm run build:ts     (override: KAPSEL_GUEST_AGENT)
+#   build/dist/agent.cjs, agent-boot.cjs
+#                               npm run build:ts: the same agent as CommonJS
+#                               and its boot loader, which runs it with a V8
+#                               code cache made here (agent.cjs.cache, by the
+#                               same node binary with the guest's flags from
+#                               native/init/agent-flags.h); left out when
+#                               KAPSEL_GUEST_AGENT is set
 #   build/native/libkapsel.so   make -C native       (override: KAPSEL_GUEST_LIB)
 #   build/native/kapsel-init, kapsel-floor-init,
 #   kapsel-dns-relay                                 (built here with make)
@@ -53,6 +60,12 @@ CACHE="$ROOT/build/cache"
 NATIVE="$ROOT/build/native"
 
 AGENT="${KAPSEL_GUEST_AGENT:-$ROOT/build/dist/agent.mjs}"
+AGENT_CJS="$ROOT/build/dist/agent.cjs"
+AGENT_BOOT="$ROOT/build/dist/agent-boot.cjs"
+AGENT_FLAGS_H="$ROOT/native/init/agent-flags.h"
+# An agent given by KAPSEL_GUEST_AGENT runs as it is, without the cache.
+WITH_CODE_CACHE=1
+[ -n "${KAPSEL_GUEST_AGENT:-}" ] && WITH_CODE_CACHE=0
 LIBKAPSEL="${KAPSEL_GUEST_LIB:-$NATIVE/libkapsel.so}"
 NODE_BIN="${KAPSEL_GUEST_NODE:-/usr/bin/node}"
 BUSYBOX=/bin/busybox
@@ -98,6 +111,10 @@ for tool in apt-get apt-cache dpkg-deb modinfo cpio ldd sha256sum make mkfs.erof
 done
 
 [ -f "$AGENT" ] || die "missing the agent bundle $AGENT: build it with 'npm run build:ts' (or set KAPSEL_GUEST_AGENT)"
+if [ "$WITH_CODE_CACHE" = 1 ]; then
+  [ -f "$AGENT_CJS" ] && [ -f "$AGENT_BOOT" ] ||
+    die "missing $AGENT_CJS or $AGENT_BOOT: build them with 'npm run build:ts'"
+fi
 [ -x "$NODE_BIN" ] || die "missing $NODE_BIN: install Node 20 (the nodejs package) or set KAPSEL_GUEST_NODE"
 [ -x "$BUSYBOX" ] || die "missing $BUSYBOX: apt-get install busybox-static"
 "$IP_BIN" -V 2>/dev/null | grep -q iproute2 || die "missing iproute2's $IP_BIN: apt-get install iproute2"
@@ -157,6 +174,9 @@ manifest() {
     echo "libkapsel-dep $lib $(hash_of "$lib")"
   done
   echo "agent $(hash_of "$AGENT")"
+  if [ "$WITH_CODE_CACHE" = 1 ]; then
+    echo "agent-cjs $(hash_of "$AGENT_CJS") $(hash_of "$AGENT_BOOT") $(hash_of "$AGENT_FLAGS_H")"
+  fi
   for f in "$NATIVE/kapsel-init" "$NATIVE/kapsel-floor-init" "$NATIVE/kapsel-dns-relay" "$LIBKAPSEL"; do
     echo "native $(basename "$f") $(hash_of "$f")"
   done
@@ -338,6 +358,10 @@ for lib in $(node_libs); do
 done
 
 install -D -m 0644 "$AGENT" "$STAGE/opt/kapsel/agent.mjs"
+if [ "$WITH_CODE_CACHE" = 1 ]; then
+  install -D -m 0644 "$AGENT_CJS" "$STAGE/opt/kapsel/agent.cjs"
+  install -D -m 0644 "$AGENT_BOOT" "$STAGE/opt/kapsel/agent-boot.cjs"
+fi
 install_exe "$LIBKAPSEL" "$STAGE/opt/kapsel/lib/libkapsel.so"
 # The guest end of the DNS relay (agent/src/network/dns-relay.ts starts it).
 install_exe "$NATIVE/kapsel-dns-relay" "$STAGE/opt/kapsel/bin/kapsel-dns-relay"
@@ -359,6 +383,26 @@ done
 
 mkdir -p "$STAGE/lib/modules"
 install_modules "$STAGE" "${GUEST_MODULES[@]}"
+
+# The agent's V8 code cache: the staged agent runs standalone on the host
+# (the guest's node is this node binary) until it listens, and the boot
+# loader writes what V8 compiled on the way. The flags must be the ones init
+# passes. Without a cache the guest still starts, compiling from source.
+if [ "$WITH_CODE_CACHE" = 1 ]; then
+  mapfile -t agent_flags < <(grep -o '"--[^"]*"' "$AGENT_FLAGS_H" | tr -d '"')
+  cc_dir="$(mktemp -d)"
+  if KAPSEL_NATIVE_LIB="$LIBKAPSEL" KAPSEL_CGROUP_ROOT=/nonexistent NODE_PATH="$STAGE/opt/kapsel/node_modules" \
+    "$NODE_BIN" "${agent_flags[@]}" "$STAGE/opt/kapsel/agent-boot.cjs" \
+    --produce-code-cache "$STAGE/opt/kapsel/agent.cjs.cache" --listen "unix:$cc_dir/agent.sock" \
+    >"$cc_dir/log" 2>&1; then
+    log "agent code cache: $(du -h "$STAGE/opt/kapsel/agent.cjs.cache" | cut -f1) (node flags: ${agent_flags[*]:-none})"
+  else
+    log "warning: making the agent's code cache failed; the guest compiles the agent at each start:"
+    sed 's/^/  /' "$cc_dir/log" >&2
+    rm -f "$STAGE/opt/kapsel/agent.cjs.cache"
+  fi
+  rm -rf "$cc_dir"
+fi
 
 cat >"$STAGE/etc/passwd" <<'EOF'
 root:x:0:0:root:/root:/bin/sh

@@ -12,6 +12,16 @@ const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 const banner = {
   js: "import { createRequire as __kapselCreateRequire } from 'node:module'; const require = __kapselCreateRequire(import.meta.url);",
 };
+// The agent serves gRPC and is never a client: its bundles take only the
+// server half of grpc-js (agent/src/grpc/server-only.ts).
+const grpcServerOnly = {
+  name: 'grpc-server-only',
+  setup(b) {
+    b.onResolve({ filter: /^@grpc\/grpc-js$/ }, () => ({
+      path: join(root, 'agent/src/grpc/server-only.ts'),
+    }));
+  },
+};
 const common = {
   bundle: true,
   platform: 'node',
@@ -27,6 +37,29 @@ await build({
   entryPoints: [join(root, 'agent/src/main.ts')],
   outfile: join(root, 'build/dist/agent.mjs'),
   external: ['koffi'],
+  plugins: [grpcServerOnly],
+});
+// The guest runs the agent as CommonJS through a boot loader that compiles
+// it with a V8 code cache (agent/src/boot/code-cache.ts): vm.Script takes
+// cached data, ES modules in Node 20 do not. import.meta.url (ffi.ts) has
+// no CommonJS equivalent: it becomes the file's URL.
+const cjs = {
+  ...common,
+  format: 'cjs',
+  banner: { js: "var __kapselImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+  define: { ...common.define, 'import.meta.url': '__kapselImportMetaUrl' },
+};
+await build({
+  ...cjs,
+  entryPoints: [join(root, 'agent/src/main.ts')],
+  outfile: join(root, 'build/dist/agent.cjs'),
+  external: ['koffi'],
+  plugins: [grpcServerOnly],
+});
+await build({
+  ...cjs,
+  entryPoints: [join(root, 'agent/src/boot/code-cache.ts')],
+  outfile: join(root, 'build/dist/agent-boot.cjs'),
 });
 await build({
   ...common,

@@ -14,6 +14,9 @@ trap 'rm -rf "$STAGE"' EXIT
 mkdir -p "$OUT"
 
 node "$ROOT/bench/guest/bundle.mjs" "$STAGE/opt/kapsel/agent.mjs"
+# init starts agent-boot.cjs when the image has it (the code-cached agent):
+# here it runs the bench program instead.
+printf '%s\n' "import('/opt/kapsel/agent.mjs');" >"$STAGE/opt/kapsel/agent-boot.cjs"
 
 for exe in /usr/sbin/runc /usr/bin/crun; do
   [ -x "$exe" ] || continue

@@ -14,6 +14,7 @@
  * for module parameters), so we read /proc/cmdline.
  */
 #include "init.h"
+#include "agent-flags.h"
 
 #include <ctype.h>
 #include <signal.h>
@@ -23,6 +24,10 @@
 
 #define AGENT_NODE "/usr/bin/node"
 #define AGENT_SCRIPT "/opt/kapsel/agent.mjs"
+/* The boot loader that runs the agent's CommonJS bundle with the V8 code
+ * cache made with the image (agent/src/boot/code-cache.ts); an image
+ * without it (an older build, a bench image) runs AGENT_SCRIPT. */
+#define AGENT_BOOT "/opt/kapsel/agent-boot.cjs"
 #define MODULE_LIST "/lib/modules/load.list"
 #define HOSTNAME "kapsel"
 #define CGROUP_ROOT "/sys/fs/cgroup"
@@ -306,9 +311,39 @@ static void child_reset(void)
   sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+#define MAX_EXTRA_FLAGS 8
+
+/* kapsel.agent_flags=A,B (no spaces on a kernel command line): node flags
+ * added after AGENT_NODE_FLAGS, for trying flags without a rebuild
+ * (bench/agent-start.ts). V8 refuses the image's code cache under flags it
+ * was not made with, so the agent then compiles from source. */
+static int extra_node_flags(const char **out)
+{
+  static char buf[OPT_LEN];
+  static const char key[] = "KAPSEL_AGENT_FLAGS=";
+  int n = 0;
+  for (int i = 0; i < opt_count; i++) {
+    if (strncmp(opt_env[i], key, sizeof(key) - 1) != 0)
+      continue;
+    snprintf(buf, sizeof(buf), "%s", opt_env[i] + sizeof(key) - 1);
+    for (char *save = NULL, *f = strtok_r(buf, ",", &save); f != NULL && n < MAX_EXTRA_FLAGS;
+         f = strtok_r(NULL, ",", &save))
+      out[n++] = f;
+  }
+  return n;
+}
+
 static pid_t start_agent(void)
 {
-  const char *argv[] = { AGENT_NODE, AGENT_SCRIPT, NULL };
+  const char *script = access(AGENT_BOOT, R_OK) == 0 ? AGENT_BOOT : AGENT_SCRIPT;
+  const char *fixed[] = { AGENT_NODE, AGENT_NODE_FLAGS };
+  const char *argv[sizeof(fixed) / sizeof(fixed[0]) + MAX_EXTRA_FLAGS + 2];
+  int argc = 0;
+  for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+    argv[argc++] = fixed[i];
+  argc += extra_node_flags(argv + argc);
+  argv[argc++] = script;
+  argv[argc] = NULL;
   const char *envp[sizeof(base_env) / sizeof(base_env[0]) + MAX_OPTS + 1];
   size_t n = 0;
   for (size_t i = 0; i < sizeof(base_env) / sizeof(base_env[0]); i++)
@@ -332,7 +367,7 @@ static pid_t start_agent(void)
     log_err(errno, "execve `%s`", AGENT_NODE);
     _exit(127);
   }
-  log_msg("started agent %s %s (pid %d, %.2f s after boot)", AGENT_NODE, AGENT_SCRIPT, pid,
+  log_msg("started agent %s %s (pid %d, %.2f s after boot)", AGENT_NODE, script, pid,
           uptime_s());
   return pid;
 }

@@ -2,8 +2,10 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { vmDirLayout, vmDirOf } from '../../runtime/src/sandbox/vm-dir.js';
 import {
   GUEST_DIR,
+  kapsel,
   kapselToFiles,
   makeBundle,
   removeBundles,
@@ -59,6 +61,36 @@ describe.skipIf(skip !== undefined)(
       expect(phases.filter((p) => order.includes(p ?? ''))).toEqual(order);
       // The image exists as rootfs/build.sh makes it: a whole number of 2 MiB pages.
       expect(statSync(join(GUEST_DIR, 'image.erofs')).size % (2 * 1024 * 1024)).toBe(0);
+    });
+
+    it('starts the agent from the V8 code cache made with the image', async () => {
+      // init runs agent-boot.cjs, which compiles the bundle with the cache
+      // and says how in the agent's first line ("accepted": V8 took it; the
+      // fallbacks, "rejected" and "missing", are test/host/agent-code-cache).
+      const bundle = makeBundle((spec) => {
+        if (spec.process) {
+          spec.process.terminal = false;
+          spec.process.args = ['sleep', '600'];
+        }
+      });
+      const r = await kapselToFiles(['--root', root, 'run', '-d', '-b', bundle, 'light2'], work);
+      expect(r.code, r.stderr()).toBe(0);
+      try {
+        const console = readFileSync(vmDirLayout(vmDirOf(root, 'light2')).console, 'utf8');
+        expect(console).toContain('started agent /usr/bin/node /opt/kapsel/agent-boot.cjs');
+        const serving = console
+          .split('\n')
+          .find((l) => l.includes('"msg":"agent serving on virtio-serial port"'));
+        expect(serving, console).toBeDefined();
+        const facts = JSON.parse((serving ?? '').slice((serving ?? '').indexOf('{'))) as Record<
+          string,
+          unknown
+        >;
+        expect(facts['codeCache']).toBe('accepted');
+        expect(facts['cpuMs']).toBeGreaterThan(0);
+      } finally {
+        await kapsel(['--root', root, 'delete', '-f', 'light2']);
+      }
     });
   },
 );

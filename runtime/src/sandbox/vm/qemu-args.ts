@@ -16,9 +16,20 @@ import {
 /**
  * Kernel command line every guest gets. `panic=-1` reboots at once on a panic
  * and `-no-reboot` turns that reboot into QEMU exiting, so a dead guest shows
- * up as an exit we watch instead of a hung VM.
+ * up as an exit we watch instead of a hung VM. `swiotlb=noforce`: the 6.1
+ * kernel sets up a 64 MiB bounce buffer when the guest's possible memory
+ * reaches past 4 GiB (arch/x86/kernel/pci-dma.c; the hot-plug range that
+ * maxmem adds does), zeroing all of it at boot (memblock_alloc), so every
+ * guest held 64 MiB of host RAM it never uses: virtio devices without
+ * VIRTIO_F_ACCESS_PLATFORM do not go through the DMA API, and there is no
+ * other device (kernel-parameters.txt: swiotlb=noforce, never bounce).
  */
-export const BASE_KERNEL_PARAMS: readonly string[] = ['console=ttyS0', 'quiet', 'panic=-1'];
+export const BASE_KERNEL_PARAMS: readonly string[] = [
+  'console=ttyS0',
+  'quiet',
+  'panic=-1',
+  'swiotlb=noforce',
+];
 
 /**
  * `-M` for a machine type. The RAM backend goes in as `memory-backend=`
