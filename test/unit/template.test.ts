@@ -35,13 +35,15 @@ afterAll(() => {
 
 describe('templated QEMU arguments', () => {
   it('have shared RAM and a root port for the share, no vhost-user-fs; a restore waits for -incoming', () => {
-    const save = qemuArgs({ ...base, template: { role: 'save' } }, 'tcg');
+    const save = qemuArgs({ ...base, template: { role: 'save', ramFile: '/t/ram' } }, 'tcg');
     const restore = qemuArgs(
-      { ...base, template: { role: 'restore', stateFile: '/t/state' } },
+      { ...base, template: { role: 'restore', stateFile: '/t/state', ramFile: '/t/ram' } },
       'tcg',
     );
     for (const args of [save, restore]) {
-      expect(valuesOf(args, '-object')).toContain('memory-backend-memfd,id=mem,size=512M,share=on');
+      expect(valuesOf(args, '-object')).toContain(
+        'memory-backend-file,id=mem,size=512M,mem-path=/t/ram,share=on',
+      );
       expect(valuesOf(args, '-device')).toContain(
         'pcie-root-port,id=kapsel-fsport,bus=pcie.0,chassis=5',
       );

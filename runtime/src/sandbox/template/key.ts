@@ -5,10 +5,11 @@ import { qemuArgs } from '../vm/qemu-args.js';
 import type { Accel } from '../vm/config.js';
 
 /** Bumped when what a template holds changes meaning (its files, the restore RPC). */
-const TEMPLATE_FORMAT = 1;
+const TEMPLATE_FORMAT = 2;
 
 /** A stand-in for the per-VM directory in the arguments a key is made of. */
 const STATE_DIR_PLACEHOLDER = '/kapsel-template-state';
+const RAM_FILE_PLACEHOLDER = '/kapsel-template-ram';
 
 export interface TemplateKey {
   /** 16 hex of sha256(everything below): the template's directory name. */
@@ -35,7 +36,11 @@ export async function templateKey(
   accel: Accel,
   qemuBinary: string,
 ): Promise<TemplateKey> {
-  const shape: VmConfig = { ...cfg, stateDir: STATE_DIR_PLACEHOLDER, template: { role: 'save' } };
+  const shape: VmConfig = {
+    ...cfg,
+    stateDir: STATE_DIR_PLACEHOLDER,
+    template: { role: 'save', ramFile: RAM_FILE_PLACEHOLDER },
+  };
   delete shape.share;
   const args = qemuArgs(shape, accel);
   const paths = {

@@ -33,8 +33,10 @@ export function templateSettings(env: NodeJS.ProcessEnv = process.env): Template
 /** The files of one template, `<dir>/<key>/`. */
 export interface TemplateLayout {
   dir: string;
-  /** QEMU's migration stream of the guest, paused at agent-ready. */
+  /** QEMU's migration stream of the guest's devices, paused at agent-ready. */
   state: string;
+  /** The guest's RAM, a sparse file: pages it never touched are holes. */
+  ram: string;
   /** What the key was made of, when and how fast (TemplateMeta). */
   meta: string;
   /** The template guest's console, for when a restore goes wrong. */
@@ -46,6 +48,7 @@ export function templateLayout(root: string, key: string): TemplateLayout {
   return {
     dir,
     state: join(dir, 'state'),
+    ram: join(dir, 'ram'),
     meta: join(dir, 'meta.json'),
     console: join(dir, 'console.log'),
   };

@@ -1,5 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { dirname } from 'node:path';
+import { execFile } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { AgentClient } from '../agent-client.js';
 import type { Child } from '../vm/child.js';
@@ -11,6 +14,9 @@ import { discardTemplate, ensureTemplate } from './store.js';
 
 /** Host random bytes the restored guest's RNG gets: two CRNG keys' worth. */
 const ENTROPY_BYTES = 64;
+const execFileAsync = promisify(execFile);
+/** A tmpfs: a clone's RAM is memory, never written back to a disk. */
+const CLONE_RAM_DIR = '/dev/shm';
 /** How long the guest may take to probe the hot-plugged virtio-fs device. */
 const VIRTIOFS_WAIT_MS = 30_000;
 
@@ -54,15 +60,26 @@ export async function startFromTemplate(
   );
   if (template.made) log.info({ ms: Date.now() - made }, 'VM template made on first use');
   let vm: Vm | undefined;
+  // The clone's RAM: a sparse copy of the template's on a tmpfs (only the
+  // pages the template touched are copied and take memory), unlinked once
+  // QEMU has it open, so no file outlives the VM whatever ends it.
+  const ramFile = join(CLONE_RAM_DIR, `kapsel-ram-${randomBytes(8).toString('hex')}`);
   try {
+    const copyStart = Date.now();
+    await execFileAsync('cp', ['--sparse=always', template.layout.ram, ramFile]);
+    log.debug({ ms: Date.now() - copyStart }, 'template RAM copied');
     vm = await Vm.boot(
-      { ...shape, template: { role: 'restore', stateFile: template.layout.state } },
+      {
+        ...shape,
+        template: { role: 'restore', stateFile: template.layout.state, ramFile },
+      },
       log,
       {
         ...(opts.adopt === undefined ? {} : { adopt: opts.adopt }),
         ...(opts.signal === undefined ? {} : { signal: opts.signal }),
       },
     );
+    await rm(ramFile, { force: true });
     await vm.waitAgentReady(opts.signal);
     const agent = AgentClient.forSocket(vm.agentSocketPath);
     try {
@@ -89,6 +106,7 @@ export async function startFromTemplate(
     return { vm, agent };
   } catch (err) {
     await vm?.shutdown(0);
+    await rm(ramFile, { force: true });
     if (!opts.signal?.aborted) {
       log.warn(
         { err, key: template.key, console: vm?.console.tail(30) },

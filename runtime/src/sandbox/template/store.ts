@@ -96,7 +96,11 @@ async function makeTemplate(
   log.info({ key: key.key, dir: layout.dir }, 'making a VM template');
   await mkdir(work, { mode: 0o700 });
   try {
-    const shape: VmConfig = { ...cfg, stateDir: work, template: { role: 'save' } };
+    const shape: VmConfig = {
+      ...cfg,
+      stateDir: work,
+      template: { role: 'save', ramFile: draft.ram },
+    };
     delete shape.share;
     const vm = await Vm.boot(shape, log, signal === undefined ? {} : { signal });
     try {

@@ -56,13 +56,16 @@ export interface VmConfig {
   /** Appended to the kernel command line, e.g. `kapsel.log=debug`. No spaces. */
   kernelParams?: readonly string[];
   /**
-   * VM templating (../template/). Both roles have the same devices: RAM in a
-   * shared memfd (vhost-user needs it) and an empty root port for the share
-   * (SHARE_PORT_ID), but no vhost-user-fs device, which QEMU 7.2 refuses to
-   * migrate. `save` boots the template (give no share); `restore` starts
-   * paused on `-incoming defer`, loads `stateFile`, then hot-plugs the share.
+   * VM templating (../template/). Both roles have the same devices: RAM in
+   * a shared file (`ramFile`; vhost-user needs RAM in a shared fd) and an
+   * empty root port for the share (SHARE_PORT_ID), but no vhost-user-fs
+   * device, which QEMU 7.2 refuses to migrate. `save` boots the template
+   * (give no share); `restore` starts paused on `-incoming defer` with a
+   * copy of the template's RAM file, loads `stateFile` (the device state:
+   * the RAM is skipped, x-ignore-shared), then hot-plugs the share.
    */
-  template?: { role: 'save' } | { role: 'restore'; stateFile: string };
+  template?:
+    { role: 'save'; ramFile: string } | { role: 'restore'; stateFile: string; ramFile: string };
 }
 
 /** The root port a templated VM's virtio-fs device is hot-plugged into. */

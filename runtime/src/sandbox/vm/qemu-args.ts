@@ -150,9 +150,10 @@ export function qemuArgs(cfg: VmConfig, accel: Accel): string[] {
   }
   if (templated) {
     args.push(
-      // The same shared RAM as with a share, so a clone can take one.
+      // Shared, as with a share, so a clone can take one; a file, so a
+      // clone's RAM is a sparse copy of the template's (template/start.ts).
       '-object',
-      `memory-backend-memfd,id=mem,size=${cfg.memoryMiB}M,share=on`,
+      `memory-backend-file,id=mem,size=${cfg.memoryMiB}M,mem-path=${qemuOptValue(cfg.template?.ramFile ?? '')},share=on`,
       '-device',
       `pcie-root-port,id=${SHARE_PORT_ID},bus=pcie.0,chassis=${HOTPLUG_PORTS + 1}`,
     );
