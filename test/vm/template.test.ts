@@ -91,6 +91,8 @@ describe.skipIf(skip !== undefined)(
       expect(existsSync(vmDirOf(root, id))).toBe(false);
       expect(existsSync(join(root, id))).toBe(false);
       expect(processesMentioning(templateDir)).toEqual([]);
+      // The clone's RAM file was unlinked once QEMU had it open.
+      expect(readdirSync('/dev/shm').filter((n) => n.startsWith('kapsel-ram-'))).toEqual([]);
       expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(root);
     }
 
