@@ -27,8 +27,9 @@ export interface TemplatedStart {
 
 /**
  * Starts a VM of `cfg`'s shape from its template (made first if missing):
- * a new QEMU loads the saved state into fresh shared RAM, the share's
- * virtio-fs device is hot-plugged, the guest resumes; then the agent is
+ * a new QEMU gets a sparse copy of the template's RAM file as its RAM and
+ * loads the saved device state, the share's virtio-fs device is
+ * hot-plugged, the guest resumes; then the agent is
  * asked once (Check, on a fresh HTTP/2 connection) and RestoreGuest gives
  * the guest its own entropy and the wall clock and waits for the share.
  * Timeline marks: restoreBegun, restored, fsPlugged, resumed,
