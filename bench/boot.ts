@@ -3,6 +3,10 @@
 // that opens the same virtio-serial port. Both are measured in this run and
 // compared as a ratio, since absolute times on these machines are noise.
 //
+// A sandbox started from a VM template (KAPSEL_TEMPLATE=on) is measured
+// beside them; its template is made before the runs, as on a host that has
+// started one sandbox of this shape before.
+//
 //   npm run bench:boot [-- --runs N]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -34,6 +38,7 @@ const since = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e6
 async function bootKapsel(i: number, mode: GuestImageMode): Promise<Marks> {
   const stateDir = mkdtempSync(join(root, `kapsel-${mode}-${i}-`));
   process.env['KAPSEL_GUEST_IMAGE'] = mode;
+  process.env['KAPSEL_TEMPLATE'] = 'off';
   const t0 = process.hrtime.bigint();
   const sandbox = await Sandbox.start({ stateDir, shareDir: rootfs, log });
   const marks: Marks = {};
@@ -68,6 +73,50 @@ async function bootKapsel(i: number, mode: GuestImageMode): Promise<Marks> {
     ]),
     ...marks,
   };
+}
+
+/** One sandbox restored from the template (pmem image), then the same /bin/true. */
+async function bootTemplated(i: number): Promise<Marks> {
+  const stateDir = mkdtempSync(join(root, `templated-${i}-`));
+  process.env['KAPSEL_GUEST_IMAGE'] = 'pmem';
+  process.env['KAPSEL_TEMPLATE'] = 'on';
+  process.env['KAPSEL_TEMPLATE_DIR'] = join(root, 'templates');
+  const t0 = process.hrtime.bigint();
+  const sandbox = await Sandbox.start({ stateDir, shareDir: rootfs, log });
+  const marks: Marks = { 'agent answered Check': since(t0) };
+  try {
+    if (!sandbox.vm.timeline.has('restored')) throw new Error('the sandbox was not restored');
+    await runTrue(sandbox, `bench-t${i}`);
+    marks['container exited'] = since(t0);
+  } finally {
+    await sandbox.stop();
+  }
+  return {
+    ...pick(sandbox.vm.timeline.toJSON(), [
+      'spawned',
+      'qmpReady',
+      'restoreBegun',
+      'restored',
+      'fsPlugged',
+      'resumed',
+      'agentAnswered',
+      'guestRestored',
+    ]),
+    ...marks,
+  };
+}
+
+/** Creates, starts, waits for and removes a container running /bin/true on the share. */
+async function runTrue(sandbox: Sandbox, id: string): Promise<void> {
+  const mountPoint = `/run/kapsel/containers/${id}/rootfs`;
+  await sandbox.agent.createContainer({
+    containerId: id,
+    ociSpecJson: JSON.stringify(testSpec(mountPoint, ['/bin/true'])),
+    storages: [{ driver: 'virtiofs', source: SHARED_TAG, mountPoint, options: [] }],
+  });
+  await sandbox.agent.startContainer(id);
+  await sandbox.agent.waitProcess(id);
+  await sandbox.agent.removeContainer(id);
 }
 
 async function bootFloor(i: number): Promise<Marks> {
@@ -121,12 +170,27 @@ try {
   const modes: GuestImageMode[] = ['pmem', 'initrd'];
   const kapsel: Record<GuestImageMode, Marks[]> = { pmem: [], initrd: [] };
   const floor: Marks[] = [];
+  const templated: Marks[] = [];
+  // Makes the template (a boot and a save), not measured.
+  await bootTemplated(-1);
   // Interleaved, so drift in machine load hits all alike.
   for (let i = 0; i < runs; i++) {
     floor.push(await bootFloor(i));
     for (const mode of modes) kapsel[mode].push(await bootKapsel(i, mode));
+    templated.push(await bootTemplated(i));
   }
   const f = summarize('floor: same kernel, trivial init opening the agent port', floor);
+  const t = summarize(
+    'kapsel from a VM template (pmem image): restore, virtio-fs hot-plug, Check, RestoreGuest, /bin/true',
+    templated,
+  );
+  const floorReady = f['port open'] ?? NaN;
+  console.log(
+    `\ntemplated: first RPC answered / floor = ${((t['agent answered Check'] ?? NaN) / floorReady).toFixed(2)} (goal < 0.5)`,
+  );
+  console.log(
+    `templated: container-exit / floor = ${((t['container exited'] ?? NaN) / floorReady).toFixed(2)}`,
+  );
   for (const mode of modes) {
     const k = summarize(
       `kapsel, guest image ${mode === 'pmem' ? 'mapped (virtio-pmem, DAX)' : 'in the initrd'}: init, node agent, container /bin/true`,

@@ -26,7 +26,7 @@ async function main(argv: readonly string[]): Promise<void> {
   const log = createLogger();
   const listen = parseListen(argv);
   const native = loadNative();
-  const sandbox = new Sandbox(native, log, cgroupManager(native, log));
+  const sandbox = new Sandbox(native, log, cgroupManager(native, log), listen === undefined);
   const server = new Server();
   const exit = (code: number): void => {
     log.info({ code }, 'agent exiting');

@@ -7,6 +7,7 @@ import { isAbsolute, normalize } from 'node:path';
 import { isIPv4 } from 'node:net';
 import { CONTAINER_ID_MAX_LENGTH, isValidContainerId } from '../../proto/contract.js';
 import type {
+  RestoreGuestRequest,
   AddARPNeighborsRequest,
   CloseStdinRequest,
   CreateContainerRequest,
@@ -246,6 +247,22 @@ export function checkSetupDnsRelay(r: SetupDNSRelayRequest): void {
   if (!isIPv4(address)) {
     throw invalidArgument(`listen_address: not an IPv4 address: ${JSON.stringify(address)}`);
   }
+}
+
+/** Entropy a guest is reseeded with: at least a CRNG key's worth, at most a page. */
+export const RESTORE_ENTROPY_BYTES = { min: 32, max: 512 };
+
+export function checkRestoreGuest(r: RestoreGuestRequest): void {
+  const n = r.entropy.length;
+  if (n < RESTORE_ENTROPY_BYTES.min || n > RESTORE_ENTROPY_BYTES.max) {
+    throw invalidArgument(
+      `entropy: ${n} bytes, expected ${RESTORE_ENTROPY_BYTES.min}..${RESTORE_ENTROPY_BYTES.max}`,
+    );
+  }
+  if (!Number.isSafeInteger(r.realtimeUs) || r.realtimeUs <= 0) {
+    throw invalidArgument(`realtime_us: must be a positive time, got ${String(r.realtimeUs)}`);
+  }
+  uint('virtiofs_wait_ms', r.virtiofsWaitMs, 600_000);
 }
 
 /** Requests without fields (Check, GetGuestDetails, GetEvents, DestroySandbox). */

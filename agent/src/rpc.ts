@@ -23,6 +23,7 @@ import {
   checkCreateContainer,
   checkExecProcess,
   checkProcessRef,
+  checkRestoreGuest,
   checkSetupDnsRelay,
   checkSignalProcess,
   checkTtyWinResize,
@@ -158,6 +159,18 @@ export function agentService(
       call.on('cancelled', unsubscribe);
       call.on('close', unsubscribe);
     },
+    restoreGuest: unary(ctx, 'RestoreGuest', checkRestoreGuest, async (r) => {
+      const done = await sandbox.restoreGuest(
+        Buffer.from(r.entropy),
+        BigInt(r.realtimeUs) * 1000n,
+        r.virtiofsWaitMs,
+      );
+      log.info({ bootId: done.bootId }, 'restored from a template: RNG reseeded, clock set');
+      return {
+        bootId: done.bootId,
+        previousRealtimeUs: Number(done.previousRealtimeNs / 1000n),
+      };
+    }),
     destroySandbox: unary(ctx, 'DestroySandbox', noFields, async () => {
       await sandbox.destroy();
       // Answer first; PID 1 powers the VM off once the agent has gone.

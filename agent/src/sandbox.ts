@@ -1,3 +1,4 @@
+import { restoreGuest, type RestoreResult } from './restore.js';
 import type { Logger } from 'pino';
 import type { LinuxResources } from '../../oci/resources.js';
 import type { Seccomp, Spec } from '../../oci/spec.js';
@@ -55,6 +56,12 @@ export class Sandbox {
     private readonly log: Logger,
     /** DisabledCgroups where the agent has no cgroup v2 hierarchy (standalone on a v1 host). */
     private readonly cgroups: ContainerCgroups = new DisabledCgroups(),
+    /**
+     * False when the agent runs standalone on a host (--listen): then
+     * RestoreGuest, which sets the clock and feeds the RNG of the kernel it
+     * runs on, is refused.
+     */
+    private readonly inGuest = true,
   ) {}
 
   async createContainer(
@@ -280,6 +287,22 @@ export class Sandbox {
   private cgroupOf(c: Container): string {
     if (c.cgroupDir === undefined) throw failedPrecondition(`container ${c.id} has no cgroup`);
     return c.cgroupDir;
+  }
+
+  /** After a restore from a template (restore.ts): fresh entropy, clock, the shared fs. */
+  restoreGuest(
+    entropy: Buffer,
+    realtimeNs: bigint,
+    virtiofsWaitMs: number,
+  ): Promise<RestoreResult> {
+    if (!this.inGuest) {
+      return Promise.reject(
+        failedPrecondition(
+          "restore guest: the agent serves a unix socket on a host, whose clock and RNG are not a restored guest's",
+        ),
+      );
+    }
+    return restoreGuest(this.native, entropy, realtimeNs, virtiofsWaitMs);
   }
 
   async destroy(): Promise<void> {

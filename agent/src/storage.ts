@@ -2,6 +2,7 @@ import { mkdir, rmdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Storage } from '../../proto/generated/agent.js';
 import type { Native } from './native/types.js';
+import { virtiofsBound, waitVirtiofsBound } from './restore.js';
 
 /** A storage the agent mounted, and the first directory it made for it (mkdir -p). */
 export interface MountedStorage {
@@ -26,7 +27,7 @@ export async function mountStorages(
       const made = await mkdir(s.mountPoint, { recursive: true });
       try {
         if (s.driver === 'virtiofs') {
-          await native.mount(s.source, s.mountPoint, 'virtiofs', 0, s.options.join(','));
+          await mountVirtiofs(native, s.source, s.mountPoint, s.options.join(','));
         } else {
           await native.mount(s.source, s.mountPoint, '', MS_BIND | MS_REC, '');
         }
@@ -41,6 +42,35 @@ export async function mountStorages(
     throw err;
   }
   return mounted;
+}
+
+/**
+ * How long a mount waits for a virtio-fs device that is not there yet: a
+ * guest restored from a template gets its device hot-plugged after the
+ * restore, and the host may send CreateContainer before the guest's PCI
+ * hot-plug and virtio_fs_probe() have run.
+ */
+const VIRTIOFS_PLUG_WAIT_MS = 20_000;
+
+/**
+ * mount -t virtiofs; if the tag is unknown (6.1 says EINVAL, "tag not
+ * found"; ENODEV/ENOENT elsewhere) while no virtio-fs device is bound yet,
+ * waits for one and tries once more.
+ */
+async function mountVirtiofs(
+  native: Native,
+  tag: string,
+  target: string,
+  data: string,
+): Promise<void> {
+  try {
+    await native.mount(tag, target, 'virtiofs', 0, data);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (!['EINVAL', 'ENODEV', 'ENOENT'].includes(code ?? '') || (await virtiofsBound())) throw err;
+    await waitVirtiofsBound(VIRTIOFS_PLUG_WAIT_MS);
+    await native.mount(tag, target, 'virtiofs', 0, data);
+  }
 }
 
 export async function unmountAll(native: Native, mounts: readonly MountedStorage[]): Promise<void> {

@@ -324,6 +324,32 @@ export interface Event {
 export interface DestroySandboxRequest {
 }
 
+export interface RestoreGuestRequest {
+  /** From the host's RNG; 32 to 512 bytes, all credited as entropy. */
+  entropy: Buffer;
+  /**
+   * The host's CLOCK_REALTIME when it sent the call, microseconds since the
+   * epoch (as a double-safe integer: the generated code holds int64 as a
+   * JS number, exact to 2^53).
+   */
+  realtimeUs: number;
+  /**
+   * Wait up to this long for a virtio-fs device to be bound to its driver
+   * (the host hot-plugged it just before); 0: do not wait.
+   */
+  virtiofsWaitMs: number;
+}
+
+export interface RestoreGuestResponse {
+  /** /proc/sys/kernel/random/boot_id as the guest reads it after the reseed. */
+  bootId: string;
+  /**
+   * The guest's CLOCK_REALTIME before it was set, microseconds since the
+   * epoch: how stale the template's clock was.
+   */
+  previousRealtimeUs: number;
+}
+
 export interface IPAddress {
   family: IPFamily;
   /** Without the prefix: "172.17.0.2", "fd00::2". */
@@ -3881,6 +3907,208 @@ export const DestroySandboxRequest: MessageFns<DestroySandboxRequest> = {
   },
 };
 
+function createBaseRestoreGuestRequest(): RestoreGuestRequest {
+  return { entropy: Buffer.alloc(0), realtimeUs: 0, virtiofsWaitMs: 0 };
+}
+
+export const RestoreGuestRequest: MessageFns<RestoreGuestRequest> = {
+  encode(message: RestoreGuestRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.entropy.length !== 0) {
+      writer.uint32(10).bytes(message.entropy);
+    }
+    if (message.realtimeUs !== 0) {
+      writer.uint32(16).int64(message.realtimeUs);
+    }
+    if (message.virtiofsWaitMs !== 0) {
+      writer.uint32(24).uint32(message.virtiofsWaitMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RestoreGuestRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRestoreGuestRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.entropy = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.realtimeUs = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.virtiofsWaitMs = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RestoreGuestRequest {
+    return {
+      entropy: isSet(object.entropy) ? Buffer.from(bytesFromBase64(object.entropy)) : Buffer.alloc(0),
+      realtimeUs: isSet(object.realtimeUs)
+        ? globalThis.Number(object.realtimeUs)
+        : isSet(object.realtime_us)
+        ? globalThis.Number(object.realtime_us)
+        : 0,
+      virtiofsWaitMs: isSet(object.virtiofsWaitMs)
+        ? globalThis.Number(object.virtiofsWaitMs)
+        : isSet(object.virtiofs_wait_ms)
+        ? globalThis.Number(object.virtiofs_wait_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: RestoreGuestRequest): unknown {
+    const obj: any = {};
+    if (message.entropy.length !== 0) {
+      obj.entropy = base64FromBytes(message.entropy);
+    }
+    if (message.realtimeUs !== 0) {
+      obj.realtimeUs = Math.round(message.realtimeUs);
+    }
+    if (message.virtiofsWaitMs !== 0) {
+      obj.virtiofsWaitMs = Math.round(message.virtiofsWaitMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RestoreGuestRequest>): RestoreGuestRequest {
+    return RestoreGuestRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RestoreGuestRequest>): RestoreGuestRequest {
+    const message = createBaseRestoreGuestRequest();
+    message.entropy = object.entropy ?? Buffer.alloc(0);
+    message.realtimeUs = object.realtimeUs ?? 0;
+    message.virtiofsWaitMs = object.virtiofsWaitMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseRestoreGuestResponse(): RestoreGuestResponse {
+  return { bootId: "", previousRealtimeUs: 0 };
+}
+
+export const RestoreGuestResponse: MessageFns<RestoreGuestResponse> = {
+  encode(message: RestoreGuestResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.bootId !== "") {
+      writer.uint32(10).string(message.bootId);
+    }
+    if (message.previousRealtimeUs !== 0) {
+      writer.uint32(16).int64(message.previousRealtimeUs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RestoreGuestResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRestoreGuestResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.bootId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.previousRealtimeUs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RestoreGuestResponse {
+    return {
+      bootId: isSet(object.bootId)
+        ? globalThis.String(object.bootId)
+        : isSet(object.boot_id)
+        ? globalThis.String(object.boot_id)
+        : "",
+      previousRealtimeUs: isSet(object.previousRealtimeUs)
+        ? globalThis.Number(object.previousRealtimeUs)
+        : isSet(object.previous_realtime_us)
+        ? globalThis.Number(object.previous_realtime_us)
+        : 0,
+    };
+  },
+
+  toJSON(message: RestoreGuestResponse): unknown {
+    const obj: any = {};
+    if (message.bootId !== "") {
+      obj.bootId = message.bootId;
+    }
+    if (message.previousRealtimeUs !== 0) {
+      obj.previousRealtimeUs = Math.round(message.previousRealtimeUs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RestoreGuestResponse>): RestoreGuestResponse {
+    return RestoreGuestResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RestoreGuestResponse>): RestoreGuestResponse {
+    const message = createBaseRestoreGuestResponse();
+    message.bootId = object.bootId ?? "";
+    message.previousRealtimeUs = object.previousRealtimeUs ?? 0;
+    return message;
+  },
+};
+
 function createBaseIPAddress(): IPAddress {
   return { family: 0, address: "", prefixLength: 0 };
 }
@@ -5353,6 +5581,24 @@ export const AgentServiceService = {
     responseSerialize: (value: Empty): Buffer => Buffer.from(Empty.encode(value).finish()),
     responseDeserialize: (value: Buffer): Empty => Empty.decode(value),
   },
+  /**
+   * kapsel's own (Kata splits it into ReseedRandomDev and SetGuestDateTime):
+   * the first call to a guest restored from a template (docs/light-sandboxes.md,
+   * "Templates"). Mixes the host's random bytes into the guest's RNG with
+   * credit and reseeds its CRNG at once, sets the wall clock, and waits for
+   * the hot-plugged virtio-fs device, so every clone of one saved state
+   * draws different random numbers from its first container on.
+   */
+  restoreGuest: {
+    path: "/kapsel.agent.v1.AgentService/RestoreGuest" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RestoreGuestRequest): Buffer => Buffer.from(RestoreGuestRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RestoreGuestRequest => RestoreGuestRequest.decode(value),
+    responseSerialize: (value: RestoreGuestResponse): Buffer =>
+      Buffer.from(RestoreGuestResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RestoreGuestResponse => RestoreGuestResponse.decode(value),
+  },
 } as const;
 
 export interface AgentServiceServer extends UntypedServiceImplementation {
@@ -5436,6 +5682,15 @@ export interface AgentServiceServer extends UntypedServiceImplementation {
    * Kills every container and stops the agent; PID 1 then powers the VM off.
    */
   destroySandbox: handleUnaryCall<DestroySandboxRequest, Empty>;
+  /**
+   * kapsel's own (Kata splits it into ReseedRandomDev and SetGuestDateTime):
+   * the first call to a guest restored from a template (docs/light-sandboxes.md,
+   * "Templates"). Mixes the host's random bytes into the guest's RNG with
+   * credit and reseeds its CRNG at once, sets the wall clock, and waits for
+   * the hot-plugged virtio-fs device, so every clone of one saved state
+   * draws different random numbers from its first container on.
+   */
+  restoreGuest: handleUnaryCall<RestoreGuestRequest, RestoreGuestResponse>;
 }
 
 export interface AgentServiceClient extends Client {
@@ -5855,6 +6110,29 @@ export interface AgentServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Empty) => void,
+  ): ClientUnaryCall;
+  /**
+   * kapsel's own (Kata splits it into ReseedRandomDev and SetGuestDateTime):
+   * the first call to a guest restored from a template (docs/light-sandboxes.md,
+   * "Templates"). Mixes the host's random bytes into the guest's RNG with
+   * credit and reseeds its CRNG at once, sets the wall clock, and waits for
+   * the hot-plugged virtio-fs device, so every clone of one saved state
+   * draws different random numbers from its first container on.
+   */
+  restoreGuest(
+    request: RestoreGuestRequest,
+    callback: (error: ServiceError | null, response: RestoreGuestResponse) => void,
+  ): ClientUnaryCall;
+  restoreGuest(
+    request: RestoreGuestRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RestoreGuestResponse) => void,
+  ): ClientUnaryCall;
+  restoreGuest(
+    request: RestoreGuestRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RestoreGuestResponse) => void,
   ): ClientUnaryCall;
 }
 

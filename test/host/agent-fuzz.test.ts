@@ -196,6 +196,13 @@ describe.skipIf(skip !== undefined)(
         resumeContainer: () => ({ containerId: id() }),
         updateContainer: () => ({ containerId: id(), resourcesJson: json() }),
         statsContainer: () => ({ containerId: id() }),
+        // Refused standalone (it would set the host's clock) before and
+        // after its fields are checked.
+        restoreGuest: () => ({
+          entropy: Buffer.alloc(rng.pick([0, 31, 32, 513])),
+          realtimeUs: rng.pick([0, -1, 1, 2 ** 53]),
+          virtiofsWaitMs: u32(),
+        }),
         updateInterface: () => ({
           containerId: id(),
           interface:

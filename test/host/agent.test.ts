@@ -72,6 +72,18 @@ describe.skipIf(skip !== undefined)(
       expect(details.nodeVersion).toBe(process.version);
     });
 
+    it('refuses RestoreGuest standalone, leaving the host clock and RNG alone', async () => {
+      const before = Date.now();
+      await expect(
+        client.restoreGuest({
+          entropy: Buffer.alloc(32, 1),
+          realtimeUs: 1_000_000,
+          virtiofsWaitMs: 0,
+        }),
+      ).rejects.toMatchObject({ code: 9 }); // FAILED_PRECONDITION
+      expect(Date.now()).toBeGreaterThanOrEqual(before);
+    });
+
     it('runs a process as PID 1 of new namespaces in the rootfs, with the spec hostname', async () => {
       const r = await runInContainer(
         ['sh', '-c', 'echo pid=$$; hostname; cat /marker; ls -d /proc/[0-9]* | sort'],

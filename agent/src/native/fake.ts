@@ -16,6 +16,8 @@ export type FakeCall =
   | { op: 'umount'; target: string; flags: number }
   | { op: 'exit'; status: number }
   | { op: 'trimMemory' }
+  | { op: 'reseedRandom'; entropy: Buffer }
+  | { op: 'setRealtime'; ns: bigint }
   | { op: 'attachDeviceFilter'; cgroupDir: string; program: Buffer; replaceFd: number }
   | { op: 'start'; pid: number }
   | { op: 'signal'; pid: number; signo: number }
@@ -147,6 +149,14 @@ export class FakeNative implements Native {
 
   trimMemory(): void {
     this.calls.push({ op: 'trimMemory' });
+  }
+
+  reseedRandom(entropy: Buffer): void {
+    this.calls.push({ op: 'reseedRandom', entropy: Buffer.from(entropy) });
+  }
+
+  setRealtime(ns: bigint): void {
+    this.calls.push({ op: 'setRealtime', ns });
   }
 
   umount(target: string, flags = 0): Promise<void> {

@@ -4,7 +4,7 @@
 //   monitor -> us: READY{pid} | ERROR, then after START: STARTED | ERROR,
 //                  then EXITED{wait status}, then EOF (the monitor exited)
 //   us -> monitor: START{pty index}, SIGNAL{signo}; closing the socket kills the container
-import { closeSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
@@ -29,6 +29,17 @@ import {
 } from './types.js';
 
 const { EINTR, EIO, EINVAL } = constants.errno;
+const URANDOM = '/dev/urandom';
+/** _IOW('R', 0x03, int[2]) and _IO('R', 0x07), include/uapi/linux/random.h. */
+const RNDADDENTROPY = 0x40085203;
+const RNDRESEEDCRNG = 0x5207;
+const CLOCK_REALTIME = 0;
+
+/** The errno's symbolic name, e.g. ENOENT, as NativeError.code names it. */
+function strerror(errno: number): string {
+  const name = Object.entries(constants.errno).find(([, v]) => v === errno)?.[0];
+  return name ?? `errno ${errno}`;
+}
 const { SIGKILL } = constants.signals;
 
 function errorFromRecord(rec: ControlRecord): NativeError {
@@ -313,6 +324,39 @@ export class RealNative implements Native {
 
   trimMemory(): void {
     this.lib.mallocTrim(0);
+  }
+
+  reseedRandom(entropy: Buffer): void {
+    const fd = openSync(URANDOM, 'w');
+    try {
+      // struct rand_pool_info { int entropy_count; int buf_size; __u32 buf[]; }
+      const info = Buffer.alloc(8 + entropy.length);
+      info.writeInt32LE(entropy.length * 8, 0);
+      info.writeInt32LE(entropy.length, 4);
+      entropy.copy(info, 8);
+      if (this.lib.ioctl(fd, RNDADDENTROPY, info) < 0) {
+        throw this.#errno('ioctl RNDADDENTROPY', URANDOM);
+      }
+      if (this.lib.ioctl(fd, RNDRESEEDCRNG, null) < 0) {
+        throw this.#errno('ioctl RNDRESEEDCRNG', URANDOM);
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  setRealtime(ns: bigint): void {
+    const ts = Buffer.alloc(16);
+    ts.writeBigInt64LE(ns / 1_000_000_000n, 0);
+    ts.writeBigInt64LE(ns % 1_000_000_000n, 8);
+    if (this.lib.clockSettime(CLOCK_REALTIME, ts) < 0) {
+      throw this.#errno('clock_settime', 'CLOCK_REALTIME');
+    }
+  }
+
+  #errno(syscall: string, path: string): NativeError {
+    const errno = this.lib.errno();
+    return new NativeError(`${syscall} ${path}: ${strerror(errno)}`, errno, { syscall, path });
   }
 
   async umount(target: string, flags = 0): Promise<void> {

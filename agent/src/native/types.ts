@@ -177,6 +177,16 @@ export interface Native {
    * is tens of MB the guest cannot use otherwise.
    */
   trimMemory(): void;
+  /**
+   * Mixes `entropy` into the kernel's input pool crediting every bit
+   * (RNDADDENTROPY), then makes the CRNG reseed from it now (RNDRESEEDCRNG)
+   * rather than at its next scheduled reseed, up to a minute later once
+   * the RNG is ready (drivers/char/random.c, Linux 5.18+). Both need
+   * CAP_SYS_ADMIN; throws NativeError.
+   */
+  reseedRandom(entropy: Buffer): void;
+  /** clock_settime(CLOCK_REALTIME) to `ns` since the epoch; throws NativeError. */
+  setRealtime(ns: bigint): void;
 }
 
 const ERRNO_NAMES = new Map<number, string>(

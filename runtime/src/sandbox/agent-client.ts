@@ -23,6 +23,8 @@ import {
   type StatsContainerResponse,
   type ListProcessesResponse,
   type ReadStreamResponse,
+  type RestoreGuestRequest,
+  type RestoreGuestResponse,
   type WaitProcessResponse,
 } from '../../../proto/generated/agent.js';
 import type { Readable } from 'node:stream';
@@ -50,6 +52,11 @@ export class AgentClient {
       // The port is a private channel to one guest: no retries or proxies.
       'grpc.enable_retries': 0,
       'grpc.enable_http_proxy': 0,
+      // Its own connection, never one shared with an earlier client of the
+      // same socket path: a sandbox started from a template that failed is
+      // booted again at the same path, and a shared subchannel would still
+      // be backing off from the failed guest.
+      'grpc.use_local_subchannel_pool': 1,
     });
   }
 
@@ -191,6 +198,11 @@ export class AgentClient {
         stream.cancel();
       },
     };
+  }
+
+  /** The first call to a guest restored from a template (template/restore-guest.ts). */
+  restoreGuest(req: RestoreGuestRequest, deadlineMs = 30_000): Promise<RestoreGuestResponse> {
+    return this.call((md, o, cb) => this.client.restoreGuest(req, md, o, cb), deadlineMs);
   }
 
   async destroySandbox(deadlineMs = 10_000): Promise<void> {

@@ -4,7 +4,9 @@ import { guestImage } from './guest-image.js';
 import { SHARED_TAG } from './vm-dir.js';
 import type { Child } from './vm/child.js';
 import { Vm } from './vm/index.js';
-import type { Machine } from './vm/config.js';
+import type { Machine, VmConfig } from './vm/config.js';
+import { templateSettings } from './template/settings.js';
+import { startFromTemplate } from './template/start.js';
 
 export interface SandboxOptions {
   stateDir: string;
@@ -54,24 +56,33 @@ export class Sandbox {
 
   static async start(opts: SandboxOptions): Promise<Sandbox> {
     const image = guestImage();
-    const vm = await Vm.boot(
-      {
-        stateDir: opts.stateDir,
-        kernel: image.kernel,
-        initrd: image.initrd,
-        ...(image.image === undefined ? {} : { image: image.image }),
-        ...tcgTbFromEnv(),
-        ...machineFromEnv(),
-        memoryMiB: opts.memoryMiB ?? 1024,
-        cpus: opts.cpus ?? 1,
-        share: { dir: opts.shareDir, tag: SHARED_TAG },
-      },
-      opts.log,
-      {
-        ...(opts.adopt === undefined ? {} : { adopt: opts.adopt }),
-        ...(opts.signal === undefined ? {} : { signal: opts.signal }),
-      },
-    );
+    const cfg: VmConfig = {
+      stateDir: opts.stateDir,
+      kernel: image.kernel,
+      initrd: image.initrd,
+      ...(image.image === undefined ? {} : { image: image.image }),
+      ...tcgTbFromEnv(),
+      ...machineFromEnv(),
+      memoryMiB: opts.memoryMiB ?? 1024,
+      cpus: opts.cpus ?? 1,
+      share: { dir: opts.shareDir, tag: SHARED_TAG },
+    };
+    const vmOpts = {
+      ...(opts.adopt === undefined ? {} : { adopt: opts.adopt }),
+      ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+    };
+    const templating = templateSettings();
+    if (templating.enabled) {
+      try {
+        const { vm, agent } = await startFromTemplate(cfg, templating.dir, opts.log, vmOpts);
+        opts.log.debug({ timeline: vm.timeline.report() }, 'sandbox boot timeline');
+        return new Sandbox(vm, agent, opts.log);
+      } catch (err) {
+        opts.signal?.throwIfAborted();
+        opts.log.warn({ err }, 'starting from a VM template failed; booting the VM instead');
+      }
+    }
+    const vm = await Vm.boot(cfg, opts.log, vmOpts);
     try {
       await vm.waitAgentReady(opts.signal);
       const agent = AgentClient.forSocket(vm.agentSocketPath);

@@ -5,7 +5,7 @@ import { delimiter, isAbsolute, join } from 'node:path';
 const SETPRIV = '/usr/bin/setpriv';
 
 /** Finds `file` as execvp would, so a missing binary fails here with ENOENT. */
-function resolveExecutable(file: string): string {
+export function resolveExecutable(file: string): string {
   const candidates = isAbsolute(file)
     ? [file]
     : (process.env['PATH'] ?? '/usr/bin:/bin').split(delimiter).map((d) => join(d, file));

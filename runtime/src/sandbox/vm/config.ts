@@ -55,7 +55,21 @@ export interface VmConfig {
   tcgTbMiB?: number;
   /** Appended to the kernel command line, e.g. `kapsel.log=debug`. No spaces. */
   kernelParams?: readonly string[];
+  /**
+   * VM templating (../template/). Both roles have the same devices: RAM in
+   * a shared file (`ramFile`; vhost-user needs RAM in a shared fd) and an
+   * empty root port for the share (SHARE_PORT_ID), but no vhost-user-fs
+   * device, which QEMU 7.2 refuses to migrate. `save` boots the template
+   * (give no share); `restore` starts paused on `-incoming defer` with a
+   * copy of the template's RAM file, loads `stateFile` (the device state:
+   * the RAM is skipped, x-ignore-shared), then hot-plugs the share.
+   */
+  template?:
+    { role: 'save'; ramFile: string } | { role: 'restore'; stateFile: string; ramFile: string };
 }
+
+/** The root port a templated VM's virtio-fs device is hot-plugged into. */
+export const SHARE_PORT_ID = 'kapsel-fsport';
 
 /** QEMU's id of the agent port, which its VSERPORT_CHANGE events carry. */
 export const AGENT_PORT_ID = 'agentport';

@@ -1,4 +1,4 @@
-import { hotplugPortDevices } from '../network/hotplug.js';
+import { HOTPLUG_PORTS, hotplugPortDevices } from '../network/hotplug.js';
 import { vmDirLayout } from '../vm-dir.js';
 import {
   IMAGE_GUEST_DEVICE,
@@ -8,6 +8,7 @@ import {
   DNS_PORT_NAME,
   TCG_TB_MIB,
   DEFAULT_MACHINE,
+  SHARE_PORT_ID,
   type Accel,
   type Machine,
   type VmConfig,
@@ -74,6 +75,7 @@ export function qemuArgs(cfg: VmConfig, accel: Accel): string[] {
   }
   const p = vmDirLayout(cfg.stateDir);
   const image = cfg.image;
+  const templated = cfg.template !== undefined;
   const imageMiB = image === undefined ? 0 : Math.ceil(image.sizeBytes / 2 ** 20);
   if (image !== undefined && (imageMiB % 2 !== 0 || image.sizeBytes % 2 ** 20 !== 0)) {
     throw new Error(
@@ -88,7 +90,7 @@ export function qemuArgs(cfg: VmConfig, accel: Accel): string[] {
     '-name',
     'kapsel',
     '-M',
-    machineArg(cfg.machine ?? DEFAULT_MACHINE, cfg.share !== undefined),
+    machineArg(cfg.machine ?? DEFAULT_MACHINE, cfg.share !== undefined || templated),
     // Under TCG the default (one host thread per vCPU when cpus > 1) was as
     // fast as thread=single here. tb-size made no measurable difference to
     // boot time, but its 1 GiB default is host memory once filled: sized
@@ -155,12 +157,19 @@ export function qemuArgs(cfg: VmConfig, accel: Accel): string[] {
     );
   }
   if (cfg.share) {
-    if (!/^[\w.-]{1,36}$/.test(cfg.share.tag)) {
-      // virtio-fs tags are at most 36 bytes (struct virtio_fs_config).
-      throw new Error(
-        `virtio-fs tag ${JSON.stringify(cfg.share.tag)} must be 1-36 of [A-Za-z0-9_.-]`,
-      );
-    }
+    checkShareTag(cfg.share.tag);
+  }
+  if (templated) {
+    args.push(
+      // Shared, as with a share, so a clone can take one; a file, so a
+      // clone's RAM is a sparse copy of the template's (template/start.ts).
+      '-object',
+      `memory-backend-file,id=mem,size=${cfg.memoryMiB}M,mem-path=${qemuOptValue(cfg.template?.ramFile ?? '')},share=on`,
+      '-device',
+      `pcie-root-port,id=${SHARE_PORT_ID},bus=pcie.0,chassis=${HOTPLUG_PORTS + 1}`,
+    );
+    if (cfg.template?.role === 'restore') args.push('-incoming', 'defer');
+  } else if (cfg.share) {
     args.push(
       // vhost-user needs guest RAM in shared memory virtiofsd can map.
       '-object',
@@ -172,4 +181,11 @@ export function qemuArgs(cfg: VmConfig, accel: Accel): string[] {
     );
   }
   return args;
+}
+
+function checkShareTag(tag: string): void {
+  // virtio-fs tags are at most 36 bytes (struct virtio_fs_config).
+  if (!/^[\w.-]{1,36}$/.test(tag)) {
+    throw new Error(`virtio-fs tag ${JSON.stringify(tag)} must be 1-36 of [A-Za-z0-9_.-]`);
+  }
 }

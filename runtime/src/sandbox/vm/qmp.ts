@@ -20,6 +20,7 @@ export interface QmpGreeting {
 export interface QmpCommands {
   qmp_capabilities: { args: undefined; ret: Record<string, never> };
   cont: { args: undefined; ret: Record<string, never> };
+  stop: { args: undefined; ret: Record<string, never> };
   quit: { args: undefined; ret: Record<string, never> };
   system_powerdown: { args: undefined; ret: Record<string, never> };
   'query-status': {

@@ -9,6 +9,7 @@ import { GuestConsole } from './console.js';
 import { VmError, indentBlock } from './errors.js';
 import { chooseAccel } from './kvm.js';
 import { qemuArgs } from './qemu-args.js';
+import { loadState, plugShare } from './migration.js';
 import { QmpClient, type QmpEvent } from './qmp.js';
 import { Timeline, markGuestPhase } from './timeline.js';
 import { Virtiofsd } from './virtiofsd.js';
@@ -201,6 +202,28 @@ export class Vm {
         throw await qemuFailure('start qemu for', cfg.stateDir, started, guestConsole, err);
       }
       timeline.mark('qmpReady');
+      const template = cfg.template;
+      if (template?.role === 'restore') {
+        try {
+          timeline.mark('restoreBegun');
+          await loadState(qmp, template.stateFile, signal);
+          timeline.mark('restored');
+          if (cfg.share) {
+            await plugShare(qmp, paths.vfs, cfg.share.tag);
+            timeline.mark('fsPlugged');
+          }
+        } catch (err) {
+          opts.signal?.throwIfAborted();
+          await started.waitExit(1000);
+          throw await qemuFailure(
+            'restore the template into',
+            cfg.stateDir,
+            started,
+            guestConsole,
+            err,
+          );
+        }
+      }
       const vm = new Vm({
         config: cfg,
         accel: verdict.accel,

@@ -1,0 +1,55 @@
+import { join } from 'node:path';
+
+/**
+ * Where templates live unless KAPSEL_TEMPLATE_DIR says otherwise: on disk
+ * under /var/lib, not under --root (a tmpfs in /run by default, where a
+ * template of ~100 MB would be RAM, and gone at reboot). A template holds
+ * no container's data, only a guest booted to agent-ready, so one
+ * directory serves every --root on the host; it survives a kapsel crash
+ * and a reboot, and `kapsel delete` never touches it.
+ */
+export const DEFAULT_TEMPLATE_DIR = '/var/lib/kapsel/templates';
+
+export interface TemplateSettings {
+  enabled: boolean;
+  dir: string;
+}
+
+/**
+ * KAPSEL_TEMPLATE=on|off (docs/light-sandboxes.md, "Templates"): start
+ * sandboxes from a saved VM instead of booting them. Off by default
+ * (see there why). KAPSEL_TEMPLATE_DIR: where templates are kept.
+ */
+export function templateSettings(env: NodeJS.ProcessEnv = process.env): TemplateSettings {
+  const v = env['KAPSEL_TEMPLATE'] ?? '';
+  let enabled: boolean;
+  if (v === '' || v === 'off' || v === '0') enabled = false;
+  else if (v === 'on' || v === '1') enabled = true;
+  else throw new Error(`KAPSEL_TEMPLATE: expected on or off, got ${JSON.stringify(v)}`);
+  const dir = env['KAPSEL_TEMPLATE_DIR'];
+  return { enabled, dir: dir !== undefined && dir !== '' ? dir : DEFAULT_TEMPLATE_DIR };
+}
+
+/** The files of one template, `<dir>/<key>/`. */
+export interface TemplateLayout {
+  dir: string;
+  /** QEMU's migration stream of the guest's devices, paused at agent-ready. */
+  state: string;
+  /** The guest's RAM, a sparse file: pages it never touched are holes. */
+  ram: string;
+  /** What the key was made of, when and how fast (TemplateMeta). */
+  meta: string;
+  /** The template guest's console, for when a restore goes wrong. */
+  console: string;
+}
+
+export function templateLayout(root: string, key: string): TemplateLayout {
+  const dir = join(root, key);
+  return {
+    dir,
+    state: join(dir, 'state'),
+    ram: join(dir, 'ram'),
+    meta: join(dir, 'meta.json'),
+    console: join(dir, 'console.log'),
+  };
+}

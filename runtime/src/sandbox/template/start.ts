@@ -1,0 +1,120 @@
+import { randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import type { Logger } from 'pino';
+import { AgentClient } from '../agent-client.js';
+import type { Child } from '../vm/child.js';
+import { resolveExecutable } from '../vm/child.js';
+import { QEMU_BINARY, type VmConfig } from '../vm/config.js';
+import { Vm } from '../vm/index.js';
+import { chooseAccel } from '../vm/kvm.js';
+import { discardTemplate, ensureTemplate } from './store.js';
+
+/** Host random bytes the restored guest's RNG gets: two CRNG keys' worth. */
+const ENTROPY_BYTES = 64;
+const execFileAsync = promisify(execFile);
+/** A tmpfs: a clone's RAM is memory, never written back to a disk. */
+const CLONE_RAM_DIR = '/dev/shm';
+/** How long the guest may take to probe the hot-plugged virtio-fs device. */
+const VIRTIOFS_WAIT_MS = 30_000;
+
+export interface TemplatedStart {
+  vm: Vm;
+  agent: AgentClient;
+}
+
+/**
+ * Starts a VM of `cfg`'s shape from its template (made first if missing):
+ * a new QEMU gets a sparse copy of the template's RAM file as its RAM and
+ * loads the saved device state, the share's virtio-fs device is
+ * hot-plugged, the guest resumes; then the agent is
+ * asked once (Check, on a fresh HTTP/2 connection) and RestoreGuest gives
+ * the guest its own entropy and the wall clock and waits for the share.
+ * Timeline marks: restoreBegun, restored, fsPlugged, resumed,
+ * agentAnswered, guestRestored. A failure removes the template (the next
+ * start makes it anew) and stops whatever was started.
+ */
+export async function startFromTemplate(
+  cfg: VmConfig,
+  templatesDir: string,
+  log: Logger,
+  opts: { signal?: AbortSignal; adopt?: (name: string, child: Child, rank?: number) => void },
+): Promise<TemplatedStart> {
+  // Decided once here and written into the shape: a state saved under TCG
+  // does not load under KVM.
+  const verdict = await chooseAccel({
+    kernel: cfg.kernel,
+    stateRoot: dirname(cfg.stateDir),
+    log,
+    ...(cfg.accel === undefined ? {} : { requested: cfg.accel }),
+  });
+  const shape: VmConfig = { ...cfg, accel: verdict.accel };
+  const made = Date.now();
+  const template = await ensureTemplate(
+    templatesDir,
+    shape,
+    resolveExecutable(QEMU_BINARY),
+    log,
+    opts.signal,
+  );
+  if (template.made) log.info({ ms: Date.now() - made }, 'VM template made on first use');
+  let vm: Vm | undefined;
+  // The clone's RAM: a sparse copy of the template's on a tmpfs (only the
+  // pages the template touched are copied and take memory), unlinked once
+  // QEMU has it open, so no file outlives the VM whatever ends it.
+  const ramFile = join(CLONE_RAM_DIR, `kapsel-ram-${randomBytes(8).toString('hex')}`);
+  try {
+    const copyStart = Date.now();
+    await execFileAsync('cp', ['--sparse=always', template.layout.ram, ramFile]);
+    log.debug({ ms: Date.now() - copyStart }, 'template RAM copied');
+    vm = await Vm.boot(
+      {
+        ...shape,
+        template: { role: 'restore', stateFile: template.layout.state, ramFile },
+      },
+      log,
+      {
+        ...(opts.adopt === undefined ? {} : { adopt: opts.adopt }),
+        ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+      },
+    );
+    await rm(ramFile, { force: true });
+    await vm.waitAgentReady(opts.signal);
+    const agent = AgentClient.forSocket(vm.agentSocketPath);
+    try {
+      await agent.check();
+      vm.timeline.mark('agentAnswered');
+      const restored = await agent.restoreGuest({
+        entropy: randomBytes(ENTROPY_BYTES),
+        realtimeUs: Date.now() * 1000,
+        virtiofsWaitMs: cfg.share === undefined ? 0 : VIRTIOFS_WAIT_MS,
+      });
+      vm.timeline.mark('guestRestored');
+      log.debug(
+        {
+          key: template.key,
+          bootId: restored.bootId,
+          clockBehindMs: Math.round((Date.now() * 1000 - restored.previousRealtimeUs) / 1000),
+        },
+        'guest restored from the VM template',
+      );
+    } catch (err) {
+      agent.close();
+      throw err;
+    }
+    return { vm, agent };
+  } catch (err) {
+    await vm?.shutdown(0);
+    await rm(ramFile, { force: true });
+    if (!opts.signal?.aborted) {
+      log.warn(
+        { err, key: template.key, console: vm?.console.tail(30) },
+        'start from the VM template failed; removing it',
+      );
+      await discardTemplate(templatesDir, template.key);
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,112 @@
+import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { templateKey } from '../../runtime/src/sandbox/template/key.js';
+import { PidLock } from '../../runtime/src/sandbox/template/lock.js';
+import { templateSettings } from '../../runtime/src/sandbox/template/settings.js';
+import type { VmConfig } from '../../runtime/src/sandbox/vm/config.js';
+import { qemuArgs } from '../../runtime/src/sandbox/vm/qemu-args.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'kapsel-template-unit-'));
+const file = (name: string): string => {
+  const p = join(dir, name);
+  writeFileSync(p, name);
+  return p;
+};
+const base: VmConfig = {
+  stateDir: join(dir, 'vm1'),
+  kernel: file('vmlinux'),
+  initrd: file('initrd.img'),
+  memoryMiB: 512,
+  cpus: 1,
+  share: { dir: '/srv/share', tag: 'kapsel-shared' },
+};
+const qemu = file('qemu-system-x86_64');
+
+/** Every value given to a repeated flag such as -device or -object. */
+function valuesOf(args: string[], flag: string): string[] {
+  return args.flatMap((a, i) => (a === flag ? [args[i + 1] ?? ''] : []));
+}
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('templated QEMU arguments', () => {
+  it('have shared RAM and a root port for the share, no vhost-user-fs; a restore waits for -incoming', () => {
+    const save = qemuArgs({ ...base, template: { role: 'save', ramFile: '/t/ram' } }, 'tcg');
+    const restore = qemuArgs(
+      { ...base, template: { role: 'restore', stateFile: '/t/state', ramFile: '/t/ram' } },
+      'tcg',
+    );
+    for (const args of [save, restore]) {
+      expect(valuesOf(args, '-object')).toContain(
+        'memory-backend-file,id=mem,size=512M,mem-path=/t/ram,share=on',
+      );
+      expect(valuesOf(args, '-device')).toContain(
+        'pcie-root-port,id=kapsel-fsport,bus=pcie.0,chassis=5',
+      );
+      expect(args.join(' ')).not.toContain('vhost-user-fs');
+    }
+    expect(save).not.toContain('-incoming');
+    expect(restore.slice(-2)).toEqual(['-incoming', 'defer']);
+    // The devices are the same, or the state would not load.
+    expect(restore.slice(0, -2)).toEqual(save);
+  });
+});
+
+describe('templateKey', () => {
+  it('is the same for two VMs of one shape, and changes with the shape or a file', async () => {
+    const a = await templateKey(base, 'tcg', qemu);
+    const b = await templateKey({ ...base, stateDir: join(dir, 'vm2') }, 'tcg', qemu);
+    expect(b.key).toBe(a.key);
+    expect(a.key).toMatch(/^[0-9a-f]{16}$/);
+    expect((await templateKey({ ...base, memoryMiB: 1024 }, 'tcg', qemu)).key).not.toBe(a.key);
+    expect((await templateKey(base, 'kvm', qemu)).key).not.toBe(a.key);
+    const later = new Date(Date.now() + 60_000);
+    utimesSync(base.kernel, later, later);
+    const rebuilt = await templateKey(base, 'tcg', qemu);
+    expect(rebuilt.key).not.toBe(a.key);
+    // Same shape: the older template is the one to drop.
+    expect(rebuilt.shapeKey).toBe(a.shapeKey);
+  });
+
+  it('fails naming the file that is missing', async () => {
+    await expect(templateKey({ ...base, initrd: join(dir, 'nope') }, 'tcg', qemu)).rejects.toThrow(
+      /nope/,
+    );
+  });
+});
+
+describe('PidLock', () => {
+  it('is exclusive, takes over a dead owner lock, and returns undefined once the work is done', async () => {
+    const path = join(dir, 'k.lock');
+    const lock = await PidLock.acquire(path, () => Promise.resolve(false), { timeoutMs: 1000 });
+    expect(lock).toBeDefined();
+    await expect(
+      PidLock.acquire(path, () => Promise.resolve(false), { timeoutMs: 300 }),
+    ).rejects.toThrow(/held by pid/);
+    expect(await PidLock.acquire(path, () => Promise.resolve(true), { timeoutMs: 300 })).toBe(
+      undefined,
+    );
+    await lock?.release();
+    // A pid that cannot be alive (above pid_max).
+    writeFileSync(path, '99999999');
+    const taken = await PidLock.acquire(path, () => Promise.resolve(false), { timeoutMs: 1000 });
+    expect(taken).toBeDefined();
+    await taken?.release();
+  });
+});
+
+describe('templateSettings', () => {
+  it('reads KAPSEL_TEMPLATE and KAPSEL_TEMPLATE_DIR', () => {
+    expect(templateSettings({})).toEqual({ enabled: false, dir: '/var/lib/kapsel/templates' });
+    expect(templateSettings({ KAPSEL_TEMPLATE: 'on', KAPSEL_TEMPLATE_DIR: '/x' })).toEqual({
+      enabled: true,
+      dir: '/x',
+    });
+    expect(templateSettings({ KAPSEL_TEMPLATE: 'off' }).enabled).toBe(false);
+    expect(() => templateSettings({ KAPSEL_TEMPLATE: 'yes' })).toThrow(/KAPSEL_TEMPLATE/);
+  });
+});

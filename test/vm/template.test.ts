@@ -1,0 +1,261 @@
+import {
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Spec } from '../../oci/spec.js';
+import { vmDirOf } from '../../runtime/src/sandbox/vm-dir.js';
+import {
+  GUEST_DIR,
+  kapsel,
+  kapselToFiles,
+  makeBundle,
+  processesMentioning,
+  removeBundles,
+  vmMissing,
+} from '../support/kapsel-cli.js';
+import { hostNetworkSnapshot, TestNetns } from '../support/netns.js';
+
+const skip = vmMissing();
+
+/** The default spec running `script` under sh, without a terminal. */
+function shSpec(spec: Spec, script: string): void {
+  if (spec.process === undefined) throw new Error('default spec has no process');
+  spec.process = { ...spec.process, args: ['sh', '-c', script], terminal: false };
+}
+
+/** The last boot timeline `--debug` logged, as mark -> ms. */
+function lastTimeline(logFile: string): Record<string, number> {
+  const line = readFileSync(logFile, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('boot timeline (ms)'))
+    .at(-1);
+  if (line === undefined) throw new Error(`no boot timeline in ${logFile}`);
+  const ms = / msg="boot timeline \(ms\):([^"]*)"/.exec(line)?.[1] ?? '';
+  return Object.fromEntries(
+    [...ms.matchAll(/ (\w+)=([\d.]+)/g)].map((m): [string, number] => [m[1] ?? '', Number(m[2])]),
+  );
+}
+
+/** Template directories (16 hex) under `dir`. */
+function templates(dir: string): string[] {
+  return existsSync(dir) ? readdirSync(dir).filter((n) => /^[0-9a-f]{16}$/.test(n)) : [];
+}
+
+/**
+ * Sandboxes started from a VM template (KAPSEL_TEMPLATE=on): the first start
+ * makes the template, the others restore it, hot-plug virtio-fs and reseed.
+ * One template directory for the file, so the template is made once.
+ */
+describe.skipIf(skip !== undefined)(
+  `sandboxes from a VM template${skip ? ` (skipped: ${skip})` : ''}`,
+  () => {
+    const root = mkdtempSync(join(tmpdir(), 'kapsel-root-'));
+    const work = mkdtempSync(join(tmpdir(), 'kapsel-tpl-'));
+    const templateDir = join(work, 'templates');
+    const saved = { on: process.env['KAPSEL_TEMPLATE'], dir: process.env['KAPSEL_TEMPLATE_DIR'] };
+    const k = (...args: string[]): ReturnType<typeof kapsel> => kapsel(['--root', root, ...args]);
+    let ids: string[] = [];
+    beforeAll(() => {
+      // Inherited by the kapsel processes each test spawns.
+      process.env['KAPSEL_TEMPLATE'] = 'on';
+      process.env['KAPSEL_TEMPLATE_DIR'] = templateDir;
+    });
+    afterEach(async () => {
+      for (const id of ids) await k('delete', '--force', id);
+      ids = [];
+      process.env['KAPSEL_TEMPLATE'] = 'on';
+      delete process.env['KAPSEL_KERNEL'];
+    });
+    afterAll(() => {
+      if (saved.on === undefined) delete process.env['KAPSEL_TEMPLATE'];
+      else process.env['KAPSEL_TEMPLATE'] = saved.on;
+      if (saved.dir === undefined) delete process.env['KAPSEL_TEMPLATE_DIR'];
+      else process.env['KAPSEL_TEMPLATE_DIR'] = saved.dir;
+      removeBundles();
+      rmSync(root, { recursive: true, force: true });
+      rmSync(work, { recursive: true, force: true });
+    });
+
+    /** Nothing of sandbox `id` is left on the host; its template stays. */
+    function expectNothingLeft(id: string): void {
+      expect(processesMentioning(vmDirOf(root, id))).toEqual([]);
+      expect(existsSync(vmDirOf(root, id))).toBe(false);
+      expect(existsSync(join(root, id))).toBe(false);
+      expect(processesMentioning(templateDir)).toEqual([]);
+      // The clone's RAM file was unlinked once QEMU had it open.
+      expect(readdirSync('/dev/shm').filter((n) => n.startsWith('kapsel-ram-'))).toEqual([]);
+      expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(root);
+    }
+
+    it('starts a sandbox from the template it made: virtio-fs rootfs, a bind volume, exec; delete leaves only the template', async () => {
+      const id = 'tpl-basic';
+      ids.push(id);
+      writeFileSync(join(work, 'in.txt'), 'from the host\n');
+      const b = makeBundle((s) => {
+        shSpec(s, 'cat /data/in.txt; echo from-guest > /data/out.txt; exec sleep 600');
+        s.mounts = [
+          ...(s.mounts ?? []),
+          { destination: '/data', type: 'bind', source: work, options: ['rbind', 'rw'] },
+        ];
+      });
+      const logFile = join(work, 'basic.log');
+      const r = await kapselToFiles(
+        ['--root', root, '--debug', '--log', logFile, 'run', '-d', '--bundle', b, id],
+        work,
+      );
+      expect(r.stderr()).toBe('');
+      expect(r.code).toBe(0);
+      const t = lastTimeline(logFile);
+      // Restored, not booted: no guest init ran in this VM.
+      for (const mark of [
+        'restoreBegun',
+        'restored',
+        'fsPlugged',
+        'agentAnswered',
+        'containerStarted',
+      ]) {
+        expect(t[mark], mark).toBeGreaterThan(0);
+      }
+      expect(t['initStarted']).toBeUndefined();
+      const exec = await k('exec', id, 'sh', '-c', 'cat /data/out.txt; ls /bin/busybox');
+      expect(exec.stderr).toBe('');
+      expect(exec.stdout).toBe('from-guest\n/bin/busybox\n');
+      expect(readFileSync(join(work, 'out.txt'), 'utf8')).toBe('from-guest\n');
+      expect((await k('delete', '--force', id)).code).toBe(0);
+      ids = [];
+      expectNothingLeft(id);
+      // The template stays, whole: the state and its description.
+      const [key] = templates(templateDir);
+      expect(key).toBeDefined();
+      expect(existsSync(join(templateDir, key ?? '', 'state'))).toBe(true);
+      const meta = JSON.parse(readFileSync(join(templateDir, key ?? '', 'meta.json'), 'utf8')) as {
+        key: string;
+      };
+      expect(meta.key).toBe(key);
+      expect(readdirSync(templateDir).filter((n) => n.endsWith('.lock'))).toEqual([]);
+    });
+
+    it('two sandboxes from one template draw different random bytes and boot ids, on the host clock', async () => {
+      const b = makeBundle((s) => {
+        shSpec(
+          s,
+          'echo "rnd=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d " \\n")"; echo "boot=$(cat /proc/sys/kernel/random/boot_id)"; echo "date=$(date +%s)"',
+        );
+      });
+      const seen: { rnd: string; boot: string; skew: number }[] = [];
+      for (const id of ['tpl-rng1', 'tpl-rng2']) {
+        const r = await k('run', '--bundle', b, id);
+        const after = Date.now() / 1000;
+        expect(r.code, r.stderr).toBe(0);
+        const v = new Map(
+          r.stdout
+            .trim()
+            .split('\n')
+            .map((l): [string, string] => [l.split('=')[0] ?? '', l.slice(l.indexOf('=') + 1)]),
+        );
+        // `date` ran before the VM was torn down: at most that long before now.
+        seen.push({
+          rnd: v.get('rnd') ?? '',
+          boot: v.get('boot') ?? '',
+          skew: after - Number(v.get('date')),
+        });
+      }
+      const [a, c] = seen;
+      expect(a?.rnd).toMatch(/^[0-9a-f]{64}$/);
+      expect(a?.rnd).not.toBe(c?.rnd);
+      expect(a?.boot).toMatch(/^[0-9a-f-]{36}$/);
+      expect(a?.boot).not.toBe(c?.boot);
+      for (const s of seen) {
+        expect(s.skew).toBeGreaterThan(-3);
+        expect(s.skew).toBeLessThan(30);
+      }
+      expect(templates(templateDir)).toHaveLength(1);
+    });
+
+    it('takes its network from a namespace path after the restore', async () => {
+      const before = hostNetworkSnapshot();
+      const podNs = TestNetns.create('kttpl');
+      const peer = TestNetns.create('kttplp');
+      try {
+        peer.link(podNs, 'peer0', '10.252.0.1/24', 'eth0', '10.252.0.2/24');
+        const id = 'tpl-net';
+        ids.push(id);
+        const b = makeBundle((s) => {
+          shSpec(s, 'echo tpl-page > /tmp/index.html && exec httpd -f -p 80 -h /tmp');
+          s.mounts = [...(s.mounts ?? []), { destination: '/tmp', type: 'tmpfs', source: 'tmpfs' }];
+          const namespaces = (s.linux?.namespaces ?? []).filter((n) => n.type !== 'network');
+          namespaces.push({ type: 'network', path: podNs.path });
+          s.linux = { ...s.linux, namespaces };
+        });
+        const r = await kapselToFiles(['--root', root, 'run', '-d', '--bundle', b, id], work);
+        expect(r.stderr()).toBe('');
+        expect(r.code).toBe(0);
+        expect(await peer.get('http://10.252.0.2/index.html')).toBe('tpl-page\n');
+        expect((await k('delete', '--force', id)).code).toBe(0);
+        ids = [];
+        expectNothingLeft(id);
+      } finally {
+        podNs.remove();
+        peer.remove();
+      }
+      expect(hostNetworkSnapshot()).toBe(before);
+    });
+
+    it('boots cold with KAPSEL_TEMPLATE=off', async () => {
+      process.env['KAPSEL_TEMPLATE'] = 'off';
+      const b = makeBundle((s) => {
+        shSpec(s, 'true');
+      });
+      const logFile = join(work, 'off.log');
+      const r = await kapselToFiles(
+        ['--root', root, '--debug', '--log', logFile, 'run', '--bundle', b, 'tpl-off'],
+        work,
+      );
+      expect(r.code, r.stderr()).toBe(0);
+      const t = lastTimeline(logFile);
+      expect(t['initStarted']).toBeGreaterThan(0);
+      expect(t['restoreBegun']).toBeUndefined();
+      expectNothingLeft('tpl-off');
+    });
+
+    it('makes a new template when a file of its key changes, and drops the stale one', async () => {
+      const dir = join(work, 'templates-kernel');
+      process.env['KAPSEL_TEMPLATE_DIR'] = dir;
+      const kernel = join(work, 'vmlinux');
+      copyFileSync(
+        existsSync(join(GUEST_DIR, 'vmlinux'))
+          ? join(GUEST_DIR, 'vmlinux')
+          : join(GUEST_DIR, 'vmlinuz'),
+        kernel,
+      );
+      process.env['KAPSEL_KERNEL'] = kernel;
+      const b = makeBundle((s) => {
+        shSpec(s, 'true');
+      });
+      try {
+        expect((await k('run', '--bundle', b, 'tpl-key1')).code).toBe(0);
+        const first = templates(dir);
+        expect(first).toHaveLength(1);
+        // As a rebuild of the guest kernel would: same path, new mtime.
+        const later = new Date(Date.now() + 60_000);
+        utimesSync(kernel, later, later);
+        expect((await k('run', '--bundle', b, 'tpl-key2')).code).toBe(0);
+        const second = templates(dir);
+        expect(second).toHaveLength(1);
+        expect(second[0]).not.toBe(first[0]);
+        expectNothingLeft('tpl-key2');
+      } finally {
+        process.env['KAPSEL_TEMPLATE_DIR'] = templateDir;
+      }
+    });
+  },
+);
