@@ -8,63 +8,17 @@
 // TCG machines are noise; compare within a run.)
 //
 //   node --import tsx bench/cri-pods.ts [--rounds N]
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SHIM_IMAGE } from '../test/support/containerd.js';
 import { CRI_NS, CriNode } from '../test/support/cri.js';
-import { pssKiB } from './pss.js';
+import { shimTreePssMiB } from './pss.js';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '1' } } });
 const rounds = Number(values.rounds);
 const HANDLERS = ['runc', 'kapsel'];
-
-/** pid → parent pid and command line, for every process now. */
-function processes(): Map<number, { ppid: number; cmd: string }> {
-  const out = new Map<number, { ppid: number; cmd: string }>();
-  for (const e of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8').replaceAll('\0', ' ');
-      out.set(Number(e), { ppid, cmd });
-    } catch {
-      // gone
-    }
-  }
-  return out;
-}
-
-/** PSS (MiB) of the node's shims and all their descendants, by program name. */
-function podPss(node: CriNode): Record<string, number> {
-  const procs = processes();
-  const all = new Set(
-    [...procs]
-      .filter(([, p]) => p.cmd.includes('containerd-shim') && p.cmd.includes(node.dir))
-      .map(([pid]) => pid),
-  );
-  for (let grew = true; grew;) {
-    grew = false;
-    for (const [pid, p] of procs) {
-      if (!all.has(pid) && all.has(p.ppid)) {
-        all.add(pid);
-        grew = true;
-      }
-    }
-  }
-  const by: Record<string, number> = {};
-  for (const pid of all) {
-    const cmd = procs.get(pid)?.cmd ?? '';
-    const name = cmd.includes('containerd-shim-kapsel-v2')
-      ? 'kapsel shim v2'
-      : cmd.includes('containerd-shim-runc')
-        ? 'runc shim'
-        : (cmd.split(' ')[0]?.split('/').pop() ?? '?');
-    by[name] = (by[name] ?? 0) + pssKiB(pid) / 1024;
-  }
-  return by;
-}
 
 const round1 = (x: number): number => Math.round(x * 10) / 10;
 
@@ -103,7 +57,7 @@ try {
         }
         const firstLineMs = performance.now() - t0;
         await sleep(3000);
-        const pss = podPss(node);
+        const pss = shimTreePssMiB(node.dir);
         const total = Object.values(pss).reduce((a, b) => a + b, 0);
         results.push({ handler, startMs, firstLineMs, pssMiB: total });
         console.log(

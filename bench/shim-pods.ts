@@ -8,13 +8,12 @@
 //
 //   node --import tsx bench/shim-pods.ts [--rounds N]
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CTR, RUNC } from '../test/support/engines.js';
 import { PrivateContainerd, SHIM_IMAGE } from '../test/support/containerd.js';
 import { KAPSEL } from '../test/support/kapsel-cli.js';
-import { pssKiB } from './pss.js';
+import { shimTreePssMiB } from './pss.js';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '1' } } });
 const rounds = Number(values.rounds);
@@ -24,54 +23,6 @@ const WAYS: [string, string[]][] = [
   ['kapsel (runc shim)', ['--runtime', 'io.containerd.runc.v2', '--runc-binary', KAPSEL]],
   ['kapsel (shim v2)', ['--runtime', 'io.containerd.kapsel.v2']],
 ];
-
-function processes(): Map<number, { ppid: number; cmd: string }> {
-  const out = new Map<number, { ppid: number; cmd: string }>();
-  for (const e of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8').replaceAll('\0', ' ');
-      out.set(Number(e), { ppid, cmd });
-    } catch {
-      // gone
-    }
-  }
-  return out;
-}
-
-/** PSS (MiB) of the shims of `c` and all their descendants, by program name. */
-function podPss(c: PrivateContainerd): Record<string, number> {
-  const procs = processes();
-  const shims = [...procs].filter(
-    ([, p]) => p.cmd.includes('containerd-shim') && p.cmd.includes(c.dir),
-  );
-  const all = new Set(shims.map(([pid]) => pid));
-  for (let grew = true; grew;) {
-    grew = false;
-    for (const [pid, p] of procs) {
-      if (!all.has(pid) && all.has(p.ppid)) {
-        all.add(pid);
-        grew = true;
-      }
-    }
-  }
-  const by: Record<string, number> = {};
-  for (const pid of all) {
-    const cmd = procs.get(pid)?.cmd ?? '';
-    const name = cmd.includes('containerd-shim-kapsel-v2')
-      ? 'kapsel shim v2'
-      : cmd.includes('containerd-shim-runc')
-        ? 'runc shim'
-        : cmd.includes('__monitor')
-          ? 'kapsel sandbox process'
-          : cmd.includes('__shim')
-            ? 'kapsel per-process shim'
-            : (cmd.split(' ')[0]?.split('/').pop() ?? '?');
-    by[name] = (by[name] ?? 0) + pssKiB(pid) / 1024;
-  }
-  return by;
-}
 
 const c = await PrivateContainerd.start();
 try {
@@ -109,7 +60,7 @@ try {
         });
       });
       await sleep(3000);
-      const pss = podPss(c);
+      const pss = shimTreePssMiB(c.dir);
       const total = Object.values(pss).reduce((a, b) => a + b, 0);
       const exited = new Promise((resolve) => ctr.once('exit', resolve));
       await c.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
