@@ -13,6 +13,7 @@ import {
 import { logBootTimeline } from '../sandbox/boot-timeline.js';
 import {
   createHostCgroup,
+  hostCgroupPlan,
   joinHostCgroup,
   removeHostCgroup,
 } from '../sandbox/host-cgroup/apply.js';
@@ -85,7 +86,6 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
       // Made before the sandbox process, which joins it before QEMU starts.
       record.hostCgroup = await createHostCgroup(bundle.spec, o.id, o.systemdCgroup ?? false);
       await store.save(record);
-      const limit = bundle.spec.linux?.resources?.memory?.limit;
       await startSandbox(
         o.root,
         placement.sandboxId,
@@ -93,10 +93,7 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
         o.debug,
         size,
         enterNetnsArgs(netns ?? { kind: 'new' }),
-        {
-          cgroup: record.hostCgroup,
-          ...(typeof limit === 'number' && limit > 0 ? { memoryLimitBytes: limit } : {}),
-        },
+        hostCgroupPlan(record.hostCgroup, bundle.spec),
       );
     } else {
       // A pod's processes share the sandbox's cgroup (Kata sandbox_cgroup_only).

@@ -1,7 +1,6 @@
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import {
   CreateContainerRequest,
@@ -23,7 +22,7 @@ import { proxyService, upstreamClient } from './proxy.js';
 import type { VmSize } from './sizing.js';
 import { Supervisor } from './supervisor.js';
 import { cleanupVmDir, vmDirLayout, vmDirOf, type VmDirLayout } from './vm-dir.js';
-import { consoleTail, guestFault } from './vm/guest-fault.js';
+import { faultReason, guestFault } from './vm/guest-fault.js';
 
 /** The VM directory's logs a faulted sandbox copies into its containers' state directories. */
 const KEPT_LOGS = ['console.log', 'monitor.log'] as const;
@@ -151,15 +150,7 @@ export async function serveSandbox(
     clearTimeout(idle);
     log.info({ reason }, 'sandbox monitor stopping');
     if (fault !== undefined) {
-      // A guest that died says why on its console (let the pipe drain);
-      // an older line there (an OOM kill it survived) explains nothing else.
-      let guest: string | undefined;
-      if (cause.qemuDied) {
-        await Promise.race([sandbox.vm.console.done, delay(500, undefined, { ref: false })]);
-        // From the log file: a panic's stack trace outgrows the kept tail.
-        guest = guestFault(await consoleTail(paths.console));
-      }
-      stopReason = guest === undefined ? fault : `${guest} (${fault})`;
+      stopReason = await faultReason(fault, cause.qemuDied, sandbox.vm.console, paths.console);
       log.error({ reason: stopReason }, 'sandbox stopped by a fault');
       for (const id of new Set([...containers, sandboxId])) {
         const logs = join(store.dirOf(id), KEPT_LOGS[0]);

@@ -1,7 +1,6 @@
 import { copyFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Spec } from '../../../oci/spec.js';
 import type { CreateTaskRequest } from '../../../proto/generated/github.com/containerd/containerd/runtime/v2/task/shim.js';
@@ -24,6 +23,7 @@ import type { HostMount } from '../container/state.js';
 import { agentCall, type AgentClient } from '../sandbox/agent-client.js';
 import {
   createHostCgroup,
+  hostCgroupPlan,
   moveToCgroupDirs,
   ownCgroupDirs,
   removeHostCgroup,
@@ -37,7 +37,7 @@ import { SandboxNetwork } from '../sandbox/network/sandbox-network.js';
 import { sandboxSize, sizingFromEnv } from '../sandbox/sizing.js';
 import { Supervisor } from '../sandbox/supervisor.js';
 import { vmDirLayout } from '../sandbox/vm-dir.js';
-import { consoleTail, guestFault } from '../sandbox/vm/guest-fault.js';
+import { faultReason } from '../sandbox/vm/guest-fault.js';
 import { RuntimeError } from '../sys/errors.js';
 import { Code, TtrpcError } from '../ttrpc/status.js';
 import { TaskProcess, type TaskIo } from './process.js';
@@ -73,8 +73,6 @@ export class ShimPod {
   #supervisor: Supervisor | undefined;
   /** The pod's host cgroup, which this shim joined, and where it came from. */
   #hostCgroup: { cgroup: HostCgroup; origin: string[] } | undefined;
-  /** Why the pod's VM ended, when a fault ended it. */
-  #stopReason: string | undefined;
   #stopEvents: (() => void) | undefined;
   #network: SandboxNetwork | undefined;
   readonly containers = new Map<string, PodContainer>();
@@ -161,7 +159,7 @@ export class ShimPod {
           adopt: (name, child, rank) => {
             supervisor.adopt(name, child, rank);
           },
-          ...(hostCgroup === undefined ? {} : { hostCgroup }),
+          hostCgroup,
         });
         this.#watchGuest(this.#host);
       } else if (this.#sandboxId !== placement.sandboxId) {
@@ -418,17 +416,13 @@ export class ShimPod {
    * `slice:prefix:name` only when its runc options say SystemdCgroup, so
    * the form of the path tells which manager is meant.
    */
-  async #makeHostCgroup(spec: Spec, id: string): Promise<HostCgroupPlan | undefined> {
+  async #makeHostCgroup(spec: Spec, id: string): Promise<HostCgroupPlan> {
     const path = spec.linux?.cgroupsPath;
     const systemd = path !== undefined && /^[^/:]*:[^:]*:[^:]*$/.test(path);
     const origin = ownCgroupDirs();
     const cgroup = await createHostCgroup(spec, id, systemd);
     this.#hostCgroup = { cgroup, origin };
-    const limit = spec.linux?.resources?.memory?.limit;
-    return {
-      cgroup,
-      ...(typeof limit === 'number' && limit > 0 ? { memoryLimitBytes: limit } : {}),
-    };
+    return hostCgroupPlan(cgroup, spec);
   }
 
   /**
@@ -440,14 +434,15 @@ export class ShimPod {
    */
   async #fault(fault: string, who: string): Promise<void> {
     const host = this.#host;
-    if (host === undefined || this.#stopReason !== undefined) return;
-    let guest: string | undefined;
-    if (who === 'qemu') {
-      await Promise.race([host.sandbox.vm.console.done, delay(500, undefined, { ref: false })]);
-      guest = guestFault(await consoleTail(host.paths.console));
-    }
-    const reason = guest === undefined ? fault : `${guest} (${fault})`;
-    this.#stopReason = reason;
+    // The Supervisor reports one death; during the boot there is no VM yet
+    // (the boot's abort ends it).
+    if (host === undefined) return;
+    const reason = await faultReason(
+      fault,
+      who === 'qemu',
+      host.sandbox.vm.console,
+      host.paths.console,
+    );
     const kept =
       this.#sandboxBundle === undefined ? undefined : join(this.#sandboxBundle, 'console.log');
     if (kept !== undefined) {
@@ -457,11 +452,6 @@ export class ShimPod {
     }
     this.log.error({ reason, consoleLog: kept }, 'the pod VM stopped by a fault');
     await this.releaseVm(false);
-  }
-
-  /** Why the pod's VM ended by a fault; undefined while it runs or after a normal stop. */
-  get stopReason(): string | undefined {
-    return this.#stopReason;
   }
 
   #exited(p: TaskProcess): void {

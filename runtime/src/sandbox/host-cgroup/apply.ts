@@ -71,6 +71,15 @@ export async function createHostCgroup(
   return cg;
 }
 
+/**
+ * The plan for a sandbox's owner: its cgroup, and the sandbox spec's memory
+ * limit when it sets one (a limit of 0 or less is unset).
+ */
+export function hostCgroupPlan(cgroup: HostCgroup, spec: Spec): HostCgroupPlan {
+  const limit = spec.linux?.resources?.memory?.limit;
+  return { cgroup, ...(typeof limit === 'number' && limit > 0 ? { memoryLimitBytes: limit } : {}) };
+}
+
 /** The plan startSandbox wrote for the sandbox process, if any. */
 export async function readHostCgroupPlan(file: string): Promise<HostCgroupPlan | undefined> {
   try {

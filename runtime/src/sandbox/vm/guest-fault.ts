@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { setTimeout as delay } from 'node:timers/promises';
 
 /**
  * Why a guest died, read from the last lines of its serial console: the
@@ -31,10 +32,29 @@ function lastMatch(lines: readonly string[], re: RegExp): RegExpExecArray | unde
 }
 
 /**
+ * The stop reason of a sandbox a host process's death (`fault`) ended: when
+ * that process was QEMU, what the guest's console says first (a panic, its
+ * OOM killer), once the console pipe drained (at most 500 ms), read from
+ * the log file `consoleLog`. Only then: an older console line (an OOM kill
+ * the guest survived) explains nothing else.
+ */
+export async function faultReason(
+  fault: string,
+  qemuDied: boolean,
+  guestConsole: { readonly done: Promise<void> },
+  consoleLog: string,
+): Promise<string> {
+  if (!qemuDied) return fault;
+  await Promise.race([guestConsole.done, delay(500, undefined, { ref: false })]);
+  const guest = guestFault(await consoleTail(consoleLog));
+  return guest === undefined ? fault : `${guest} (${fault})`;
+}
+
+/**
  * The last 64 KiB of a console log file as lines, [] when unreadable: a
  * panic's stack trace outgrows the tail the console keeps in memory.
  */
-export async function consoleTail(file: string): Promise<string[]> {
+async function consoleTail(file: string): Promise<string[]> {
   try {
     const text = await readFile(file, 'latin1');
     return text.slice(-65536).split('\n');
