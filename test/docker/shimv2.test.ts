@@ -67,6 +67,16 @@ describe.skipIf(skip !== undefined)(
       ];
     };
 
+    /** Kills task `id`, deletes it once it has stopped, then its container, as a test's cleanup. */
+    const removeTask = async (id: string): Promise<void> => {
+      await c.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
+      for (let i = 0; i < 50; i++) {
+        if ((await c.ctr(['task', 'delete', id])).code === 0) break;
+        await sleep(200);
+      }
+      await c.ctr(['container', 'delete', id]);
+    };
+
     describe.each(RUNTIMES)('with %s', (name, runtime) => {
       const run = (...args: string[]): ReturnType<PrivateContainerd['ctr']> =>
         c.ctr(['run', '--runtime', runtime, ...args]);
@@ -233,12 +243,7 @@ describe.skipIf(skip !== undefined)(
           expect(ls).toMatch(new RegExp(`${pod}\\s+\\d+\\s+RUNNING`));
         } finally {
           for (const id of [app, pod]) {
-            await c.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
-            for (let i = 0; i < 50; i++) {
-              if ((await c.ctr(['task', 'delete', id])).code === 0) break;
-              await sleep(200);
-            }
-            await c.ctr(['container', 'delete', id]);
+            await removeTask(id);
           }
         }
         if (name === 'kapsel') {
@@ -259,14 +264,6 @@ describe.skipIf(skip !== undefined)(
         ];
         const shims = (): string[] =>
           processesMentioning(c.address).filter((p) => p.includes('containerd-shim-'));
-        const remove = async (id: string): Promise<void> => {
-          await c.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
-          for (let i = 0; i < 50; i++) {
-            if ((await c.ctr(['task', 'delete', id])).code === 0) break;
-            await sleep(200);
-          }
-          await c.ctr(['container', 'delete', id]);
-        };
         try {
           expect(
             (await run('-d', ...annotate('sandbox'), SHIM_IMAGE, pod, 'sleep', '100000')).code,
@@ -274,15 +271,15 @@ describe.skipIf(skip !== undefined)(
           expect(
             (await run('-d', ...annotate('container'), SHIM_IMAGE, app, 'sleep', '100000')).code,
           ).toBe(0);
-          await remove(pod);
+          await removeTask(pod);
           expect((await c.ctr(['task', 'ls'])).stdout).not.toMatch(new RegExp(`^${pod}\\s`, 'm'));
           const e = await c.ctr(['task', 'exec', '--exec-id', 'a1', app, 'sh', '-c', 'echo alive']);
           expect(e.stdout).toBe('alive\n');
           expect(e.code).toBe(0);
           expect(shims()).toHaveLength(1);
         } finally {
-          await remove(app);
-          await remove(pod);
+          await removeTask(app);
+          await removeTask(pod);
         }
         if (name === 'kapsel') {
           for (let i = 0; i < 50 && leftovers(pod).length > 0; i++) await sleep(200);
@@ -313,12 +310,7 @@ describe.skipIf(skip !== undefined)(
           const addr = await c.ctr(['task', 'exec', '--exec-id', 'n1', id, 'ip', '-4', 'addr']);
           expect(addr.stdout).toContain('10.253.0.2/24');
         } finally {
-          await c.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
-          for (let i = 0; i < 50; i++) {
-            if ((await c.ctr(['task', 'delete', id])).code === 0) break;
-            await sleep(200);
-          }
-          await c.ctr(['container', 'delete', id]);
+          await removeTask(id);
           podNs.remove();
           peer.remove();
         }
@@ -365,12 +357,7 @@ describe.skipIf(skip !== undefined)(
             }
           }
         } finally {
-          await c.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
-          for (let i = 0; i < 50; i++) {
-            if ((await c.ctr(['task', 'delete', id])).code === 0) break;
-            await sleep(200);
-          }
-          await c.ctr(['container', 'delete', id]);
+          await removeTask(id);
         }
         for (let i = 0; i < 50 && existsSync(join('/sys/fs/cgroup/memory', path)); i++) {
           await sleep(100);
