@@ -37,6 +37,10 @@ export function runCommand(
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  // A command that exits before reading its input (ctr task kill) makes the
+  // write fail with EPIPE; its exit status is what the caller checks, as in
+  // kapsel-cli.ts kapsel().
+  child.stdin.on('error', () => undefined);
   child.stdin.end(stdin);
   return new Promise((resolve, reject) => {
     child.on('error', reject);
