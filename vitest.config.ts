@@ -19,6 +19,7 @@ export default defineConfig({
         test: {
           name: 'vm',
           include: ['test/vm/**/*.test.ts'],
+          globalSetup: ['test/support/template-dir-setup.ts'],
           testTimeout: 600_000,
           hookTimeout: 600_000,
           fileParallelism: false,
@@ -30,6 +31,7 @@ export default defineConfig({
         test: {
           name: 'docker',
           include: ['test/docker/**/*.test.ts'],
+          globalSetup: ['test/support/template-dir-setup.ts'],
           testTimeout: 600_000,
           hookTimeout: 600_000,
           fileParallelism: false,

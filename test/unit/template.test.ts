@@ -101,12 +101,14 @@ describe('PidLock', () => {
 
 describe('templateSettings', () => {
   it('reads KAPSEL_TEMPLATE and KAPSEL_TEMPLATE_DIR', () => {
-    expect(templateSettings({})).toEqual({ enabled: false, dir: '/var/lib/kapsel/templates' });
+    expect(templateSettings({})).toEqual({ enabled: true, dir: '/var/lib/kapsel/templates' });
+    expect(templateSettings({ KAPSEL_TEMPLATE: '' }).enabled).toBe(true);
     expect(templateSettings({ KAPSEL_TEMPLATE: 'on', KAPSEL_TEMPLATE_DIR: '/x' })).toEqual({
       enabled: true,
       dir: '/x',
     });
     expect(templateSettings({ KAPSEL_TEMPLATE: 'off' }).enabled).toBe(false);
+    expect(templateSettings({ KAPSEL_TEMPLATE: '0' }).enabled).toBe(false);
     expect(() => templateSettings({ KAPSEL_TEMPLATE: 'yes' })).toThrow(/KAPSEL_TEMPLATE/);
   });
 });

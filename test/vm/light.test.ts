@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { vmDirLayout, vmDirOf } from '../../runtime/src/sandbox/vm-dir.js';
 import {
   GUEST_DIR,
@@ -14,13 +14,24 @@ import {
 
 const skip = vmMissing();
 
+// The cold-boot suite: templates are on by default, and this file asserts
+// the phases of a guest that boots (init, modules, image, agent start), so
+// every sandbox here boots cold. Templated starts are test/vm/template.test.ts.
 describe.skipIf(skip !== undefined)(
-  `light sandboxes in a real VM${skip ? ` (skipped: ${skip})` : ''}`,
+  `light sandboxes in a real VM, booted cold${skip ? ` (skipped: ${skip})` : ''}`,
   () => {
     const root = mkdtempSync(join(tmpdir(), 'kapsel-root-'));
     const work = mkdtempSync(join(tmpdir(), 'kapsel-light-'));
+    const saved = process.env['KAPSEL_TEMPLATE'];
+
+    beforeAll(() => {
+      // Inherited by the kapsel processes each test spawns.
+      process.env['KAPSEL_TEMPLATE'] = 'off';
+    });
 
     afterAll(() => {
+      if (saved === undefined) delete process.env['KAPSEL_TEMPLATE'];
+      else process.env['KAPSEL_TEMPLATE'] = saved;
       removeBundles();
       rmSync(root, { recursive: true, force: true });
       rmSync(work, { recursive: true, force: true });

@@ -17,14 +17,15 @@ export interface TemplateSettings {
 
 /**
  * KAPSEL_TEMPLATE=on|off (docs/light-sandboxes.md, "Templates"): start
- * sandboxes from a saved VM instead of booting them. Off by default
- * (see there why). KAPSEL_TEMPLATE_DIR: where templates are kept.
+ * sandboxes from a saved VM instead of booting them. On by default (unset
+ * or empty is on); `off` or `0` boots every VM cold. KAPSEL_TEMPLATE_DIR:
+ * where templates are kept.
  */
 export function templateSettings(env: NodeJS.ProcessEnv = process.env): TemplateSettings {
   const v = env['KAPSEL_TEMPLATE'] ?? '';
   let enabled: boolean;
-  if (v === '' || v === 'off' || v === '0') enabled = false;
-  else if (v === 'on' || v === '1') enabled = true;
+  if (v === 'off' || v === '0') enabled = false;
+  else if (v === '' || v === 'on' || v === '1') enabled = true;
   else throw new Error(`KAPSEL_TEMPLATE: expected on or off, got ${JSON.stringify(v)}`);
   const dir = env['KAPSEL_TEMPLATE_DIR'];
   return { enabled, dir: dir !== undefined && dir !== '' ? dir : DEFAULT_TEMPLATE_DIR };
