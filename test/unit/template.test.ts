@@ -1,10 +1,21 @@
-import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  truncateSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { templateKey } from '../../runtime/src/sandbox/template/key.js';
 import { PidLock } from '../../runtime/src/sandbox/template/lock.js';
-import { templateSettings } from '../../runtime/src/sandbox/template/settings.js';
+import { templateLayout, templateSettings } from '../../runtime/src/sandbox/template/settings.js';
+import { dropOrphans, templateDamage } from '../../runtime/src/sandbox/template/store.js';
 import type { VmConfig } from '../../runtime/src/sandbox/vm/config.js';
 import { qemuArgs } from '../../runtime/src/sandbox/vm/qemu-args.js';
 
@@ -110,5 +121,45 @@ describe('templateSettings', () => {
     expect(templateSettings({ KAPSEL_TEMPLATE: 'off' }).enabled).toBe(false);
     expect(templateSettings({ KAPSEL_TEMPLATE: '0' }).enabled).toBe(false);
     expect(() => templateSettings({ KAPSEL_TEMPLATE: 'yes' })).toThrow(/KAPSEL_TEMPLATE/);
+  });
+});
+
+describe('templateDamage', () => {
+  it('passes a template whose files have the sizes meta.json saved, and names what differs', async () => {
+    const layout = templateLayout(join(dir, 'store'), '0123456789abcdef');
+    mkdirSync(layout.dir, { recursive: true });
+    writeFileSync(layout.state, 'QEVM-state');
+    writeFileSync(layout.ram, Buffer.alloc(4096));
+    expect(await templateDamage(layout)).toMatch(/meta\.json/);
+    writeFileSync(layout.meta, JSON.stringify({ stateBytes: 10, ramBytes: 4096 }));
+    expect(await templateDamage(layout)).toBeUndefined();
+    truncateSync(layout.ram, 1024);
+    expect(await templateDamage(layout)).toBe(`${layout.ram} has 1024 bytes, 4096 were saved`);
+    rmSync(layout.state);
+    expect(await templateDamage(layout)).toBe(`${layout.state} is missing`);
+  });
+});
+
+describe('dropOrphans', () => {
+  it("removes the working directories of dead template makers, not a live one's or a template", async () => {
+    const root = join(dir, 'orphans');
+    const key = 'fedcba9876543210';
+    // 99999999 is above pid_max: never alive.
+    const names = {
+      deadMake: `.make-${key}-99999999-a1b2c3`,
+      deadStale: `.stale-${key}-99999999`,
+      deadBad: `.bad-${key}-99999999`,
+      liveMake: `.make-${key}-${process.pid}-d4e5f6`,
+      template: key,
+      lock: `${key}.lock`,
+    };
+    mkdirSync(root);
+    for (const n of Object.values(names)) {
+      if (n.endsWith('.lock')) writeFileSync(join(root, n), '99999999');
+      else mkdirSync(join(root, n));
+    }
+    await dropOrphans(root, pino({ level: 'silent' }));
+    expect(readdirSync(root).sort()).toEqual([names.liveMake, names.template, names.lock].sort());
+    expect(existsSync(join(root, names.deadMake))).toBe(false);
   });
 });

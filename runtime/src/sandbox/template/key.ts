@@ -5,7 +5,7 @@ import { qemuArgs } from '../vm/qemu-args.js';
 import type { Accel } from '../vm/config.js';
 
 /** Bumped when what a template holds changes meaning (its files, the restore RPC). */
-const TEMPLATE_FORMAT = 2;
+const TEMPLATE_FORMAT = 3;
 
 /** A stand-in for the per-VM directory in the arguments a key is made of. */
 const STATE_DIR_PLACEHOLDER = '/kapsel-template-state';

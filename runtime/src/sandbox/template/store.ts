@@ -6,7 +6,7 @@ import type { VmConfig } from '../vm/config.js';
 import { saveState } from '../vm/migration.js';
 import { Vm } from '../vm/index.js';
 import { templateKey, type TemplateKey } from './key.js';
-import { PidLock } from './lock.js';
+import { alive, PidLock } from './lock.js';
 import { templateLayout, type TemplateLayout } from './settings.js';
 
 /** How long a start waits for another process making the same template. */
@@ -22,7 +22,9 @@ export interface TemplateMeta {
   savedAt: number;
   /** The template's boot to its saved state, ms (its boot timeline). */
   timeline: Record<string, number>;
+  /** Sizes of `state` and `ram` as saved: a file of another size is damaged. */
   stateBytes: number;
+  ramBytes: number;
 }
 
 export interface ReadyTemplate {
@@ -37,7 +39,10 @@ export interface ReadyTemplate {
  * use: returns at once when `<root>/<key>/` exists, else takes the key's
  * lock (another process making it is waited for), boots the template VM,
  * saves it and publishes it with one rename. When a template is made, the
- * older ones of the same shape (made from files since rebuilt) are removed.
+ * older ones of the same shape (made from files since rebuilt) are removed,
+ * and so are the working directories of makers that died. A template whose
+ * files do not match its meta.json (templateDamage) is removed, with a
+ * warning, and made again.
  */
 export async function ensureTemplate(
   root: string,
@@ -55,7 +60,12 @@ export async function ensureTemplate(
       () => true,
       () => false,
     );
-  if (await exists()) return { key: key.key, layout, made: false };
+  if (await exists()) {
+    const damage = await templateDamage(layout);
+    if (damage === undefined) return { key: key.key, layout, made: false };
+    log.warn({ key: key.key, dir: layout.dir, damage }, 'VM template damaged; making it again');
+    await discardTemplate(root, key.key);
+  }
   await mkdir(root, { recursive: true, mode: 0o700 });
   const lock = await PidLock.acquire(`${layout.dir}.lock`, exists, {
     timeoutMs: LOCK_WAIT_MS,
@@ -64,6 +74,7 @@ export async function ensureTemplate(
   if (lock === undefined) return { key: key.key, layout, made: false };
   try {
     if (await exists()) return { key: key.key, layout, made: false };
+    await dropOrphans(root, log);
     await makeTemplate(root, cfg, key, log, signal);
     await pruneStale(root, key, log);
     return { key: key.key, layout, made: true };
@@ -115,6 +126,7 @@ async function makeTemplate(
       await vm.shutdown(0);
     }
     const stateBytes = (await stat(draft.state)).size;
+    const ramBytes = (await stat(draft.ram)).size;
     const meta: TemplateMeta = {
       key: key.key,
       shapeKey: key.shapeKey,
@@ -123,6 +135,7 @@ async function makeTemplate(
       savedAt: Date.now(),
       timeline: vm.timeline.toJSON(),
       stateBytes,
+      ramBytes,
     };
     await writeFile(draft.meta, `${JSON.stringify(meta, null, 2)}\n`);
     await rm(join(work, 'timeline.json'), { force: true });
@@ -135,6 +148,54 @@ async function makeTemplate(
     throw new Error(`make the VM template ${layout.dir}: ${(err as Error).message}`, {
       cause: err,
     });
+  }
+}
+
+/**
+ * Why the template in `layout` cannot be used, or undefined if it can: its
+ * meta.json unreadable, or `state` or `ram` missing or of another size than
+ * when saved (a truncated copy, a disk that filled up). A file of the right
+ * size with wrong bytes is caught later, when QEMU loads the state or the
+ * restored agent does not answer (start.ts removes the template then).
+ */
+export async function templateDamage(layout: TemplateLayout): Promise<string | undefined> {
+  let meta: Partial<TemplateMeta>;
+  try {
+    meta = JSON.parse(await readFile(layout.meta, 'utf8')) as Partial<TemplateMeta>;
+  } catch (err) {
+    return `read ${layout.meta}: ${(err as Error).message}`;
+  }
+  const files: [string, number | undefined][] = [
+    [layout.state, meta.stateBytes],
+    [layout.ram, meta.ramBytes],
+  ];
+  for (const [path, want] of files) {
+    const size = await stat(path).then(
+      (st) => st.size,
+      () => undefined,
+    );
+    if (size === undefined) return `${path} is missing`;
+    if (size !== want) return `${path} has ${size} bytes, ${String(want)} were saved`;
+  }
+  return undefined;
+}
+
+/**
+ * The directories a template maker leaves while it works (`.make-<key>-<pid>-*`)
+ * and while it removes one (`.stale-<key>-<pid>`, `.bad-<key>-<pid>`), whose
+ * pid is dead: a kapsel SIGKILLed mid-save or mid-remove. Its QEMU died with
+ * it (pdeathsig, vm/child.ts), so nothing uses them.
+ */
+const WORK_DIR = /^\.(?:make-[0-9a-f]{16}-(\d+)-[0-9a-f]+|(?:stale|bad)-[0-9a-f]{16}-(\d+))$/;
+
+/** Removes the working directories of template makers that died (WORK_DIR). */
+export async function dropOrphans(root: string, log: Logger): Promise<void> {
+  for (const name of await readdir(root).catch(() => [] as string[])) {
+    const m = WORK_DIR.exec(name);
+    const pid = Number(m?.[1] ?? m?.[2]);
+    if (m === null || !Number.isInteger(pid) || pid <= 0 || alive(pid)) continue;
+    await rm(join(root, name), { recursive: true, force: true });
+    log.info({ dir: join(root, name) }, 'removed what a dead template maker left');
   }
 }
 
