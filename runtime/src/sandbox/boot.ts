@@ -8,6 +8,20 @@ import type { Machine, VmConfig } from './vm/config.js';
 import { templateSettings } from './template/settings.js';
 import { startFromTemplate } from './template/start.js';
 
+/** How long a cold-booted guest may take to power off after DestroySandbox. */
+const POWEROFF_WAIT_MS = 10_000;
+/**
+ * The same for a guest restored from a template. Such a guest does not
+ * power off by itself here: after init's "powering off" its vCPU idles and
+ * QEMU is still there 10 s later, where a cold guest is gone in about 1 s
+ * (virtiofsd idle in poll, the vCPU thread waiting for an interrupt; its
+ * one difference on the device side is the virtio-fs device hot-plugged
+ * through ACPI after the restore). By then DestroySandbox has answered: the
+ * containers are gone and virtio-fs writes reached the host (no writeback
+ * cache), so the guest's last second is not worth waiting for.
+ */
+const RESTORED_POWEROFF_WAIT_MS = 1000;
+
 export interface SandboxOptions {
   stateDir: string;
   /** Host directory shared into the guest: the containers' rootfses and binds. */
@@ -110,6 +124,9 @@ export class Sandbox {
       }
     }
     this.agent.close();
-    await this.vm.shutdown(graceful ? 10_000 : 0);
+    const restored = this.vm.config.template?.role === 'restore';
+    await this.vm.shutdown(
+      graceful ? (restored ? RESTORED_POWEROFF_WAIT_MS : POWEROFF_WAIT_MS) : 0,
+    );
   }
 }

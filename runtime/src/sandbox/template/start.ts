@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { rm } from 'node:fs/promises';
+import { appendFile, copyFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
@@ -10,6 +10,7 @@ import { resolveExecutable } from '../vm/child.js';
 import { QEMU_BINARY, type VmConfig } from '../vm/config.js';
 import { Vm } from '../vm/index.js';
 import { chooseAccel } from '../vm/kvm.js';
+import { vmDirLayout } from '../vm-dir.js';
 import { discardTemplate, ensureTemplate } from './store.js';
 
 /** Host random bytes the restored guest's RNG gets: two CRNG keys' worth. */
@@ -69,6 +70,7 @@ export async function startFromTemplate(
     const copyStart = Date.now();
     await execFileAsync('cp', ['--sparse=always', template.layout.ram, ramFile]);
     log.debug({ ms: Date.now() - copyStart }, 'template RAM copied');
+    await seedConsole(template.layout.console, vmDirLayout(cfg.stateDir).console);
     vm = await Vm.boot(
       {
         ...shape,
@@ -117,4 +119,18 @@ export async function startFromTemplate(
     }
     throw err;
   }
+}
+
+/**
+ * Starts the clone's console log with the template's: a clone is that
+ * guest continued, and its boot (kernel, init, modules, the agent's start)
+ * is only in the template's console. A fault's reason points at this log,
+ * so it must hold the whole story. The clone's own lines follow a marker.
+ */
+async function seedConsole(templateConsole: string, cloneConsole: string): Promise<void> {
+  await copyFile(templateConsole, cloneConsole).catch(() => undefined);
+  await appendFile(
+    cloneConsole,
+    `--- the lines above are the boot of the VM template ${dirname(templateConsole)}; this VM was restored from it at ${new Date().toISOString()} ---\n`,
+  );
 }
