@@ -5,11 +5,14 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
+  truncateSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Spec } from '../../oci/spec.js';
 import { vmDirOf } from '../../runtime/src/sandbox/vm-dir.js';
@@ -20,6 +23,7 @@ import {
   makeBundle,
   processesMentioning,
   removeBundles,
+  startKapsel,
   vmMissing,
 } from '../support/kapsel-cli.js';
 import { hostNetworkSnapshot, TestNetns } from '../support/netns.js';
@@ -225,6 +229,76 @@ describe.skipIf(skip !== undefined)(
       expect(t['initStarted']).toBeGreaterThan(0);
       expect(t['restoreBegun']).toBeUndefined();
       expectNothingLeft('tpl-off');
+    });
+
+    it('remakes a template whose RAM file was truncated, with a warning, and starts from it', async () => {
+      // Made by the first test of this file; truncated as a full disk or an
+      // interrupted copy would leave it.
+      const [key] = templates(templateDir);
+      expect(key).toBeDefined();
+      const ram = join(templateDir, key ?? '', 'ram');
+      const saved = statSync(ram).size;
+      truncateSync(ram, 4096);
+      const b = makeBundle((s) => {
+        shSpec(s, 'echo ok');
+      });
+      const logFile = join(work, 'damaged.log');
+      const r = await kapselToFiles(
+        ['--root', root, '--debug', '--log', logFile, 'run', '--bundle', b, 'tpl-damaged'],
+        work,
+      );
+      expect(r.stderr()).toBe('');
+      expect(r.stdout()).toBe('ok\n');
+      expect(r.code).toBe(0);
+      const log = readFileSync(logFile, 'utf8');
+      expect(log).toMatch(/level=warning msg="VM template damaged; making it again"/);
+      expect(log).toContain(`${ram} has 4096 bytes, ${saved} were saved`);
+      // Made again under the same key, and this start restored from it.
+      expect(templates(templateDir)).toEqual([key]);
+      expect(statSync(ram).size).toBe(saved);
+      expect(lastTimeline(logFile)['restored']).toBeGreaterThan(0);
+      expectNothingLeft('tpl-damaged');
+    });
+
+    it('drops what a template maker SIGKILLed mid-make left, and two racing starts make one template', async () => {
+      const dir = join(work, 'templates-killed');
+      process.env['KAPSEL_TEMPLATE_DIR'] = dir;
+      const b = makeBundle((s) => {
+        shSpec(s, 'echo ok');
+      });
+      try {
+        const first = startKapsel(['--root', root, 'run', '--bundle', b, 'tpl-killed'], work);
+        // The process making the template names itself in its working directory.
+        let maker: number | undefined;
+        for (let i = 0; i < 1200 && maker === undefined; i++) {
+          const made = existsSync(dir) ? readdirSync(dir) : [];
+          const m = made.map((n) => /^\.make-[0-9a-f]{16}-(\d+)-/.exec(n)).find((x) => x !== null);
+          if (m) maker = Number(m[1]);
+          else await sleep(100);
+        }
+        expect(maker).toBeDefined();
+        process.kill(maker ?? 0, 'SIGKILL');
+        const killed = await first.done;
+        expect(killed.code).not.toBe(0);
+        await k('delete', '--force', 'tpl-killed');
+        // Left behind: the working directory and the lock of a dead pid.
+        expect(readdirSync(dir).some((n) => n.startsWith('.make-'))).toBe(true);
+        expect(processesMentioning(dir)).toEqual([]);
+        const racing = await Promise.all(
+          ['tpl-race1', 'tpl-race2'].map((id) => k('run', '--bundle', b, id)),
+        );
+        for (const r of racing) {
+          expect(r.stderr).toBe('');
+          expect(r.stdout).toBe('ok\n');
+          expect(r.code).toBe(0);
+        }
+        expect(templates(dir)).toHaveLength(1);
+        expect(readdirSync(dir).filter((n) => !/^[0-9a-f]{16}$/.test(n))).toEqual([]);
+        expectNothingLeft('tpl-race1');
+        expectNothingLeft('tpl-race2');
+      } finally {
+        process.env['KAPSEL_TEMPLATE_DIR'] = templateDir;
+      }
     });
 
     it('makes a new template when a file of its key changes, and drops the stale one', async () => {

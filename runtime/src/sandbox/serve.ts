@@ -152,6 +152,10 @@ export async function serveSandbox(
     if (fault !== undefined) {
       stopReason = await faultReason(fault, cause.qemuDied, sandbox.vm.console, paths.console);
       log.error({ reason: stopReason }, 'sandbox stopped by a fault');
+      // Copied now, so the file the reason names exists once `state` shows
+      // it: stopping QEMU can take seconds after a fault (quit, then
+      // SIGKILL). Copied again at the end, with the VM's last lines.
+      await keepLogs(paths, [...containers, sandboxId], store);
       for (const id of new Set([...containers, sandboxId])) {
         const logs = join(store.dirOf(id), KEPT_LOGS[0]);
         await store.update(id, (r) => {

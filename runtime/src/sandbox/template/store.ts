@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -141,7 +142,17 @@ async function makeTemplate(
     await rm(join(work, 'timeline.json'), { force: true });
     // Published whole or not at all: a reader sees the state file only in
     // a directory that has everything.
-    await rename(work, layout.dir);
+    try {
+      await rename(work, layout.dir);
+    } catch (err) {
+      // Two makers that took over a dead owner's lock at once (lock.ts):
+      // the other one published first. Its template is as good as this one.
+      const code = (err as NodeJS.ErrnoException).code;
+      if ((code !== 'ENOTEMPTY' && code !== 'EEXIST') || !existsSync(layout.state)) throw err;
+      await rm(work, { recursive: true, force: true });
+      log.info({ key: key.key }, 'VM template made by another process meanwhile; using that one');
+      return;
+    }
     log.info({ key: key.key, stateBytes, timeline: meta.timeline }, 'VM template saved');
   } catch (err) {
     await rm(work, { recursive: true, force: true });
