@@ -1,6 +1,6 @@
 // Soak: many container lifecycles in one pod VM, then many execs into one
 // container, through bin/kapsel as an engine drives it. Prints the guest
-// agent's, the sandbox process's and virtiofsd's own RSS and fd counts at
+// agent's, the sandbox process's and virtiofsd's own memory (RssAnon) and fd counts at
 // the start, middle and end (each read after 3 s idle), and every failure
 // with the tail of the VM's console log. Goal (issue 11): all succeed, flat
 // (under 10% growth, no fd growth).
@@ -23,6 +23,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs, promisify } from 'node:util';
 import type { Spec, State } from '../oci/spec.js';
 import { vmDirLayout, vmDirOf } from '../runtime/src/sandbox/vm-dir.js';
+import { isAlive } from '../runtime/src/sys/pids.js';
 import { DEFAULT_BUNDLE, KAPSEL } from '../test/support/kapsel-cli.js';
 
 const run = promisify(execFile);
@@ -90,17 +91,19 @@ interface Usage {
 }
 
 /**
- * A process's own resident memory: VmRSS less RssShmem. virtiofsd maps all
- * of the guest's RAM (a shared memfd, vhost-user) and its RSS grows with
- * every guest page it has read into or written from; those pages are the
- * guest's, counted in QEMU, not memory virtiofsd holds.
+ * A process's own resident memory: RssAnon, what it allocated. Not VmRSS:
+ * virtiofsd maps all of the guest's RAM (a shared memfd, vhost-user) and
+ * its RSS grows with every guest page it has read into or written from
+ * (RssShmem, the guest's pages, counted in QEMU); and a Node process's
+ * RssFile (~40 MiB of the node binary, shared by every Node process) grows
+ * as calls touch more of its code, which is not memory it holds either.
  */
 function hostUsage(pid: number): Usage {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const field = (name: string): number =>
     Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
   return {
-    rssKiB: field('VmRSS') - field('RssShmem'),
+    rssKiB: field('RssAnon'),
     fds: readdirSync(`/proc/${pid}/fd`).length,
   };
 }
@@ -128,9 +131,9 @@ async function agentUsage(): Promise<Usage> {
     '-c',
     // The agent: the node whose parent is the guest's init. (Reading every
     // process's cmdline can block on a kernel thread's; stat does not.)
-    'for p in /proc/[0-9]*; do set -- $(cat $p/stat 2>/dev/null); if [ "$2" = "(node)" ] && [ "$4" = 1 ]; then grep VmRSS $p/status; ls $p/fd | wc -l; fi; done',
+    'for p in /proc/[0-9]*; do set -- $(cat $p/stat 2>/dev/null); if [ "$2" = "(node)" ] && [ "$4" = 1 ]; then grep RssAnon $p/status; ls $p/fd | wc -l; fi; done',
   );
-  const m = /VmRSS:\s+(\d+) kB\s+(\d+)/.exec(out);
+  const m = /RssAnon:\s+(\d+) kB\s+(\d+)/.exec(out);
   return { rssKiB: Number(m?.[1] ?? NaN), fds: Number(m?.[2] ?? NaN) };
 }
 
@@ -167,11 +170,18 @@ function consoleTail(): string {
   }
 }
 
+/**
+ * Waits as an engine does, on the process `state` names (runc's init pid;
+ * here the host process that stands for the container), not by asking
+ * kapsel over and over: each `state` is a Node process that would take the
+ * CPU from the guest under test.
+ */
 async function waitStopped(id: string): Promise<void> {
+  const { pid } = JSON.parse(await k('state', id)) as State;
+  while (isAlive(pid)) await sleep(50);
   for (;;) {
     const s = JSON.parse(await k('state', id)) as State;
     if (s.status === 'stopped') return;
-    // Each look is a kapsel process: looking less often leaves the CPU to the guest.
     await sleep(200);
   }
 }

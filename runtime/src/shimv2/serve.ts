@@ -2,6 +2,7 @@ import { rm } from 'node:fs/promises';
 import { TaskDefinition } from '../../../proto/generated/github.com/containerd/containerd/runtime/v2/task/shim.js';
 import { tellCreator } from '../sys/detached.js';
 import { messageOf } from '../sys/errors.js';
+import { IdleMemory } from '../sys/idle-memory.js';
 import { createLogger } from '../sys/log.js';
 import { TtrpcServer } from '../ttrpc/server.js';
 import { vmDirOfPod } from './address.js';
@@ -41,8 +42,10 @@ export async function serveCommand(f: ShimFlags): Promise<number> {
   const finished = new Promise<void>((resolve) => (finish = resolve));
   // Lets the Shutdown reply go out before the connections drop.
   const shutdown = (): void => void setTimeout(finish, 50);
+  const idleMemory = new IdleMemory(log);
   server.onCall = (service, method, code, ms) => {
     log.debug({ service, method, code, ms }, 'task api call');
+    idleMemory.callDone();
   };
   server.registerDefinition(TaskDefinition, taskService(pod, shutdown, log));
   try {
