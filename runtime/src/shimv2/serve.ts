@@ -15,7 +15,7 @@ import { taskService } from './task-service.js';
  * The long-lived shim of one pod (started by `start`): serves the task API
  * on -socket, owns the pod's VM, and goes on Shutdown (or SIGTERM) taking the
  * VM, its directory and the socket with it. Logs go to
- * $KAPSEL_SHIM_LOG, else kapsel-shim.log in the sandbox's bundle.
+ * runtime.shim_log (KAPSEL_SHIM_LOG), else kapsel-shim.log in the sandbox's bundle.
  */
 export async function serveCommand(f: ShimFlags): Promise<number> {
   const log = createLogger({
