@@ -1,9 +1,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { afterAll, describe, expect, it } from 'vitest';
+import { Any } from '../../proto/generated/google/protobuf/any.js';
 import { ConfigError, loadSettings } from '../../runtime/src/config/load.js';
 import { SCHEMA } from '../../runtime/src/config/schema.js';
+import { configPathOf } from '../../runtime/src/shimv2/options.js';
 import { DEFAULT_SIZING } from '../../runtime/src/sandbox/sizing.js';
 import {
   DEFAULT_TEMPLATE_DIR,
@@ -249,5 +252,24 @@ shim_log = "/var/log/kapsel-shim.log"
     for (const [section, keys] of Object.entries(SCHEMA)) {
       for (const key of Object.keys(keys)) expect(l.sources[`${section}.${key}`]).toBe('file');
     }
+  });
+});
+
+describe('containerd runtime options', () => {
+  /** An Any as containerd's typeurl marshals runtimeoptions.v1.Options{TypeUrl, ConfigPath}. */
+  const encoded = (typeUrl: string, configPath: string): Uint8Array => {
+    const value = new BinaryWriter().uint32(10).string('').uint32(18).string(configPath).finish();
+    return Any.encode({ typeUrl, value: Buffer.from(value) }).finish();
+  };
+
+  it('reads ConfigPath of runtimeoptions.v1.Options, and nothing of other types', () => {
+    expect(configPathOf(encoded('runtimeoptions.v1.Options', '/etc/kapsel/pod.toml'))).toBe(
+      '/etc/kapsel/pod.toml',
+    );
+    expect(configPathOf(encoded('type.googleapis.com/runtimeoptions.v1.Options', '/x.toml'))).toBe(
+      '/x.toml',
+    );
+    expect(configPathOf(encoded('runtimeoptions.v1.Options', ''))).toBeUndefined();
+    expect(configPathOf(encoded('containerd.runc.v1.Options', '/x.toml'))).toBeUndefined();
   });
 });

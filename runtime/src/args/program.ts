@@ -4,6 +4,7 @@ import { OCI_VERSION } from '../../../oci/spec.js';
 import { DEFAULT_ROOT } from '../container/state.js';
 import { CONFIG_ENV, DEFAULT_CONFIG_PATHS } from '../config/load.js';
 import { reportSettingsTo, settings, useConfigFile } from '../config/settings.js';
+import { messageOf } from '../sys/errors.js';
 import { createLogger } from '../sys/log.js';
 import { VERSION } from '../version.js';
 
@@ -66,21 +67,25 @@ export function newProgram(): { program: Command; ctx: Context } {
   };
   program.hook('preAction', (_root, action) => {
     useConfigFile(ctx.globals().config);
-    reportSettingsTo(ctx.logger());
-    // Read before anything is made, so a configuration mistake leaves nothing.
-    if (READS_SETTINGS_FIRST.has(action.name())) settings();
+    const log = ctx.logger();
+    reportSettingsTo(log);
+    // Read before anything is made, so a configuration mistake leaves
+    // nothing. The other verbs (delete, kill, state...) only warn: a broken
+    // file must not block clean-up.
+    try {
+      settings();
+    } catch (err) {
+      if (STARTS_SANDBOX.has(action.name())) throw err;
+      log.warn(messageOf(err));
+    }
   });
   return { program, ctx };
 }
 
 /** The verbs that start a sandbox: the ones the configuration is for. */
-const READS_SETTINGS_FIRST = new Set(['create', 'run', '__monitor']);
+const STARTS_SANDBOX = new Set(['create', 'run', '__monitor']);
 
-/**
- * runtime.enable_debug, when the configuration can be read. When it cannot,
- * the verbs that need it fail with the reason; the others (delete, kill,
- * state...) still work, so that a broken file does not block clean-up.
- */
+/** runtime.enable_debug, when the configuration can be read (else see preAction). */
 function configuredDebug(): boolean {
   try {
     return settings().runtime.enable_debug;

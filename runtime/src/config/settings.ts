@@ -53,7 +53,8 @@ function report(l: LoadedSettings): void {
   for (const [section, keys] of Object.entries(l.settings)) {
     for (const [key, value] of Object.entries(keys as Record<string, unknown>)) {
       const id = `${section}.${key}`;
-      effective[id] = `${JSON.stringify(value)} (${l.sources[id] ?? 'default'})`;
+      const shown = typeof value === 'string' && value !== '' ? value : JSON.stringify(value);
+      effective[id] = `${shown} (${l.sources[id] ?? 'default'})`;
     }
   }
   logger.debug({ config: l.file ?? 'none', ...effective }, 'effective settings');

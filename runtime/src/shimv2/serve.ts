@@ -1,5 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { TaskDefinition } from '../../../proto/generated/github.com/containerd/containerd/runtime/v2/task/shim.js';
+import { reportSettingsTo, settings } from '../config/settings.js';
 import { tellCreator } from '../sys/detached.js';
 import { messageOf } from '../sys/errors.js';
 import { createLogger } from '../sys/log.js';
@@ -21,8 +22,9 @@ export async function serveCommand(f: ShimFlags): Promise<number> {
   const log = createLogger({
     file: shimLogOf(f),
     format: 'json',
-    debug: f.debug,
+    debug: f.debug || settings().runtime.enable_debug,
   });
+  reportSettingsTo(log);
   // stdio goes nowhere (containerd must not wait on it): say why we die.
   process.on('uncaughtException', (err) => {
     log.fatal({ err, stack: err.stack }, 'shim failed');
