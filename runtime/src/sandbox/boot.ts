@@ -5,7 +5,8 @@ import { SHARED_TAG } from './vm-dir.js';
 import type { Child } from './vm/child.js';
 import { Vm } from './vm/index.js';
 import type { VmConfig } from './vm/config.js';
-import { settings } from '../config/settings.js';
+import type { LoadedSettings } from '../config/load.js';
+import { loadedSettings } from '../config/settings.js';
 import { startFromTemplate } from './template/start.js';
 
 export interface SandboxOptions {
@@ -19,6 +20,8 @@ export interface SandboxOptions {
   signal?: AbortSignal;
   /** Supervision of QEMU and virtiofsd (supervisor.ts). */
   adopt?: (name: string, child: Child, rank?: number) => void;
+  /** The configuration to boot with; default this process's (config/settings.ts). */
+  settings?: LoadedSettings;
 }
 
 /**
@@ -34,8 +37,9 @@ export class Sandbox {
   ) {}
 
   static async start(opts: SandboxOptions): Promise<Sandbox> {
-    const { hypervisor, factory } = settings();
-    const image = guestImage(hypervisor);
+    const loaded = opts.settings ?? loadedSettings();
+    const { hypervisor, factory } = loaded.settings;
+    const image = guestImage(hypervisor, loaded.sources);
     const cfg: VmConfig = {
       stateDir: opts.stateDir,
       kernel: image.kernel,
