@@ -2,12 +2,11 @@ import { join } from 'node:path';
 
 /**
  * Where templates live unless factory.template_path (KAPSEL_TEMPLATE_DIR)
- * says otherwise: on disk under /var/lib, not under --root (a tmpfs in
- * /run by default, where a
- * template of ~100 MB would be RAM, and gone at reboot). A template holds
- * no container's data, only a guest booted to agent-ready, so one
- * directory serves every --root on the host; it survives a kapsel crash
- * and a reboot, and `kapsel delete` never touches it.
+ * says otherwise: on disk under /var/lib, not under --root (a tmpfs in /run
+ * by default, where a template of ~100 MB would be RAM, and gone at
+ * reboot). A template holds no container's data, only a guest booted to
+ * agent-ready, so one directory serves every --root on the host; it
+ * survives a kapsel crash and a reboot, and `kapsel delete` never touches it.
  */
 export const DEFAULT_TEMPLATE_DIR = '/var/lib/kapsel/templates';
 
