@@ -41,6 +41,7 @@ describe('configuration file', () => {
         kernel: '',
         guest_image: 'pmem',
         initrd: '',
+        kernel_params: '',
         default_memory: DEFAULT_SIZING.baseMemoryMiB,
         default_vcpus: DEFAULT_SIZING.baseCpus,
         default_maxvcpus: 0,

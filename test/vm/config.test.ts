@@ -62,6 +62,7 @@ describe.skipIf(skip !== undefined)(
           '[hypervisor]',
           'default_memory = 384',
           'tcg_tb_mib = 32',
+          'kernel_params = " kapsel.cfgtest=1  "',
           '[factory]',
           'enable_template = false',
           '[runtime]',
@@ -98,6 +99,7 @@ describe.skipIf(skip !== undefined)(
         const qemu = processesMentioning(vmDir).filter((p) => p.includes('qemu-system'));
         expect(qemu).toHaveLength(1);
         expect(qemu[0]).toContain('tb-size=32');
+        expect(qemu[0]).toMatch(/ kapsel\.cfgtest=1( |$)/);
 
         // enable_debug from the file, without --debug: each process logs the
         // effective settings and their sources once, and the cold boot's phases.

@@ -57,6 +57,17 @@ function oneOf<T extends string>(values: readonly T[], def: T, env?: string): Ke
   };
 }
 
+function text(def: string, expected: string, env?: string): Key<string> {
+  const ok = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+  return {
+    default: def,
+    ...(env === undefined ? {} : { env }),
+    expected,
+    fromToml: ok,
+    fromEnv: ok,
+  };
+}
+
 /** A path; absolute, since the processes that read it run from any directory. */
 function path(def: string, env?: string): Key<string> {
   const ok = (v: unknown): string | undefined =>
@@ -86,6 +97,15 @@ export const SCHEMA = {
     guest_image: oneOf(['pmem', 'initrd'], 'pmem', 'KAPSEL_GUEST_IMAGE'),
     /** Kata: initrd. The whole-guest initrd of the initrd mode; "" is build/guest/initrd.img. */
     initrd: path('', 'KAPSEL_INITRD'),
+    /**
+     * Kata: kernel_params. More guest kernel parameters, space-separated:
+     * the init's options for debugging a guest (docs/light-sandboxes.md).
+     */
+    kernel_params: text(
+      '',
+      'a string of space-separated kernel parameters',
+      'KAPSEL_KERNEL_PARAMS',
+    ),
     /** Kata: default_memory, MiB. Guest RAM before any container limit (sizing.ts). */
     default_memory: int(
       DEFAULT_SIZING.baseMemoryMiB,

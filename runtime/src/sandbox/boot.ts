@@ -24,6 +24,12 @@ export interface SandboxOptions {
   settings?: LoadedSettings;
 }
 
+/** hypervisor.kernel_params as VmConfig.kernelParams (qemu-args.ts checks each). */
+function kernelParams(line: string): { kernelParams?: string[] } {
+  const v = line.trim();
+  return v === '' ? {} : { kernelParams: v.split(/\s+/) };
+}
+
 /**
  * One VM with its agent connection: QEMU, virtiofsd and the single gRPC
  * connection over the virtio-serial port. The sandbox process (serve.ts)
@@ -48,6 +54,7 @@ export class Sandbox {
       tcgTbMiB: hypervisor.tcg_tb_mib,
       machine: hypervisor.machine_type,
       ...(hypervisor.accel === 'auto' ? {} : { accel: hypervisor.accel }),
+      ...kernelParams(hypervisor.kernel_params),
       memoryMiB: opts.memoryMiB ?? 1024,
       cpus: opts.cpus ?? 1,
       share: { dir: opts.shareDir, tag: SHARED_TAG },
