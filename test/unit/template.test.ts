@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { templateKey } from '../../runtime/src/sandbox/template/key.js';
 import { PidLock } from '../../runtime/src/sandbox/template/lock.js';
-import { templateSettings } from '../../runtime/src/sandbox/template/settings.js';
 import type { VmConfig } from '../../runtime/src/sandbox/vm/config.js';
 import { qemuArgs } from '../../runtime/src/sandbox/vm/qemu-args.js';
 
@@ -96,17 +95,5 @@ describe('PidLock', () => {
     const taken = await PidLock.acquire(path, () => Promise.resolve(false), { timeoutMs: 1000 });
     expect(taken).toBeDefined();
     await taken?.release();
-  });
-});
-
-describe('templateSettings', () => {
-  it('reads KAPSEL_TEMPLATE and KAPSEL_TEMPLATE_DIR', () => {
-    expect(templateSettings({})).toEqual({ enabled: false, dir: '/var/lib/kapsel/templates' });
-    expect(templateSettings({ KAPSEL_TEMPLATE: 'on', KAPSEL_TEMPLATE_DIR: '/x' })).toEqual({
-      enabled: true,
-      dir: '/x',
-    });
-    expect(templateSettings({ KAPSEL_TEMPLATE: 'off' }).enabled).toBe(false);
-    expect(() => templateSettings({ KAPSEL_TEMPLATE: 'yes' })).toThrow(/KAPSEL_TEMPLATE/);
   });
 });

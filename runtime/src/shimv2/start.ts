@@ -2,10 +2,12 @@ import { closeSync, openSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
+import { useConfigFile } from '../config/settings.js';
 import { checkNetnsPath, enterNetnsArgs } from '../sandbox/network/netns.js';
 import { startDetached } from '../sys/detached.js';
 import { socketPathOf, vmDirOfPod } from './address.js';
 import type { ShimFlags } from './flags.js';
+import { configPathFromStdin } from './options.js';
 import { bundleOf, podOf, shimLogOf } from './placement.js';
 
 /**
@@ -17,6 +19,8 @@ import { bundleOf, podOf, shimLogOf } from './placement.js';
  * shim (and one VM) serves the pod.
  */
 export async function startCommand(f: ShimFlags): Promise<number> {
+  // The serving shim started below inherits it as KAPSEL_CONFIG.
+  useConfigFile(configPathFromStdin());
   const pod = podOf(f);
   const socket = socketPathOf(pod.key);
   const address = `unix://${socket}`;
