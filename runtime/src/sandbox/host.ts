@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { Sandbox, type SandboxOptions } from './boot.js';
 import {
@@ -10,6 +10,7 @@ import {
 import { makeSharedMount } from './host-mounts.js';
 import type { VmSize } from './sizing.js';
 import { cleanupVmDir, vmDirLayout, type VmDirLayout } from './vm-dir.js';
+import { mkdirAll } from '../../../oci/fs/mkdir-all.js';
 
 /**
  * The host end of one VM, held in-process by whichever process owns the
@@ -45,7 +46,7 @@ export class SandboxHost {
     const paths = vmDirLayout(dir);
     const { hostCgroup: plan, ...sandboxOpts } = opts;
     try {
-      await mkdir(dir, { recursive: true, mode: 0o700 });
+      await mkdirAll(dir, 0o700);
       await writeFile(paths.pidFile, String(process.pid));
       if (plan !== undefined) await writeFile(paths.hostCgroup, JSON.stringify(plan));
       // Joined first: QEMU and virtiofsd start in it, and every page they

@@ -8,6 +8,7 @@ import { isAlive, killQuietly, readPid } from '../sys/pids.js';
 import type { HostCgroupPlan } from './host-cgroup/apply.js';
 import type { VmSize } from './sizing.js';
 import { cleanupVmDir, vmDirLayout } from './vm-dir.js';
+import { mkdirAll } from '../../../oci/fs/mkdir-all.js';
 
 /*
  * The sandbox process (`kapsel __monitor`, serve.ts) seen from the CLI: start
@@ -35,7 +36,7 @@ export async function startSandbox(
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
       throw new RuntimeError(`sandbox ${sandboxId} exists already`, 1, { cause: err });
     }
-    await mkdir(vmDir, { recursive: true, mode: 0o700 });
+    await mkdirAll(vmDir, 0o700);
   }
   if (hostCgroup !== undefined) await writeFile(layout.hostCgroup, JSON.stringify(hostCgroup));
   const logFd = openSync(layout.log, 'a');
