@@ -43,6 +43,17 @@ function tcgTbFromEnv(): { tcgTbMiB?: number } {
 }
 
 /**
+ * KAPSEL_KERNEL_PARAMS: more guest kernel parameters, space-separated, for
+ * debugging a guest from the command line as Kata's `kernel_params` does
+ * (the init options of docs/light-sandboxes.md: kapsel.agent_flags=,
+ * kapsel.agent_start=). qemu-args.ts refuses quotes.
+ */
+function kernelParamsFromEnv(): { kernelParams?: string[] } {
+  const v = process.env['KAPSEL_KERNEL_PARAMS']?.trim() ?? '';
+  return v === '' ? {} : { kernelParams: v.split(/\s+/) };
+}
+
+/**
  * One VM with its agent connection: QEMU, virtiofsd and the single gRPC
  * connection over the virtio-serial port. The sandbox process (serve.ts)
  * holds one for the VM's lifetime; start() is where a sandbox boots.
@@ -63,6 +74,7 @@ export class Sandbox {
       ...(image.image === undefined ? {} : { image: image.image }),
       ...tcgTbFromEnv(),
       ...machineFromEnv(),
+      ...kernelParamsFromEnv(),
       memoryMiB: opts.memoryMiB ?? 1024,
       cpus: opts.cpus ?? 1,
       share: { dir: opts.shareDir, tag: SHARED_TAG },

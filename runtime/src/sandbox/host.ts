@@ -11,6 +11,9 @@ import { makeSharedMount } from './host-mounts.js';
 import type { VmSize } from './sizing.js';
 import { cleanupVmDir, vmDirLayout, type VmDirLayout } from './vm-dir.js';
 import { mkdirAll } from '../../../oci/fs/mkdir-all.js';
+import { RuntimeError } from '../sys/errors.js';
+import { readyTimeoutMs, withReadyDeadline } from '../sys/ready-deadline.js';
+import { keepBootLogs } from './boot-logs.js';
 
 /**
  * The host end of one VM, held in-process by whichever process owns the
@@ -30,12 +33,14 @@ export class SandboxHost {
   /**
    * Boots a sandbox in `dir` (made if missing): writes this process's pid as
    * the sandbox process's, shares `<dir>/shared` into the guest, waits for
-   * the agent. `opts.signal` cuts the boot short; `opts.adopt` receives
+   * the agent, at most KAPSEL_READY_TIMEOUT (sys/ready-deadline.ts).
+   * `opts.signal` cuts the boot short; `opts.adopt` receives
    * every host process started for the sandbox (supervisor.ts).
    * `opts.hostCgroup` is the host cgroup to join when no plan was written
    * into the directory by its creator (the runc path's startSandbox); it is
    * written there, for whoever cleans up after this process. On failure the
-   * directory is cleaned up before the error.
+   * directory is cleaned up before the error, its logs kept (boot-logs.ts)
+   * and named in the error.
    */
   static async boot(
     dir: string,
@@ -45,6 +50,8 @@ export class SandboxHost {
   ): Promise<SandboxHost> {
     const paths = vmDirLayout(dir);
     const { hostCgroup: plan, ...sandboxOpts } = opts;
+    const deadline = withReadyDeadline("the sandbox's guest agent", readyTimeoutMs(), opts.signal);
+    sandboxOpts.signal = deadline.signal;
     try {
       await mkdirAll(dir, 0o700);
       await writeFile(paths.pidFile, String(process.pid));
@@ -67,8 +74,12 @@ export class SandboxHost {
       }
       return new SandboxHost(sandbox, paths, log);
     } catch (err) {
+      const kept = await keepBootLogs(dir);
       await cleanupVmDir(dir, log);
-      throw err;
+      if (kept === '' || !(err instanceof Error)) throw err;
+      throw new RuntimeError(`${err.message}; ${kept}`, 1, { cause: err });
+    } finally {
+      deadline.done();
     }
   }
 

@@ -7,6 +7,7 @@ import { RuntimeError } from '../sys/errors.js';
 import { isAlive, killQuietly, readPid } from '../sys/pids.js';
 import type { HostCgroupPlan } from './host-cgroup/apply.js';
 import type { VmSize } from './sizing.js';
+import { keepBootLogs } from './boot-logs.js';
 import { cleanupVmDir, vmDirLayout } from './vm-dir.js';
 import { mkdirAll } from '../../../oci/fs/mkdir-all.js';
 
@@ -18,7 +19,10 @@ import { mkdirAll } from '../../../oci/fs/mkdir-all.js';
 /**
  * Boots a sandbox: makes its VM directory, starts its process there (inside
  * the host network namespace `enter` puts it in, see network/netns.ts) and
- * returns the process's pid once the agent answers through it.
+ * returns the process's pid once the agent answers through it. A sandbox
+ * process not ready by its deadline (sys/ready-deadline.ts) is killed; the
+ * error names the VM's logs, kept (boot-logs.ts) for stopSandbox removes
+ * the directory.
  */
 export async function startSandbox(
   root: string,
@@ -59,6 +63,11 @@ export async function startSandbox(
       'start the sandbox',
       enter,
     );
+  } catch (err) {
+    // Killed at the deadline, it kept nothing itself (host.ts boot does).
+    const kept = await keepBootLogs(vmDir);
+    if (kept === '' || !(err instanceof Error)) throw err;
+    throw new RuntimeError(`${err.message}; ${kept}`, 1, { cause: err });
   } finally {
     closeSync(logFd);
   }
