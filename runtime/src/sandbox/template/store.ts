@@ -82,7 +82,9 @@ export async function ensureTemplate(
  * a host connects again, which would be the first clone's connection,
  * whose HTTP/2 client then reads a GOAWAY before SETTINGS and fails with a
  * protocol error (seen here). So the agent is saved never having had a
- * host; the clone's first call is its first connection.
+ * host; the clone's first call is its first connection. (The agent now
+ * drops such writes, agent/src/transport/serial.ts; never connecting stays
+ * the simpler path.)
  */
 async function makeTemplate(
   root: string,
