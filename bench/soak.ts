@@ -10,7 +10,6 @@
 import { execFile, spawn } from 'node:child_process';
 import {
   closeSync,
-  mkdirSync,
   mkdtempSync,
   openSync,
   readdirSync,
@@ -26,6 +25,7 @@ import type { Spec, State } from '../oci/spec.js';
 import { vmDirLayout, vmDirOf } from '../runtime/src/sandbox/vm-dir.js';
 import { isAlive } from '../runtime/src/sys/pids.js';
 import { DEFAULT_BUNDLE, KAPSEL } from '../test/support/kapsel-cli.js';
+import { mkdirAllSync } from '../oci/fs/mkdir-all.js';
 
 const run = promisify(execFile);
 
@@ -56,7 +56,7 @@ function bundle(name: string, edit: (s: Spec) => void): string {
   const spec = JSON.parse(readFileSync(join(DEFAULT_BUNDLE, 'config.json'), 'utf8')) as Spec;
   spec.root = { path: join(DEFAULT_BUNDLE, 'rootfs'), readonly: true };
   edit(spec);
-  mkdirSync(dir, { recursive: true });
+  mkdirAllSync(dir);
   writeFileSync(join(dir, 'config.json'), JSON.stringify(spec));
   return dir;
 }

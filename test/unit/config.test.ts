@@ -13,6 +13,7 @@ import {
   DEFAULT_TEMPLATE_ENABLED,
 } from '../../runtime/src/sandbox/template/settings.js';
 import { DEFAULT_MACHINE, TCG_TB_MIB } from '../../runtime/src/sandbox/vm/config.js';
+import { DEFAULT_READY_TIMEOUT_MS } from '../../runtime/src/sys/ready-deadline.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kapsel-config-'));
 afterAll(() => {
@@ -48,7 +49,7 @@ describe('configuration file', () => {
         tcg_tb_mib: TCG_TB_MIB,
       },
       factory: { enable_template: DEFAULT_TEMPLATE_ENABLED, template_path: DEFAULT_TEMPLATE_DIR },
-      runtime: { enable_debug: false, shim_log: '' },
+      runtime: { enable_debug: false, shim_log: '', ready_timeout: DEFAULT_READY_TIMEOUT_MS },
     });
     expect(new Set(Object.values(l.sources))).toEqual(new Set(['default']));
   });
@@ -72,6 +73,7 @@ template_path = "/srv/templates"
 [runtime]
 enable_debug = true
 shim_log = "/var/log/kapsel-shim.log"
+ready_timeout = "90s"
 `);
     const l = loadSettings({ file: path, env: {}, defaultPaths: none });
     expect(l.file).toBe(path);
@@ -91,6 +93,7 @@ shim_log = "/var/log/kapsel-shim.log"
     expect(l.settings.runtime).toEqual({
       enable_debug: true,
       shim_log: '/var/log/kapsel-shim.log',
+      ready_timeout: 90_000,
     });
     expect(l.sources['hypervisor.default_memory']).toBe('file');
     expect(l.sources['hypervisor.guest_image']).toBe('default');
@@ -200,6 +203,16 @@ shim_log = "/var/log/kapsel-shim.log"
       'date',
       '[runtime]\nshim_log = 1979-05-27\n',
       /runtime\.shim_log: expected an absolute path .*, got the date 1979-05-27/,
+    ],
+    [
+      'duration without a unit',
+      '[runtime]\nready_timeout = "90"\n',
+      /runtime\.ready_timeout: expected a positive duration such as "90s" or "2m", got "90"/,
+    ],
+    [
+      'zero duration',
+      '[runtime]\nready_timeout = "0s"\n',
+      /runtime\.ready_timeout: expected a positive duration .*, got "0s"/,
     ],
     ['bad TOML', '[hypervisor]\ndefault_memory = \n', /: line 2, column \d+: /],
   ];

@@ -2,9 +2,11 @@
 // the environment variable that overrides it. Sections and key names follow
 // Kata Containers' configuration.toml where a key means the same thing
 // (docs/configuration.md lists each with its Kata counterpart).
+import { goDurationMs } from '../args/duration.js';
 import { DEFAULT_SIZING } from '../sandbox/sizing.js';
 import { DEFAULT_TEMPLATE_DIR, DEFAULT_TEMPLATE_ENABLED } from '../sandbox/template/settings.js';
 import { DEFAULT_MACHINE, TCG_TB_MIB } from '../sandbox/vm/config.js';
+import { DEFAULT_READY_TIMEOUT_MS } from '../sys/ready-deadline.js';
 
 /** One key: how a TOML value or an environment string becomes its value. */
 export interface Key<T> {
@@ -63,6 +65,21 @@ function text(def: string, expected: string, env?: string): Key<string> {
     default: def,
     ...(env === undefined ? {} : { env }),
     expected,
+    fromToml: ok,
+    fromEnv: ok,
+  };
+}
+
+/** A positive Go duration (`90s`, `2m`), as Kata's timeouts are written; the value in ms. */
+function duration(defMs: number, env?: string): Key<number> {
+  const ok = (v: unknown): number | undefined => {
+    const ms = typeof v === 'string' ? goDurationMs(v) : undefined;
+    return ms !== undefined && ms > 0 ? ms : undefined;
+  };
+  return {
+    default: defMs,
+    ...(env === undefined ? {} : { env }),
+    expected: 'a positive duration such as "90s" or "2m"',
     fromToml: ok,
     fromEnv: ok,
   };
@@ -131,6 +148,11 @@ export const SCHEMA = {
     enable_debug: bool(false),
     /** No Kata key: the containerd shim v2's own log; "" is kapsel-shim.log in the bundle. */
     shim_log: path('', 'KAPSEL_SHIM_LOG'),
+    /**
+     * Kata: dial_timeout (of its agent). How long a start waits for a
+     * sandbox or a shim to become ready (sys/ready-deadline.ts), in ms.
+     */
+    ready_timeout: duration(DEFAULT_READY_TIMEOUT_MS, 'KAPSEL_READY_TIMEOUT'),
   },
 } as const;
 

@@ -8,6 +8,7 @@ import { Vm } from '../vm/index.js';
 import { templateKey, type TemplateKey } from './key.js';
 import { PidLock } from './lock.js';
 import { templateLayout, type TemplateLayout } from './settings.js';
+import { mkdirAll } from '../../../../oci/fs/mkdir-all.js';
 
 /** How long a start waits for another process making the same template. */
 const LOCK_WAIT_MS = 15 * 60_000;
@@ -56,7 +57,7 @@ export async function ensureTemplate(
       () => false,
     );
   if (await exists()) return { key: key.key, layout, made: false };
-  await mkdir(root, { recursive: true, mode: 0o700 });
+  await mkdirAll(root, 0o700);
   const lock = await PidLock.acquire(`${layout.dir}.lock`, exists, {
     timeoutMs: LOCK_WAIT_MS,
     ...(signal === undefined ? {} : { signal }),
@@ -81,7 +82,9 @@ export async function ensureTemplate(
  * a host connects again, which would be the first clone's connection,
  * whose HTTP/2 client then reads a GOAWAY before SETTINGS and fails with a
  * protocol error (seen here). So the agent is saved never having had a
- * host; the clone's first call is its first connection.
+ * host; the clone's first call is its first connection. (The agent now
+ * drops such writes, agent/src/transport/serial.ts; never connecting stays
+ * the simpler path.)
  */
 async function makeTemplate(
   root: string,

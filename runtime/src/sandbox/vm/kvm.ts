@@ -1,9 +1,10 @@
-import { access, constants, open, mkdir, readFile } from 'node:fs/promises';
+import { access, constants, open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { writeFileAtomic } from '../../sys/atomic-file.js';
 import { Child, describeExit } from './child.js';
 import { QEMU_BINARY, type Accel } from './config.js';
+import { mkdirAll } from '../../../../oci/fs/mkdir-all.js';
 
 /*
  * Whether KVM really works cannot be read off /dev/kvm. On this machine kind
@@ -152,7 +153,7 @@ async function decide(opts: ChooseAccelOptions): Promise<AccelVerdict> {
   const r = await probeKvm(opts.kernel, opts.qemu === undefined ? {} : { qemu: opts.qemu });
   opts.log.info({ usable: r.usable, reason: r.reason, ms: r.ms }, 'kvm probe');
   try {
-    await mkdir(opts.stateRoot, { recursive: true, mode: 0o711 });
+    await mkdirAll(opts.stateRoot, 0o711);
     const rec: CacheRecord = { bootId, kernel: opts.kernel, usable: r.usable, reason: r.reason };
     await writeFileAtomic(file, `${JSON.stringify(rec)}\n`);
   } catch (err) {
