@@ -13,7 +13,7 @@ import {
   DEFAULT_TEMPLATE_ENABLED,
 } from '../../runtime/src/sandbox/template/settings.js';
 import { DEFAULT_MACHINE, TCG_TB_MIB } from '../../runtime/src/sandbox/vm/config.js';
-import { DEFAULT_READY_TIMEOUT_MS } from '../../runtime/src/sys/ready-deadline.js';
+import { DEFAULT_READY_TIMEOUT_MS } from '../../runtime/src/config/schema.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kapsel-config-'));
 afterAll(() => {

@@ -6,7 +6,17 @@ import { goDurationMs } from '../args/duration.js';
 import { DEFAULT_SIZING } from '../sandbox/sizing.js';
 import { DEFAULT_TEMPLATE_DIR, DEFAULT_TEMPLATE_ENABLED } from '../sandbox/template/settings.js';
 import { DEFAULT_MACHINE, TCG_TB_MIB } from '../sandbox/vm/config.js';
-import { DEFAULT_READY_TIMEOUT_MS } from '../sys/ready-deadline.js';
+
+/**
+ * How long a start waits for its sandbox to become ready
+ * (sys/ready-deadline.ts) unless runtime.ready_timeout says otherwise.
+ * A cold boot to agent-ready takes 20-40 s under TCG on this machine kind
+ * with other VMs booting alongside (2 cores, no KVM; docs/faults.md), and a
+ * template made on first use is one such boot plus its save and a restore:
+ * 3x the slowest cold boot leaves room for both without letting a hung boot
+ * hold a creator for long. Under KVM a boot takes a second or two.
+ */
+export const DEFAULT_READY_TIMEOUT_MS = 120_000;
 
 /** One key: how a TOML value or an environment string becomes its value. */
 export interface Key<T> {

@@ -8,16 +8,6 @@ import { settings } from '../config/settings.js';
  */
 
 /**
- * The sandbox's own deadline unless KAPSEL_READY_TIMEOUT says otherwise.
- * A cold boot to agent-ready takes 20-40 s under TCG on this machine kind
- * with other VMs booting alongside (2 cores, no KVM; docs/faults.md), and a
- * template made on first use is one such boot plus its save and a restore:
- * 3x the slowest cold boot leaves room for both without letting a hung boot
- * hold a creator for long. Under KVM a boot takes a second or two.
- */
-export const DEFAULT_READY_TIMEOUT_MS = 120_000;
-
-/**
  * What a waiter on a process that has its own deadline (the creator of a
  * sandbox process) adds to it before it stops waiting: time for that
  * process to notice, clean up and say why. Past it, the process is taken
@@ -28,7 +18,7 @@ export const REPORT_GRACE_MS = 10_000;
 /**
  * The deadline in ms: runtime.ready_timeout of the configuration, or
  * KAPSEL_READY_TIMEOUT (docs/configuration.md), else
- * DEFAULT_READY_TIMEOUT_MS. Throws ConfigError for a value that is not a
+ * config/schema.ts DEFAULT_READY_TIMEOUT_MS. Throws ConfigError for a value that is not a
  * positive duration.
  */
 export function readyTimeoutMs(): number {
