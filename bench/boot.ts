@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { parseArgs } from 'node:util';
+import { loadSettings } from '../runtime/src/config/load.js';
 import { guestImage, type GuestImageMode } from '../runtime/src/sandbox/guest-image.js';
 import { packageRoot } from '../runtime/src/sys/package-root.js';
 import { SHARED_TAG } from '../runtime/src/sandbox/vm-dir.js';
@@ -37,10 +38,11 @@ const since = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e6
  */
 async function bootKapsel(i: number, mode: GuestImageMode): Promise<Marks> {
   const stateDir = mkdtempSync(join(root, `kapsel-${mode}-${i}-`));
-  process.env['KAPSEL_GUEST_IMAGE'] = mode;
-  process.env['KAPSEL_TEMPLATE'] = 'off';
+  const settings = loadSettings({
+    env: { ...process.env, KAPSEL_GUEST_IMAGE: mode, KAPSEL_TEMPLATE: 'off' },
+  });
   const t0 = process.hrtime.bigint();
-  const sandbox = await Sandbox.start({ stateDir, shareDir: rootfs, log });
+  const sandbox = await Sandbox.start({ stateDir, shareDir: rootfs, log, settings });
   const marks: Marks = {};
   try {
     const init = await sandbox.vm.console.waitFor(/kapsel-init: started/, { includeTail: true });
@@ -78,11 +80,16 @@ async function bootKapsel(i: number, mode: GuestImageMode): Promise<Marks> {
 /** One sandbox restored from the template (pmem image), then the same /bin/true. */
 async function bootTemplated(i: number): Promise<Marks> {
   const stateDir = mkdtempSync(join(root, `templated-${i}-`));
-  process.env['KAPSEL_GUEST_IMAGE'] = 'pmem';
-  process.env['KAPSEL_TEMPLATE'] = 'on';
-  process.env['KAPSEL_TEMPLATE_DIR'] = join(root, 'templates');
+  const settings = loadSettings({
+    env: {
+      ...process.env,
+      KAPSEL_GUEST_IMAGE: 'pmem',
+      KAPSEL_TEMPLATE: 'on',
+      KAPSEL_TEMPLATE_DIR: join(root, 'templates'),
+    },
+  });
   const t0 = process.hrtime.bigint();
-  const sandbox = await Sandbox.start({ stateDir, shareDir: rootfs, log });
+  const sandbox = await Sandbox.start({ stateDir, shareDir: rootfs, log, settings });
   const marks: Marks = { 'agent answered Check': since(t0) };
   try {
     if (!sandbox.vm.timeline.has('restored')) throw new Error('the sandbox was not restored');

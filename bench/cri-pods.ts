@@ -8,13 +8,14 @@
 // TCG machines are noise; compare within a run.)
 //
 //   node --import tsx bench/cri-pods.ts [--rounds N]
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SHIM_IMAGE } from '../test/support/containerd.js';
 import { CRI_NS, CriNode } from '../test/support/cri.js';
 import { shimTreePssMiB } from './pss.js';
+import { mkdirAllSync } from '../oci/fs/mkdir-all.js';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '1' } } });
 const rounds = Number(values.rounds);
@@ -30,7 +31,7 @@ try {
     for (const handler of HANDLERS) {
       const name = `bench-${round}-${handler}`;
       const logDir = join(node.dir, 'pods', name);
-      mkdirSync(logDir, { recursive: true });
+      mkdirAllSync(logDir);
       const sandboxConfig = {
         metadata: { name, uid: name, namespace: 'bench', attempt: 0 },
         hostname: name,

@@ -10,7 +10,7 @@
 //
 //   npm run bench:engine [-- --runs N] [--guest]
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -23,6 +23,7 @@ import { Vm } from '../runtime/src/sandbox/vm/index.js';
 import { StandaloneAgent } from '../test/support/agent-process.js';
 import { makeBusyboxRootfs } from '../test/support/busybox.js';
 import { testSpec } from '../test/support/spec.js';
+import { mkdirAllSync } from '../oci/fs/mkdir-all.js';
 
 const { values } = parseArgs({
   options: {
@@ -178,7 +179,7 @@ function report(where: string, results: Results): void {
 /** One VM of the bench image; its bench program prints one KAPSEL-BENCH line. */
 async function benchGuest(spec: Spec): Promise<Results> {
   const out = join(packageRoot(), 'build', 'guest-bench');
-  mkdirSync(out, { recursive: true });
+  mkdirAllSync(out);
   writeFileSync(join(out, 'config.json'), JSON.stringify({ ...spec, root: { path: 'rootfs' } }));
   const built = spawnSync(join(packageRoot(), 'bench/guest/image.sh'), { stdio: 'inherit' });
   if (built.status !== 0)

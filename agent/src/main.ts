@@ -10,7 +10,7 @@ import { withDecodeGuard } from './decode-guard.js';
 import { MemoryReclaimer } from './memory.js';
 import { agentService } from './rpc.js';
 import { Sandbox } from './sandbox.js';
-import { findVirtioPort } from './transport/virtio-port.js';
+import { findVirtioPort, openVirtioPort } from './transport/virtio-port.js';
 import { SerialPortConnections } from './transport/serial.js';
 import { listenUnix } from './transport/unix.js';
 import { AGENT_PORT_NAME } from '../../proto/contract.js';
@@ -68,8 +68,8 @@ async function main(argv: readonly string[]): Promise<void> {
     log.info({ version: AGENT_VERSION, listen, ...startFacts() }, 'agent serving on unix socket');
   } else {
     const path = await findVirtioPort(AGENT_PORT_NAME);
-    const port = await SerialPortConnections.open(
-      path,
+    const port = SerialPortConnections.onDevice(
+      await openVirtioPort(path),
       (conn: Duplex) => {
         injector.injectConnection(conn);
       },

@@ -5,8 +5,15 @@ import type { Native } from './native/types.js';
 
 /** Idle this long after a request before memory is given back. */
 const IDLE_MS = 2000;
-/** ... and only when the agent grew by this much since the last time. */
-const GROWTH_BYTES = 8 << 20;
+/**
+ * ... and only when the agent grew by this much since the last time. Small:
+ * with 8 MiB, an idle agent's RSS sat anywhere in an 8 MiB band above its
+ * last collection (40% of a 20 MiB agent), which is both memory a long-lived
+ * pod holds for nothing and a reading no soak can tell from a leak
+ * (bench/soak.ts). Two collections of a ~10 MB heap cost the idle guest
+ * tens of milliseconds.
+ */
+const GROWTH_BYTES = 1 << 20;
 
 /**
  * Gives memory back to the guest once the agent is idle after a burst of

@@ -1,8 +1,9 @@
-import { mkdir, rmdir } from 'node:fs/promises';
+import { rmdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Storage } from '../../proto/generated/agent.js';
 import type { Native } from './native/types.js';
 import { virtiofsBound, waitVirtiofsBound } from './restore.js';
+import { mkdirAll } from '../../oci/fs/mkdir-all.js';
 
 /** A storage the agent mounted, and the first directory it made for it (mkdir -p). */
 export interface MountedStorage {
@@ -24,7 +25,7 @@ export async function mountStorages(
   const mounted: MountedStorage[] = [];
   try {
     for (const s of storages) {
-      const made = await mkdir(s.mountPoint, { recursive: true });
+      const made = await mkdirAll(s.mountPoint);
       try {
         if (s.driver === 'virtiofs') {
           await mountVirtiofs(native, s.source, s.mountPoint, s.options.join(','));

@@ -5,10 +5,11 @@
 // same bundle inside the guest, prints one KAPSEL-BENCH line of JSON on the
 // console and exits (PID 1 then powers the VM off).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadNative } from '../../agent/src/native/index.js';
 import { parseSpec, toSpawnRequest } from '../../agent/src/spec/translate.js';
+import { mkdirAllSync } from '../../oci/fs/mkdir-all.js';
 
 const BUNDLE = '/bench/bundle';
 const CGROUP = '/sys/fs/cgroup';
@@ -62,7 +63,7 @@ function oci(runtime: string): number[] | string {
 async function main(): Promise<void> {
   // runc and crun need the cgroup2 hierarchy the agent would mount.
   if (!existsSync(join(CGROUP, 'cgroup.controllers'))) {
-    mkdirSync(CGROUP, { recursive: true });
+    mkdirAllSync(CGROUP);
     await loadNative().mount('cgroup2', CGROUP, 'cgroup2', 0, '');
   }
   const result = {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Spec } from '../../oci/spec.js';
+import { RUNC, runCommand } from '../support/engines.js';
 import { kapsel, processesMentioning, ROOT } from '../support/kapsel-cli.js';
 
 const skip = existsSync(join(ROOT, 'build/dist/kapsel.mjs'))
@@ -128,6 +129,29 @@ describe.skipIf(skip !== undefined)(
         unknown
       >;
       expect(last).toMatchObject({ level: 'error', msg: 'container does not exist' });
+    });
+
+    // Node 20's recursive mkdir spun forever here (ENOENT under /proc, which
+    // exists); runc answers at once with Go's os.MkdirAll error.
+    it("a --root it cannot make fails at once in runc's words, for list and run", async () => {
+      const bundle = tempDir();
+      expect((await kapsel(['spec', '--bundle', bundle])).code).toBe(0);
+      const spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as Spec;
+      spec.root = { path: '/', readonly: true };
+      writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec));
+      const bad = '/proc/kapsel-x';
+      const words = `mkdir ${bad}: no such file or directory`;
+      for (const args of [['list'], ['run', '--bundle', bundle, 'never']]) {
+        const r = await kapsel(['--root', bad, ...args]);
+        expect(r.code).toBe(1);
+        expect(r.stderr).toContain(words);
+        if (existsSync(RUNC)) {
+          const runc = await runCommand(RUNC, ['--root', bad, ...args]);
+          expect(runc.code).toBe(1);
+          expect(runc.stderr).toContain(words);
+        }
+      }
+      expect(processesMentioning('never')).toEqual([]);
     });
 
     it('refuses an invalid container id', async () => {

@@ -267,15 +267,15 @@ describe.skipIf(skipReason !== undefined)(
       expect(helperProcesses()).toEqual([]);
     });
 
-    it('probes kvm once and caches the verdict; KAPSEL_ACCEL overrides it', async () => {
+    it('probes kvm once and caches the verdict; the configured accel overrides it', async () => {
       const stateRoot = join(root, 'probe');
-      const first = await chooseAccel({ kernel, stateRoot, log, env: {} });
+      const first = await chooseAccel({ kernel, stateRoot, log });
       expect(first.source).toBe('probe');
       expect(existsSync(join(stateRoot, 'accel-probe.json'))).toBe(true);
-      const second = await chooseAccel({ kernel, stateRoot, log, env: {} });
+      const second = await chooseAccel({ kernel, stateRoot, log });
       expect(second).toMatchObject({ source: 'cache', accel: first.accel });
-      const forced = await chooseAccel({ kernel, stateRoot, log, env: { KAPSEL_ACCEL: 'tcg' } });
-      expect(forced).toMatchObject({ source: 'env', accel: 'tcg' });
+      const forced = await chooseAccel({ kernel, stateRoot, log, requested: 'tcg' });
+      expect(forced).toMatchObject({ source: 'config', accel: 'tcg' });
       expect(helperProcesses()).toEqual([]);
     });
   },

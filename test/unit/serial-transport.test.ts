@@ -62,6 +62,11 @@ class SocketBackedPort implements PortDevice {
     return Promise.resolve({ bytesWritten: length });
   }
 
+  // Reads and writes never say EAGAIN here: nothing to wait for.
+  wait(): Promise<void> {
+    return Promise.resolve();
+  }
+
   close(): Promise<void> {
     return Promise.resolve();
   }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Spec } from '../../oci/spec.js';
-import { DEFAULT_SIZING, sandboxSize, sizingFromEnv } from '../../runtime/src/sandbox/sizing.js';
+import { DEFAULT_SIZING, sandboxSize, sizingOf } from '../../runtime/src/sandbox/sizing.js';
 
 const GiB = 1024 ** 3;
 const spec = (resources?: NonNullable<Spec['linux']>['resources']): Spec => ({
@@ -35,14 +35,9 @@ describe('sandbox sizing', () => {
     expect(sandboxSize(pod, { ...DEFAULT_SIZING, maxCpus: 2 }).cpus).toBe(2);
   });
 
-  it('takes a configured overhead from the environment and refuses nonsense', () => {
-    expect(sizingFromEnv({ KAPSEL_VM_BASE_MEMORY_MIB: '384' }, 4)).toEqual({
-      baseMemoryMiB: 384,
-      baseCpus: 1,
-      maxCpus: 4,
-    });
-    expect(() => sizingFromEnv({ KAPSEL_VM_BASE_CPUS: '0' }, 4)).toThrow(
-      'KAPSEL_VM_BASE_CPUS: must be a positive integer, got "0"',
-    );
+  it('takes the configured base, and the host CPUs when default_maxvcpus is 0', () => {
+    const hv = { default_memory: 384, default_vcpus: 1, default_maxvcpus: 0 };
+    expect(sizingOf(hv, 4)).toEqual({ baseMemoryMiB: 384, baseCpus: 1, maxCpus: 4 });
+    expect(sizingOf({ ...hv, default_maxvcpus: 2 }, 4).maxCpus).toBe(2);
   });
 });

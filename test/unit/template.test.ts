@@ -14,7 +14,7 @@ import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { templateKey } from '../../runtime/src/sandbox/template/key.js';
 import { PidLock } from '../../runtime/src/sandbox/template/lock.js';
-import { templateLayout, templateSettings } from '../../runtime/src/sandbox/template/settings.js';
+import { templateLayout } from '../../runtime/src/sandbox/template/settings.js';
 import { dropOrphans, templateDamage } from '../../runtime/src/sandbox/template/store.js';
 import type { VmConfig } from '../../runtime/src/sandbox/vm/config.js';
 import { qemuArgs } from '../../runtime/src/sandbox/vm/qemu-args.js';
@@ -107,20 +107,6 @@ describe('PidLock', () => {
     const taken = await PidLock.acquire(path, () => Promise.resolve(false), { timeoutMs: 1000 });
     expect(taken).toBeDefined();
     await taken?.release();
-  });
-});
-
-describe('templateSettings', () => {
-  it('reads KAPSEL_TEMPLATE and KAPSEL_TEMPLATE_DIR', () => {
-    expect(templateSettings({})).toEqual({ enabled: true, dir: '/var/lib/kapsel/templates' });
-    expect(templateSettings({ KAPSEL_TEMPLATE: '' }).enabled).toBe(true);
-    expect(templateSettings({ KAPSEL_TEMPLATE: 'on', KAPSEL_TEMPLATE_DIR: '/x' })).toEqual({
-      enabled: true,
-      dir: '/x',
-    });
-    expect(templateSettings({ KAPSEL_TEMPLATE: 'off' }).enabled).toBe(false);
-    expect(templateSettings({ KAPSEL_TEMPLATE: '0' }).enabled).toBe(false);
-    expect(() => templateSettings({ KAPSEL_TEMPLATE: 'yes' })).toThrow(/KAPSEL_TEMPLATE/);
   });
 });
 

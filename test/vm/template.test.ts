@@ -17,6 +17,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Spec } from '../../oci/spec.js';
 import { vmDirLayout, vmDirOf } from '../../runtime/src/sandbox/vm-dir.js';
 import {
+  DEFAULT_BUNDLE,
   GUEST_DIR,
   kapsel,
   kapselToFiles,
@@ -95,7 +96,7 @@ describe.skipIf(skip !== undefined)(
       expect(existsSync(vmDirOf(root, id))).toBe(false);
       expect(existsSync(join(root, id))).toBe(false);
       expect(processesMentioning(templateDir)).toEqual([]);
-      // The clone's RAM file was unlinked once QEMU had it open.
+      // The clone's RAM file never has a name (template/start.ts).
       expect(readdirSync('/dev/shm').filter((n) => n.startsWith('kapsel-ram-'))).toEqual([]);
       expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(root);
     }
@@ -147,6 +148,48 @@ describe.skipIf(skip !== undefined)(
       expect(meta.key).toBe(key);
       expect(readdirSync(templateDir).filter((n) => n.endsWith('.lock'))).toEqual([]);
     });
+
+    // Issue 11: the clone's RAM copy was a named file in /dev/shm from the
+    // copy until QEMU had it open; a SIGKILL of the sandbox process in that
+    // window left it there. It never has a name now (O_TMPFILE).
+    it.each([
+      ['as it starts', 'monitor.pid'],
+      ['once QEMU runs', 'qemu.pid'],
+    ])(
+      'a SIGKILL of the sandbox process %s, then delete --force, leaves no /dev/shm file',
+      async (_when, marker) => {
+        const id = `tpl-kill-${marker.split('.')[0] ?? ''}`;
+        ids.push(id);
+        const shmBefore = readdirSync('/dev/shm');
+        const seen = new Set<string>();
+        const run = startKapsel(['--root', root, 'run', '-d', '-b', DEFAULT_BUNDLE, '--', id]);
+        run.child.stdin.end();
+        const ended = { yet: false };
+        const done = run.done.then((r) => {
+          ended.yet = true;
+          return r;
+        });
+        const dir = vmDirOf(root, id);
+        let killed = 0;
+        while (!ended.yet && killed === 0) {
+          for (const f of readdirSync('/dev/shm')) if (!shmBefore.includes(f)) seen.add(f);
+          if (existsSync(join(dir, marker))) {
+            killed = Number(readFileSync(join(dir, 'monitor.pid'), 'utf8'));
+            if (killed > 0) process.kill(killed, 'SIGKILL');
+          } else {
+            await sleep(5);
+          }
+        }
+        expect(killed).toBeGreaterThan(0);
+        const r = await done;
+        expect(r.code).toBe(1);
+        expect((await k('delete', '--force', id)).code).toBe(0);
+        ids = [];
+        expectNothingLeft(id);
+        expect([...seen]).toEqual([]);
+        expect(readdirSync('/dev/shm').filter((f) => !shmBefore.includes(f))).toEqual([]);
+      },
+    );
 
     it('two sandboxes from one template draw different random bytes and boot ids, on the host clock', async () => {
       const b = makeBundle((s) => {

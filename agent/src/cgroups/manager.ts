@@ -24,6 +24,7 @@ import { readStats } from './stats.js';
 import { unifiedController } from './unified.js';
 import type { Controller, HostLimits } from './types.js';
 import { validateResources } from './validate.js';
+import { mkdirAll } from '../../../oci/fs/mkdir-all.js';
 
 /** How long removal waits for a killed cgroup to empty before giving up. */
 const RMDIR_TIMEOUT_MS = 5000;
@@ -202,7 +203,7 @@ export class CgroupManager implements ContainerCgroups, CgroupHierarchy {
 
   /** mkdir p if needed, and enable in its subtree_control every controller it has. */
   private async ensureDelegating(p: string): Promise<void> {
-    await mkdir(p, { recursive: true });
+    await mkdirAll(p);
     const available = (await readCgroupFile(p, 'cgroup.controllers')) ?? '';
     const enabled = new Set(((await readCgroupFile(p, 'cgroup.subtree_control')) ?? '').split(' '));
     for (const c of available.split(' ').filter((x) => x !== '' && !enabled.has(x))) {

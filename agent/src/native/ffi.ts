@@ -61,6 +61,12 @@ export interface KapselLib {
   ioctl(fd: number, request: number, arg: Buffer | null): number;
   /** int clock_settime(clockid_t clk, const struct timespec *ts) */
   clockSettime(clock: number, timespec: Buffer): number;
+  /**
+   * int poll(struct pollfd *fds, nfds_t n, int timeout_ms), on koffi's
+   * worker pool: it blocks for up to `timeoutMs`. Resolves to poll's result
+   * (revents are in `fds`); -1 (errno lost on the worker) on failure.
+   */
+  poll(fds: Buffer, count: number, timeoutMs: number): Promise<number>;
 }
 
 type AsyncFn = (...args: unknown[]) => void;
@@ -108,6 +114,7 @@ export function loadKapselLib(): KapselLib {
   const mallocTrim = libc.func('int malloc_trim(size_t pad)');
   const ioctl = libc.func('int ioctl(int fd, unsigned long request, ...)');
   const clockSettime = libc.func('int clock_settime(int clk, const void *ts)');
+  const poll = libc.func('int poll(void *fds, unsigned long nfds, int timeout)');
 
   loaded = {
     // Synchronous on purpose: the monitor's PR_SET_PDEATHSIG is tied to the
@@ -134,6 +141,8 @@ export function loadKapselLib(): KapselLib {
     // Both on the calling thread, so errno() reads their errno.
     ioctl: (fd, request, arg) => ioctl(fd, request, 'void *', arg) as number,
     clockSettime: (clock, timespec) => clockSettime(clock, timespec) as number,
+    // Blocks: on the worker pool, as a blocking fs.read would be.
+    poll: (fds, count, timeoutMs) => promisify(poll, fds, count, timeoutMs),
   };
   return loaded;
 }

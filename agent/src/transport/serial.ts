@@ -1,5 +1,4 @@
 import { Duplex } from 'node:stream';
-import { open } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { HTTP2_PREFACE, judgePreface, PREFACE_TIMEOUT_MS } from './preface.js';
@@ -7,6 +6,11 @@ import { HTTP2_PREFACE, judgePreface, PREFACE_TIMEOUT_MS } from './preface.js';
 const READ_SIZE = 64 * 1024;
 /** How often to look again while no host is connected (reads return 0 then). */
 const IDLE_POLL_MS = 20;
+/**
+ * The longest one wait for the device (PortDevice.wait) lasts before the
+ * loop looks again whether it was closed or the connection ended.
+ */
+const WAIT_SLICE_MS = 1000;
 
 /**
  * Turns a virtio-serial character device into one Duplex per host
@@ -19,14 +23,25 @@ const IDLE_POLL_MS = 20;
  * bytes after that start a new one. grpc-js then runs a fresh HTTP/2 session
  * on each.
  *
+ * A write for a connection whose host hung up is dropped, never left to
+ * reach the next host: the device is non-blocking (virtio-port.ts), and a
+ * write the port cannot take yet waits in userspace, where the hang-up
+ * ends it.
+ *
  * A connection must start with the HTTP/2 preface. One that does not, that
  * sends an incomplete preface for PREFACE_TIMEOUT_MS, or that grpc-js closed
  * (a protocol error) is dropped: its bytes are discarded until the host
  * hangs up or a preface starts a new connection, so a bad host cannot wedge
  * the port for the next one.
  */
-/** What the port is read and written through: the device's FileHandle. */
+/**
+ * What the port is read and written through (virtio-port.ts
+ * openVirtioPort). read and write may reject with code EAGAIN (a
+ * non-blocking device); `wait` then resolves once the direction may have
+ * progress, the host hung up, or `timeoutMs` passed.
+ */
 export interface PortDevice {
+  wait(direction: 'in' | 'out', timeoutMs: number): Promise<void>;
   read(
     buffer: Buffer,
     offset: number,
@@ -60,15 +75,7 @@ export class SerialPortConnections {
   /** Called each time the host side hangs up. */
   onHangUp: () => void = () => undefined;
 
-  static async open(
-    path: string,
-    onConnection: (conn: Duplex) => void,
-    log: Logger,
-  ): Promise<SerialPortConnections> {
-    return SerialPortConnections.onDevice(await open(path, 'r+'), onConnection, log);
-  }
-
-  /** On a device already open (a test's stand-in for the port). */
+  /** On an open device: virtio-port.ts openVirtioPort, or a test's stand-in. */
   static onDevice(
     file: PortDevice,
     onConnection: (conn: Duplex) => void,
@@ -97,6 +104,11 @@ export class SerialPortConnections {
         ({ bytesRead: n } = await this.file.read(buf, 0, READ_SIZE, null));
       } catch (err) {
         if (this.isStopped()) return;
+        if ((err as NodeJS.ErrnoException).code === 'EAGAIN') {
+          // A host is connected and has sent nothing yet.
+          await this.file.wait('in', WAIT_SLICE_MS).catch(() => sleep(IDLE_POLL_MS));
+          continue;
+        }
         this.log.error({ err }, 'read from the agent port failed');
         await sleep(IDLE_POLL_MS);
         continue;
@@ -179,7 +191,7 @@ export class SerialPortConnections {
   }
 }
 
-/** One host connection. Writes after hang-up are dropped, not sent to the next host. */
+/** One host connection. Writes after its hang-up are dropped, not sent to the next host. */
 class PortConnection extends Duplex {
   /** False once the host hung up or grpc-js destroyed the connection. */
   live = true;
@@ -212,7 +224,7 @@ class PortConnection extends Duplex {
       done();
       return;
     }
-    writeAll(this.file, chunk).then(
+    writeWhileLive(this, this.file, chunk).then(
       () => {
         done();
       },
@@ -223,10 +235,23 @@ class PortConnection extends Duplex {
   }
 }
 
-async function writeAll(file: PortDevice, chunk: Buffer): Promise<void> {
+/**
+ * Writes `chunk` while `conn`'s host is connected; what is left when it
+ * hangs up is dropped (its HTTP/2 session is gone with it).
+ */
+async function writeWhileLive(
+  conn: { live: boolean },
+  file: PortDevice,
+  chunk: Buffer,
+): Promise<void> {
   let off = 0;
-  while (off < chunk.length) {
-    const { bytesWritten } = await file.write(chunk, off, chunk.length - off, null);
-    off += bytesWritten;
+  while (off < chunk.length && conn.live) {
+    try {
+      off += (await file.write(chunk, off, chunk.length - off, null)).bytesWritten;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+      // No host (it hung up: the read loop will say so) or a full queue.
+      await file.wait('out', WAIT_SLICE_MS / 10);
+    }
   }
 }

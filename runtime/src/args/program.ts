@@ -2,6 +2,9 @@ import { Command, Option } from 'commander';
 import type { Logger } from 'pino';
 import { OCI_VERSION } from '../../../oci/spec.js';
 import { DEFAULT_ROOT } from '../container/state.js';
+import { CONFIG_ENV, DEFAULT_CONFIG_PATHS } from '../config/load.js';
+import { reportSettingsTo, settings, useConfigFile } from '../config/settings.js';
+import { messageOf } from '../sys/errors.js';
 import { createLogger } from '../sys/log.js';
 import { VERSION } from '../version.js';
 
@@ -12,6 +15,7 @@ export interface GlobalOptions {
   logFormat: 'text' | 'json';
   debug: boolean;
   systemdCgroup: boolean;
+  config?: string;
 }
 
 /** What a verb's action needs from the command line around it. */
@@ -37,6 +41,10 @@ export function newProgram(): { program: Command; ctx: Context } {
       new Option('--log-format <format>', 'log format').choices(['text', 'json']).default('text'),
     )
     .option('--debug', 'enable debug logging', false)
+    .option(
+      '--config <file>',
+      `configuration file (default: $${CONFIG_ENV}, else ${DEFAULT_CONFIG_PATHS.join(' or ')} if present)`,
+    )
     .option('--systemd-cgroup', 'read cgroupsPath as slice:prefix:name for the host cgroup', false)
     .addOption(new Option('--rootless <value>', 'accepted for runc compatibility').hideHelp())
     .addOption(new Option('--criu <path>', 'accepted for runc compatibility').hideHelp())
@@ -50,14 +58,40 @@ export function newProgram(): { program: Command; ctx: Context } {
       const g = ctx.globals();
       log ??= createLogger({
         format: g.logFormat,
-        debug: g.debug,
+        debug: g.debug || configuredDebug(),
         ...(g.log ? { file: g.log } : {}),
       });
       return log;
     },
     exitCode: 0,
   };
+  program.hook('preAction', (_root, action) => {
+    useConfigFile(ctx.globals().config);
+    const log = ctx.logger();
+    reportSettingsTo(log);
+    // Read before anything is made, so a configuration mistake leaves
+    // nothing. The other verbs (delete, kill, state...) only warn: a broken
+    // file must not block clean-up.
+    try {
+      settings();
+    } catch (err) {
+      if (STARTS_SANDBOX.has(action.name())) throw err;
+      log.warn(messageOf(err));
+    }
+  });
   return { program, ctx };
+}
+
+/** The verbs that start a sandbox: the ones the configuration is for. */
+const STARTS_SANDBOX = new Set(['create', 'run', '__monitor']);
+
+/** runtime.enable_debug, when the configuration can be read (else see preAction). */
+function configuredDebug(): boolean {
+  try {
+    return settings().runtime.enable_debug;
+  } catch {
+    return false;
+  }
 }
 
 /** A verb of `program` whose usage errors reach main() instead of exiting. */

@@ -4,6 +4,8 @@ import type { Logger } from 'pino';
 import { destroyContainer, FORCE_CALL_MS } from '../container/destroy.js';
 import { canDelete } from '../container/lifecycle.js';
 import { withContainer } from '../container/open.js';
+import { forgetBootLogs } from '../sandbox/boot-logs.js';
+import { vmDirOf } from '../sandbox/vm-dir.js';
 import { RuntimeError } from '../sys/errors.js';
 import { isAlive } from '../sys/pids.js';
 
@@ -11,6 +13,7 @@ import { isAlive } from '../sys/pids.js';
  * `kapsel delete [--force] ID`. A created or stopped container goes; with
  * --force a running one is killed first (all its processes, as runc does).
  * runc succeeds quietly on --force for a container that does not exist.
+ * The logs a failed create of the id kept (sandbox/boot-logs.ts) go too.
  */
 export async function deleteContainer(
   root: string,
@@ -45,5 +48,8 @@ export async function deleteContainer(
   } catch (err) {
     if (force && err instanceof RuntimeError && err.message === 'container does not exist') return;
     throw err;
+  } finally {
+    // A create of this id that failed to boot kept its VM's logs there.
+    await forgetBootLogs(vmDirOf(root, id)).catch(() => undefined);
   }
 }

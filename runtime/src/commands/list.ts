@@ -6,6 +6,7 @@ import { StateStore, toOciState } from '../container/state.js';
  */
 export async function list(root: string, format: string, quiet: boolean): Promise<void> {
   const store = new StateStore(root);
+  await store.ensureRoot();
   const states = [];
   for (const id of await store.ids()) {
     const r = await store.load(id).catch(() => undefined);

@@ -18,7 +18,8 @@ import {
   removeHostCgroup,
 } from '../sandbox/host-cgroup/apply.js';
 import { sandboxPid, startSandbox, stopSandbox } from '../sandbox/process.js';
-import { sandboxSize, sizingFromEnv } from '../sandbox/sizing.js';
+import { settings } from '../config/settings.js';
+import { sandboxSize, sizingOf } from '../sandbox/sizing.js';
 import { vmDirLayout } from '../sandbox/vm-dir.js';
 import { startShim } from '../shim/spawn.js';
 import { writeFileAtomic } from '../sys/atomic-file.js';
@@ -82,7 +83,7 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
   try {
     if (placement.ownsSandbox) {
       // Sized for the container's limits, as Kata sizes its VMs.
-      const size = sandboxSize([bundle.spec], sizingFromEnv(process.env, cpus().length));
+      const size = sandboxSize([bundle.spec], sizingOf(settings().hypervisor, cpus().length));
       // Made before the sandbox process, which joins it before QEMU starts.
       record.hostCgroup = await createHostCgroup(bundle.spec, o.id, o.systemdCgroup ?? false);
       await store.save(record);

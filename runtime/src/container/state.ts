@@ -8,6 +8,7 @@ import { RuntimeError } from '../sys/errors.js';
 import { isAlive } from '../sys/pids.js';
 import type { HostCgroup } from '../sandbox/host-cgroup/apply.js';
 import type { Status } from './lifecycle.js';
+import { mkdirAll } from '../../../oci/fs/mkdir-all.js';
 
 /** Where runc keeps state by default; ours, as DESIGN says. */
 export const DEFAULT_ROOT = '/run/kapsel';
@@ -82,10 +83,19 @@ export class StateStore {
     return vmDirOf(this.root, sandboxId);
   }
 
+  /**
+   * Makes --root if missing, as runc does in every verb that loads its
+   * factory (libcontainer.New: os.MkdirAll(root)); a root that cannot be
+   * made fails with `mkdir <path>: <errno text>`, runc's own words.
+   */
+  async ensureRoot(): Promise<void> {
+    await mkdirAll(this.root, 0o711);
+  }
+
   /** Claims the id; fails as runc does when it is taken. */
   async create(record: ContainerRecord): Promise<string> {
     checkContainerId(record.id);
-    await mkdir(this.root, { recursive: true, mode: 0o711 });
+    await this.ensureRoot();
     const dir = this.dirOf(record.id);
     try {
       await mkdir(dir, { mode: 0o711 });

@@ -4,8 +4,9 @@ import { guestImage } from './guest-image.js';
 import { SHARED_TAG } from './vm-dir.js';
 import type { Child } from './vm/child.js';
 import { Vm } from './vm/index.js';
-import type { Machine, VmConfig } from './vm/config.js';
-import { templateSettings } from './template/settings.js';
+import type { VmConfig } from './vm/config.js';
+import type { LoadedSettings } from '../config/load.js';
+import { loadedSettings } from '../config/settings.js';
 import { startFromTemplate } from './template/start.js';
 
 /** How long a cold-booted guest may take to power off after DestroySandbox. */
@@ -33,27 +34,14 @@ export interface SandboxOptions {
   signal?: AbortSignal;
   /** Supervision of QEMU and virtiofsd (supervisor.ts). */
   adopt?: (name: string, child: Child, rank?: number) => void;
+  /** The configuration to boot with; default this process's (config/settings.ts). */
+  settings?: LoadedSettings;
 }
 
-/** KAPSEL_MACHINE: q35 or microvm (vm/config.ts Machine). */
-function machineFromEnv(): { machine?: Machine } {
-  const v = process.env['KAPSEL_MACHINE'];
-  if (v === undefined || v === '') return {};
-  if (v !== 'q35' && v !== 'microvm') {
-    throw new Error(`KAPSEL_MACHINE: expected q35 or microvm, got ${JSON.stringify(v)}`);
-  }
-  return { machine: v };
-}
-
-/** KAPSEL_TCG_TB_MIB: TCG's translation buffer in MiB (vm/config.ts TCG_TB_MIB). */
-function tcgTbFromEnv(): { tcgTbMiB?: number } {
-  const v = process.env['KAPSEL_TCG_TB_MIB'];
-  if (v === undefined || v === '') return {};
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new Error(`KAPSEL_TCG_TB_MIB: must be a positive integer, got ${JSON.stringify(v)}`);
-  }
-  return { tcgTbMiB: n };
+/** hypervisor.kernel_params as VmConfig.kernelParams (qemu-args.ts checks each). */
+function kernelParams(line: string): { kernelParams?: string[] } {
+  const v = line.trim();
+  return v === '' ? {} : { kernelParams: v.split(/\s+/) };
 }
 
 /**
@@ -69,14 +57,18 @@ export class Sandbox {
   ) {}
 
   static async start(opts: SandboxOptions): Promise<Sandbox> {
-    const image = guestImage();
+    const loaded = opts.settings ?? loadedSettings();
+    const { hypervisor, factory } = loaded.settings;
+    const image = guestImage(hypervisor, loaded.sources);
     const cfg: VmConfig = {
       stateDir: opts.stateDir,
       kernel: image.kernel,
       initrd: image.initrd,
       ...(image.image === undefined ? {} : { image: image.image }),
-      ...tcgTbFromEnv(),
-      ...machineFromEnv(),
+      tcgTbMiB: hypervisor.tcg_tb_mib,
+      machine: hypervisor.machine_type,
+      ...(hypervisor.accel === 'auto' ? {} : { accel: hypervisor.accel }),
+      ...kernelParams(hypervisor.kernel_params),
       memoryMiB: opts.memoryMiB ?? 1024,
       cpus: opts.cpus ?? 1,
       share: { dir: opts.shareDir, tag: SHARED_TAG },
@@ -85,10 +77,9 @@ export class Sandbox {
       ...(opts.adopt === undefined ? {} : { adopt: opts.adopt }),
       ...(opts.signal === undefined ? {} : { signal: opts.signal }),
     };
-    const templating = templateSettings();
-    if (templating.enabled) {
+    if (factory.enable_template) {
       try {
-        const { vm, agent } = await startFromTemplate(cfg, templating.dir, opts.log, vmOpts);
+        const { vm, agent } = await startFromTemplate(cfg, factory.template_path, opts.log, vmOpts);
         opts.log.debug({ timeline: vm.timeline.report() }, 'sandbox boot timeline');
         return new Sandbox(vm, agent, opts.log);
       } catch (err) {

@@ -1,5 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadedSettings, settings } from '../config/settings.js';
+import type { HypervisorSettings, Source } from '../config/schema.js';
 import { RuntimeError } from '../sys/errors.js';
 import { packageRoot } from '../sys/package-root.js';
 import type { VmImage } from './vm/config.js';
@@ -12,7 +14,7 @@ export interface GuestImage {
 }
 
 /**
- * How the guest's files reach it (KAPSEL_GUEST_IMAGE):
+ * How the guest's files reach it (hypervisor.guest_image, KAPSEL_GUEST_IMAGE):
  * - `pmem` (default when built): a 3 MB initrd with init and the modules,
  *   and the rest in image.erofs, mapped read-only into every guest through
  *   virtio-pmem and mounted with DAX, so all VMs share one copy of node and
@@ -21,20 +23,25 @@ export interface GuestImage {
  */
 export type GuestImageMode = 'pmem' | 'initrd';
 
-/** The guest kernel, initrd and image rootfs/build.sh made; env overrides for tests. */
-export function guestImage(env: NodeJS.ProcessEnv = process.env): GuestImage {
+/**
+ * The guest kernel, initrd and image: the configured ones (hypervisor.kernel,
+ * .initrd, .guest_image), else those rootfs/build.sh made. The pmem mode
+ * falls back to the single initrd while image.erofs is not built, and so
+ * does a configured initrd without a configured mode.
+ */
+export function guestImage(
+  hv: Pick<HypervisorSettings, 'kernel' | 'initrd' | 'guest_image'> = settings().hypervisor,
+  sources: Readonly<Record<string, Source>> = loadedSettings().sources,
+): GuestImage {
   const dir = join(packageRoot(), 'build', 'guest');
   // The uncompressed ELF kernel boots through its PVH entry, skipping the
   // decompressor: 19.1 -> 12.8 s to a trivial init under TCG here, and 37 MB
   // less guest RAM touched (docs/light-sandboxes.md). vmlinuz if it is absent.
   const vmlinux = join(dir, 'vmlinux');
-  const kernel = env['KAPSEL_KERNEL'] ?? (existsSync(vmlinux) ? vmlinux : join(dir, 'vmlinuz'));
-  const mode = env['KAPSEL_GUEST_IMAGE'] ?? (env['KAPSEL_INITRD'] ? 'initrd' : 'pmem');
-  if (mode !== 'pmem' && mode !== 'initrd') {
-    throw new RuntimeError(
-      `KAPSEL_GUEST_IMAGE: expected pmem or initrd, got ${JSON.stringify(mode)}`,
-    );
-  }
+  const kernel =
+    hv.kernel !== '' ? hv.kernel : existsSync(vmlinux) ? vmlinux : join(dir, 'vmlinuz');
+  const modeSet = sources['hypervisor.guest_image'] !== 'default';
+  const mode = !modeSet && hv.initrd !== '' ? 'initrd' : hv.guest_image;
   const imageFile = join(dir, 'image.erofs');
   const smallInitrd = join(dir, 'image-initrd.img');
   if (mode === 'pmem' && existsSync(imageFile) && existsSync(smallInitrd)) {
@@ -42,7 +49,7 @@ export function guestImage(env: NodeJS.ProcessEnv = process.env): GuestImage {
     checkExists([kernel]);
     return { ...image, image: { path: imageFile, sizeBytes: statSync(imageFile).size } };
   }
-  const image = { kernel, initrd: env['KAPSEL_INITRD'] ?? join(dir, 'initrd.img') };
+  const image = { kernel, initrd: hv.initrd !== '' ? hv.initrd : join(dir, 'initrd.img') };
   checkExists([image.kernel, image.initrd]);
   return image;
 }

@@ -4,6 +4,7 @@ import { chmod, chown, mkdir, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 import { RuntimeError } from '../sys/errors.js';
+import { mkdirAll } from '../../../oci/fs/mkdir-all.js';
 
 const exec = promisify(execFile);
 
@@ -16,7 +17,7 @@ const exec = promisify(execFile);
  * kataHostSharedDir).
  */
 export async function makeSharedMount(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await mkdirAll(dir, 0o700);
   // The guest sees this mode on the root of its share: containers in a user
   // namespace (any mapping, several per pod) must pass through it, to their
   // own 0700 directories (makeOwnedDir). The VM directory above is 0700, so
@@ -62,7 +63,7 @@ export async function bindMount(source: string, target: string): Promise<void> {
       `bind mount ${source}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
     );
   }
-  await mkdir(isDir ? target : dirname(target), { recursive: true });
+  await mkdirAll(isDir ? target : dirname(target));
   if (!isDir) await writeFile(target, '', { flag: 'a' });
   await mount(['--rbind', source, target], target);
 }

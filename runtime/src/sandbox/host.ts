@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { Sandbox, type SandboxOptions } from './boot.js';
 import {
@@ -10,6 +10,10 @@ import {
 import { makeSharedMount } from './host-mounts.js';
 import type { VmSize } from './sizing.js';
 import { cleanupVmDir, vmDirLayout, type VmDirLayout } from './vm-dir.js';
+import { mkdirAll } from '../../../oci/fs/mkdir-all.js';
+import { RuntimeError } from '../sys/errors.js';
+import { readyTimeoutMs, withReadyDeadline } from '../sys/ready-deadline.js';
+import { keepBootLogs } from './boot-logs.js';
 
 /**
  * The host end of one VM, held in-process by whichever process owns the
@@ -29,12 +33,14 @@ export class SandboxHost {
   /**
    * Boots a sandbox in `dir` (made if missing): writes this process's pid as
    * the sandbox process's, shares `<dir>/shared` into the guest, waits for
-   * the agent. `opts.signal` cuts the boot short; `opts.adopt` receives
+   * the agent, at most KAPSEL_READY_TIMEOUT (sys/ready-deadline.ts).
+   * `opts.signal` cuts the boot short; `opts.adopt` receives
    * every host process started for the sandbox (supervisor.ts).
    * `opts.hostCgroup` is the host cgroup to join when no plan was written
    * into the directory by its creator (the runc path's startSandbox); it is
    * written there, for whoever cleans up after this process. On failure the
-   * directory is cleaned up before the error.
+   * directory is cleaned up before the error, its logs kept (boot-logs.ts)
+   * and named in the error.
    */
   static async boot(
     dir: string,
@@ -44,8 +50,10 @@ export class SandboxHost {
   ): Promise<SandboxHost> {
     const paths = vmDirLayout(dir);
     const { hostCgroup: plan, ...sandboxOpts } = opts;
+    const deadline = withReadyDeadline("the sandbox's guest agent", readyTimeoutMs(), opts.signal);
+    sandboxOpts.signal = deadline.signal;
     try {
-      await mkdir(dir, { recursive: true, mode: 0o700 });
+      await mkdirAll(dir, 0o700);
       await writeFile(paths.pidFile, String(process.pid));
       if (plan !== undefined) await writeFile(paths.hostCgroup, JSON.stringify(plan));
       // Joined first: QEMU and virtiofsd start in it, and every page they
@@ -66,8 +74,12 @@ export class SandboxHost {
       }
       return new SandboxHost(sandbox, paths, log);
     } catch (err) {
+      const kept = await keepBootLogs(dir);
       await cleanupVmDir(dir, log);
-      throw err;
+      if (kept === '' || !(err instanceof Error)) throw err;
+      throw new RuntimeError(`${err.message}; ${kept}`, 1, { cause: err });
+    } finally {
+      deadline.done();
     }
   }
 

@@ -7,7 +7,9 @@ import { RuntimeError } from '../sys/errors.js';
 import { isAlive, killQuietly, readPid } from '../sys/pids.js';
 import type { HostCgroupPlan } from './host-cgroup/apply.js';
 import type { VmSize } from './sizing.js';
+import { keepBootLogs } from './boot-logs.js';
 import { cleanupVmDir, vmDirLayout } from './vm-dir.js';
+import { mkdirAll } from '../../../oci/fs/mkdir-all.js';
 
 /*
  * The sandbox process (`kapsel __monitor`, serve.ts) seen from the CLI: start
@@ -17,7 +19,10 @@ import { cleanupVmDir, vmDirLayout } from './vm-dir.js';
 /**
  * Boots a sandbox: makes its VM directory, starts its process there (inside
  * the host network namespace `enter` puts it in, see network/netns.ts) and
- * returns the process's pid once the agent answers through it.
+ * returns the process's pid once the agent answers through it. A sandbox
+ * process not ready by its deadline (sys/ready-deadline.ts) is killed; the
+ * error names the VM's logs, kept (boot-logs.ts) for stopSandbox removes
+ * the directory.
  */
 export async function startSandbox(
   root: string,
@@ -35,7 +40,7 @@ export async function startSandbox(
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
       throw new RuntimeError(`sandbox ${sandboxId} exists already`, 1, { cause: err });
     }
-    await mkdir(vmDir, { recursive: true, mode: 0o700 });
+    await mkdirAll(vmDir, 0o700);
   }
   if (hostCgroup !== undefined) await writeFile(layout.hostCgroup, JSON.stringify(hostCgroup));
   const logFd = openSync(layout.log, 'a');
@@ -58,6 +63,11 @@ export async function startSandbox(
       'start the sandbox',
       enter,
     );
+  } catch (err) {
+    // Killed at the deadline, it kept nothing itself (host.ts boot does).
+    const kept = await keepBootLogs(vmDir);
+    if (kept === '' || !(err instanceof Error)) throw err;
+    throw new RuntimeError(`${err.message}; ${kept}`, 1, { cause: err });
   } finally {
     closeSync(logFd);
   }

@@ -12,6 +12,7 @@ import { StateStore } from '../container/state.js';
 import { writeFileAtomic } from '../sys/atomic-file.js';
 import { tellCreator } from '../sys/detached.js';
 import { messageOf } from '../sys/errors.js';
+import { IdleMemory } from '../sys/idle-memory.js';
 import { isAlive, processStart } from '../sys/pids.js';
 import type { AgentClient } from './agent-client.js';
 import { SandboxHost } from './host.js';
@@ -94,8 +95,10 @@ export async function serveSandbox(
     saveTimeline();
     const agentOfSandbox = sandbox.agent;
     const upstream = upstreamClient(sandbox.agent.channel());
+    const idleMemory = new IdleMemory(log);
     const { definition, implementation } = proxyService(upstream, {
       onDone(method, request, err) {
+        idleMemory.callDone();
         if (err !== null) return;
         if (method === 'createContainer' || method === 'startContainer') {
           const mark = method === 'createContainer' ? 'containerCreated' : 'containerStarted';

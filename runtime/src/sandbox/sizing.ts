@@ -17,21 +17,19 @@ export interface SizingOptions {
 
 export const DEFAULT_SIZING: SizingOptions = { baseMemoryMiB: 1024, baseCpus: 1, maxCpus: 16 };
 
-/** Overrides from KAPSEL_VM_BASE_MEMORY_MIB / KAPSEL_VM_BASE_CPUS / KAPSEL_VM_MAX_CPUS. */
-export function sizingFromEnv(env: NodeJS.ProcessEnv, maxCpus: number): SizingOptions {
-  const num = (name: string, fallback: number): number => {
-    const v = env[name];
-    if (v === undefined || v === '') return fallback;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) {
-      throw new Error(`${name}: must be a positive integer, got ${JSON.stringify(v)}`);
-    }
-    return n;
-  };
+/**
+ * The sizing of the configuration's [hypervisor] (config/schema.ts):
+ * default_memory, default_vcpus, and default_maxvcpus, where 0 means the
+ * host's `hostCpus`, as in Kata.
+ */
+export function sizingOf(
+  hv: { default_memory: number; default_vcpus: number; default_maxvcpus: number },
+  hostCpus: number,
+): SizingOptions {
   return {
-    baseMemoryMiB: num('KAPSEL_VM_BASE_MEMORY_MIB', DEFAULT_SIZING.baseMemoryMiB),
-    baseCpus: num('KAPSEL_VM_BASE_CPUS', DEFAULT_SIZING.baseCpus),
-    maxCpus: num('KAPSEL_VM_MAX_CPUS', maxCpus),
+    baseMemoryMiB: hv.default_memory,
+    baseCpus: hv.default_vcpus,
+    maxCpus: hv.default_maxvcpus > 0 ? hv.default_maxvcpus : hostCpus,
   };
 }
 

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Spec } from '../../../oci/spec.js';
+import { settings } from '../config/settings.js';
 import { placementOf, type Placement } from '../container/pod.js';
 import type { ShimFlags } from './flags.js';
 import { podKey } from './address.js';
@@ -31,7 +32,8 @@ export function podOf(f: ShimFlags): Placement & { key: string; netnsPath?: stri
   };
 }
 
-/** The serving shim's log: $KAPSEL_SHIM_LOG, else kapsel-shim.log in the sandbox's bundle. */
+/** The serving shim's log: runtime.shim_log (KAPSEL_SHIM_LOG), else kapsel-shim.log in the sandbox's bundle. */
 export function shimLogOf(f: ShimFlags): string {
-  return process.env['KAPSEL_SHIM_LOG'] ?? join(bundleOf(f), 'kapsel-shim.log');
+  const configured = settings().runtime.shim_log;
+  return configured !== '' ? configured : join(bundleOf(f), 'kapsel-shim.log');
 }

@@ -34,7 +34,8 @@ import { unmountTree } from '../sandbox/host-mounts.js';
 import { SandboxHost } from '../sandbox/host.js';
 import { hostNetnsOf, type HostNetns } from '../sandbox/network/netns.js';
 import { SandboxNetwork } from '../sandbox/network/sandbox-network.js';
-import { sandboxSize, sizingFromEnv } from '../sandbox/sizing.js';
+import { settings } from '../config/settings.js';
+import { sandboxSize, sizingOf } from '../sandbox/sizing.js';
 import { Supervisor } from '../sandbox/supervisor.js';
 import { vmDirLayout } from '../sandbox/vm-dir.js';
 import { faultReason } from '../sandbox/vm/guest-fault.js';
@@ -141,7 +142,7 @@ export class ShimPod {
             `container ${req.id}: this shim serves pod ${this.#sandboxId ?? '?'}`,
           );
         }
-        const size = sandboxSize([bundle.spec], sizingFromEnv(process.env, cpus().length));
+        const size = sandboxSize([bundle.spec], sizingOf(settings().hypervisor, cpus().length));
         bootedHere = true;
         this.#sandboxId = req.id;
         this.#sandboxBundle = req.bundle;

@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Mount } from '../../../proto/generated/github.com/containerd/containerd/api/types/mount.js';
 import { unmountTree } from '../sandbox/host-mounts.js';
 import { Code, TtrpcError } from '../ttrpc/status.js';
+import { mkdirAll } from '../../../oci/fs/mkdir-all.js';
 
 const exec = promisify(execFile);
 
@@ -21,7 +21,7 @@ export async function mountRootfs(
 ): Promise<string | undefined> {
   if (mounts.length === 0) return undefined;
   const target = join(bundle, 'rootfs');
-  await mkdir(target, { recursive: true });
+  await mkdirAll(target);
   try {
     for (const m of mounts) {
       const args = ['-t', m.type === '' ? 'none' : m.type];

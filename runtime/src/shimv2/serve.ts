@@ -1,7 +1,9 @@
 import { rm } from 'node:fs/promises';
 import { TaskDefinition } from '../../../proto/generated/github.com/containerd/containerd/runtime/v2/task/shim.js';
+import { reportSettingsTo, settings } from '../config/settings.js';
 import { tellCreator } from '../sys/detached.js';
 import { messageOf } from '../sys/errors.js';
+import { IdleMemory } from '../sys/idle-memory.js';
 import { createLogger } from '../sys/log.js';
 import { TtrpcServer } from '../ttrpc/server.js';
 import { vmDirOfPod } from './address.js';
@@ -15,14 +17,15 @@ import { taskService } from './task-service.js';
  * The long-lived shim of one pod (started by `start`): serves the task API
  * on -socket, owns the pod's VM, and goes on Shutdown (or SIGTERM) taking the
  * VM, its directory and the socket with it. Logs go to
- * $KAPSEL_SHIM_LOG, else kapsel-shim.log in the sandbox's bundle.
+ * runtime.shim_log (KAPSEL_SHIM_LOG), else kapsel-shim.log in the sandbox's bundle.
  */
 export async function serveCommand(f: ShimFlags): Promise<number> {
   const log = createLogger({
     file: shimLogOf(f),
     format: 'json',
-    debug: f.debug,
+    debug: f.debug || settings().runtime.enable_debug,
   });
+  reportSettingsTo(log);
   // stdio goes nowhere (containerd must not wait on it): say why we die.
   process.on('uncaughtException', (err) => {
     log.fatal({ err, stack: err.stack }, 'shim failed');
@@ -41,8 +44,10 @@ export async function serveCommand(f: ShimFlags): Promise<number> {
   const finished = new Promise<void>((resolve) => (finish = resolve));
   // Lets the Shutdown reply go out before the connections drop.
   const shutdown = (): void => void setTimeout(finish, 50);
+  const idleMemory = new IdleMemory(log);
   server.onCall = (service, method, code, ms) => {
     log.debug({ service, method, code, ms }, 'task api call');
+    idleMemory.callDone();
   };
   server.registerDefinition(TaskDefinition, taskService(pod, shutdown, log));
   try {

@@ -1,12 +1,15 @@
 import { closeSync, openSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
+import { useConfigFile } from '../config/settings.js';
 import { checkNetnsPath, enterNetnsArgs } from '../sandbox/network/netns.js';
 import { startDetached } from '../sys/detached.js';
 import { socketPathOf, vmDirOfPod } from './address.js';
 import type { ShimFlags } from './flags.js';
+import { configPathFromStdin } from './options.js';
 import { bundleOf, podOf, shimLogOf } from './placement.js';
+import { mkdirAll } from '../../../oci/fs/mkdir-all.js';
 
 /**
  * `start`: containerd runs it in the bundle and reads the shim's ttrpc
@@ -17,6 +20,8 @@ import { bundleOf, podOf, shimLogOf } from './placement.js';
  * shim (and one VM) serves the pod.
  */
 export async function startCommand(f: ShimFlags): Promise<number> {
+  // The serving shim started below inherits it as KAPSEL_CONFIG.
+  useConfigFile(configPathFromStdin());
   const pod = podOf(f);
   const socket = socketPathOf(pod.key);
   const address = `unix://${socket}`;
@@ -35,7 +40,7 @@ export async function startCommand(f: ShimFlags): Promise<number> {
         return 1;
       }
     }
-    await mkdir(dirname(socket), { recursive: true, mode: 0o700 });
+    await mkdirAll(dirname(socket), 0o700);
     // Its stderr goes to its log: a crash in native code says why there.
     const logFd = openSync(shimLogOf(f), 'a');
     await startDetached(

@@ -2,6 +2,7 @@ import { spawn, type IOType } from 'node:child_process';
 import { closeSync, writeSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { RuntimeError } from './errors.js';
+import { formatMs, readyTimeoutMs, REPORT_GRACE_MS } from './ready-deadline.js';
 
 /** fd 3 of a detached process: the pipe its starter waits on for the verdict. */
 const READY_FD = 3;
@@ -12,12 +13,17 @@ const READY_FD = 3;
  * "ok" once it serves, or the reason it failed. `enter` runs it in a
  * namespace (see network/netns.ts). It outlives us; whoever
  * reaps orphans (containerd's shim is a subreaper) gets its exit status.
+ * After `timeoutMs` without a verdict its whole process group (its session:
+ * QEMU and virtiofsd are in it too) is SIGKILLed and a RuntimeError says
+ * `<what>: not ready within N s; killed it (pid P)`: the caller cleans up
+ * what it left.
  */
 export async function startDetached(
   args: readonly string[],
   stdio: [IOType | number, IOType | number, IOType | number],
   what: string,
   enter: readonly string[] = [],
+  timeoutMs = readyTimeoutMs() + REPORT_GRACE_MS,
 ): Promise<number> {
   const script = process.argv[1];
   if (script === undefined) throw new Error('cannot tell which kapsel script runs');
@@ -39,10 +45,32 @@ export async function startDetached(
   let message = '';
   pipe.setEncoding('utf8');
   pipe.on('data', (d: string) => (message += d));
-  await new Promise<void>((resolve, reject) => {
-    pipe.once('close', resolve);
-    child.once('error', reject);
+  const verdict = await new Promise<'told' | 'timeout'>((resolve, reject) => {
+    const timer = setTimeout(resolve, timeoutMs, 'timeout');
+    pipe.once('close', () => {
+      clearTimeout(timer);
+      resolve('told');
+    });
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
   });
+  if (verdict === 'timeout') {
+    const pid = child.pid;
+    if (pid !== undefined) {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
+    }
+    await exited;
+    pipe.destroy();
+    throw new RuntimeError(
+      `${what}: not ready within ${formatMs(timeoutMs)} (KAPSEL_READY_TIMEOUT and ${formatMs(REPORT_GRACE_MS)} to report); killed it (pid ${pid ?? '?'})`,
+    );
+  }
   if (message !== 'ok') {
     const status = await Promise.race([
       exited,

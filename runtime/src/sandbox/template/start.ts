@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { appendFile, copyFile, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { closeSync, constants, openSync } from 'node:fs';
+import { appendFile, copyFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { AgentClient } from '../agent-client.js';
@@ -18,6 +19,12 @@ const ENTROPY_BYTES = 64;
 const execFileAsync = promisify(execFile);
 /** A tmpfs: a clone's RAM is memory, never written back to a disk. */
 const CLONE_RAM_DIR = '/dev/shm';
+/**
+ * open(2)'s O_TMPFILE (__O_TMPFILE | O_DIRECTORY on x86-64 and arm64,
+ * include/uapi/asm-generic/fcntl.h): an unnamed file in a directory. Node
+ * has no constant for it; tmpfs has it since Linux 3.11.
+ */
+const O_TMPFILE = 0o20200000;
 /** How long the guest may take to probe the hot-plugged virtio-fs device. */
 const VIRTIOFS_WAIT_MS = 30_000;
 
@@ -63,9 +70,16 @@ export async function startFromTemplate(
   if (template.made) log.info({ ms: Date.now() - made }, 'VM template made on first use');
   let vm: Vm | undefined;
   // The clone's RAM: a sparse copy of the template's on a tmpfs (only the
-  // pages the template touched are copied and take memory), unlinked once
-  // QEMU has it open, so no file outlives the VM whatever ends it.
-  const ramFile = join(CLONE_RAM_DIR, `kapsel-ram-${randomBytes(8).toString('hex')}`);
+  // pages the template touched are copied and take memory). It never has a
+  // name: an O_TMPFILE file, which cp fills and QEMU maps through our
+  // /proc/PID/fd link, is freed with the last process that holds it, so a
+  // SIGKILL at any moment (of us, cp or QEMU) leaves nothing in /dev/shm.
+  let ramFd: number | undefined = openSync(CLONE_RAM_DIR, O_TMPFILE | constants.O_RDWR, 0o600);
+  const ramFile = `/proc/${String(process.pid)}/fd/${String(ramFd)}`;
+  const closeRam = (): void => {
+    if (ramFd !== undefined) closeSync(ramFd);
+    ramFd = undefined;
+  };
   try {
     const copyStart = Date.now();
     await execFileAsync('cp', ['--sparse=always', template.layout.ram, ramFile]);
@@ -82,7 +96,8 @@ export async function startFromTemplate(
         ...(opts.signal === undefined ? {} : { signal: opts.signal }),
       },
     );
-    await rm(ramFile, { force: true });
+    // QEMU has it mapped now: its RAM lives as long as QEMU.
+    closeRam();
     await vm.waitAgentReady(opts.signal);
     const agent = AgentClient.forSocket(vm.agentSocketPath);
     try {
@@ -109,7 +124,7 @@ export async function startFromTemplate(
     return { vm, agent };
   } catch (err) {
     await vm?.shutdown(0);
-    await rm(ramFile, { force: true });
+    closeRam();
     if (!opts.signal?.aborted) {
       log.warn(
         { err, key: template.key, console: vm?.console.tail(30) },

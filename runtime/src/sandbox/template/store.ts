@@ -9,6 +9,7 @@ import { Vm } from '../vm/index.js';
 import { templateKey, type TemplateKey } from './key.js';
 import { alive, PidLock } from './lock.js';
 import { templateLayout, type TemplateLayout } from './settings.js';
+import { mkdirAll } from '../../../../oci/fs/mkdir-all.js';
 
 /** How long a start waits for another process making the same template. */
 const LOCK_WAIT_MS = 15 * 60_000;
@@ -67,7 +68,7 @@ export async function ensureTemplate(
     log.warn({ key: key.key, dir: layout.dir, damage }, 'VM template damaged; making it again');
     await discardTemplate(root, key.key);
   }
-  await mkdir(root, { recursive: true, mode: 0o700 });
+  await mkdirAll(root, 0o700);
   const lock = await PidLock.acquire(`${layout.dir}.lock`, exists, {
     timeoutMs: LOCK_WAIT_MS,
     ...(signal === undefined ? {} : { signal }),
@@ -93,7 +94,9 @@ export async function ensureTemplate(
  * a host connects again, which would be the first clone's connection,
  * whose HTTP/2 client then reads a GOAWAY before SETTINGS and fails with a
  * protocol error (seen here). So the agent is saved never having had a
- * host; the clone's first call is its first connection.
+ * host; the clone's first call is its first connection. (The agent now
+ * drops such writes, agent/src/transport/serial.ts; never connecting stays
+ * the simpler path.)
  */
 async function makeTemplate(
   root: string,

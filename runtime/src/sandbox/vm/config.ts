@@ -6,7 +6,7 @@ export type Accel = 'kvm' | 'tcg';
  * `q35` (PCIe, SeaBIOS, ACPI) or `microvm` with a PCIe host bridge
  * (`microvm,pcie=on`: qboot firmware, no legacy devices, the same
  * virtio-pci devices and root ports, so virtio-pmem and NIC hot-plug work
- * as on q35). KAPSEL_MACHINE picks one (docs/light-sandboxes.md).
+ * as on q35). hypervisor.machine_type picks one (docs/configuration.md).
  */
 export type Machine = 'q35' | 'microvm';
 
@@ -38,7 +38,7 @@ export interface VmConfig {
   initrd: string;
   memoryMiB: number;
   cpus: number;
-  /** Forces the accelerator; otherwise KAPSEL_ACCEL, else the KVM probe decides. */
+  /** Forces the accelerator (hypervisor.accel); otherwise the KVM probe decides. */
   accel?: Accel;
   share?: VmShare;
   /**

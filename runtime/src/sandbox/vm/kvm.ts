@@ -1,9 +1,10 @@
-import { access, constants, open, mkdir, readFile } from 'node:fs/promises';
+import { access, constants, open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { writeFileAtomic } from '../../sys/atomic-file.js';
 import { Child, describeExit } from './child.js';
 import { QEMU_BINARY, type Accel } from './config.js';
+import { mkdirAll } from '../../../../oci/fs/mkdir-all.js';
 
 /*
  * Whether KVM really works cannot be read off /dev/kvm. On this machine kind
@@ -36,7 +37,7 @@ export interface KvmProbeResult {
 export interface AccelVerdict {
   accel: Accel;
   reason: string;
-  source: 'config' | 'env' | 'cache' | 'probe';
+  source: 'config' | 'cache' | 'probe';
 }
 
 interface CacheRecord {
@@ -107,14 +108,14 @@ export interface ChooseAccelOptions {
   kernel: string;
   stateRoot: string;
   log: Logger;
+  /** hypervisor.accel of the configuration (KAPSEL_ACCEL), unless auto. */
   requested?: Accel | undefined;
-  env?: NodeJS.ProcessEnv;
   qemu?: string;
 }
 
 /**
- * Picks the accelerator: `requested` (the VM config), else KAPSEL_ACCEL, else
- * the cached or fresh probe verdict. Under TCG it warns once per process.
+ * Picks the accelerator: `requested` (the VM config, from hypervisor.accel),
+ * else the cached or fresh probe verdict. Under TCG it warns once per process.
  */
 export async function chooseAccel(opts: ChooseAccelOptions): Promise<AccelVerdict> {
   const verdict = await decide(opts);
@@ -122,7 +123,7 @@ export async function chooseAccel(opts: ChooseAccelOptions): Promise<AccelVerdic
     tcgWarned = true;
     opts.log.warn(
       { accel: 'tcg', reason: verdict.reason, source: verdict.source },
-      'KVM is not usable, guests run under TCG software emulation (several times slower); set KAPSEL_ACCEL=kvm to force KVM',
+      'KVM is not usable, guests run under TCG software emulation (several times slower); set accel = "kvm" in [hypervisor] of the configuration (or KAPSEL_ACCEL=kvm) to force KVM',
     );
   } else {
     opts.log.debug({ ...verdict }, 'accelerator chosen');
@@ -132,14 +133,7 @@ export async function chooseAccel(opts: ChooseAccelOptions): Promise<AccelVerdic
 
 async function decide(opts: ChooseAccelOptions): Promise<AccelVerdict> {
   if (opts.requested)
-    return { accel: opts.requested, reason: 'set in the VM config', source: 'config' };
-  const fromEnv = (opts.env ?? process.env)['KAPSEL_ACCEL'];
-  if (fromEnv === 'kvm' || fromEnv === 'tcg') {
-    return { accel: fromEnv, reason: `KAPSEL_ACCEL=${fromEnv}`, source: 'env' };
-  }
-  if (fromEnv !== undefined && fromEnv !== '') {
-    opts.log.warn({ KAPSEL_ACCEL: fromEnv }, 'KAPSEL_ACCEL must be kvm or tcg; ignoring it');
-  }
+    return { accel: opts.requested, reason: 'set in the configuration', source: 'config' };
   // A probe with a kernel that cannot be read would cache a wrong verdict.
   await access(opts.kernel, constants.R_OK);
   const bootId = await currentBootId();
@@ -159,7 +153,7 @@ async function decide(opts: ChooseAccelOptions): Promise<AccelVerdict> {
   const r = await probeKvm(opts.kernel, opts.qemu === undefined ? {} : { qemu: opts.qemu });
   opts.log.info({ usable: r.usable, reason: r.reason, ms: r.ms }, 'kvm probe');
   try {
-    await mkdir(opts.stateRoot, { recursive: true, mode: 0o711 });
+    await mkdirAll(opts.stateRoot, 0o711);
     const rec: CacheRecord = { bootId, kernel: opts.kernel, usable: r.usable, reason: r.reason };
     await writeFileAtomic(file, `${JSON.stringify(rec)}\n`);
   } catch (err) {
