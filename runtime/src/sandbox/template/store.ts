@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { VmConfig } from '../vm/config.js';
+import { vmDirLayout } from '../vm-dir.js';
 import { saveState } from '../vm/migration.js';
 import { Vm } from '../vm/index.js';
 import { templateKey, type TemplateKey } from './key.js';
@@ -158,6 +159,10 @@ async function makeTemplate(
     }
     log.info({ key: key.key, stateBytes, timeline: meta.timeline }, 'VM template saved');
   } catch (err) {
+    // The template's boot is the one this start waited for: its console
+    // goes where the start's VM keeps its own, so a failed start's kept
+    // logs (boot-logs.ts) show why the guest did not come up.
+    await copyFile(draft.console, vmDirLayout(cfg.stateDir).console).catch(() => undefined);
     await rm(work, { recursive: true, force: true });
     throw new Error(`make the VM template ${layout.dir}: ${(err as Error).message}`, {
       cause: err,
