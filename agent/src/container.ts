@@ -20,6 +20,16 @@ export const STDIN_BUFFER_LIMIT = 1 << 20;
 
 export type ContainerStatus = 'created' | 'running' | 'paused' | 'stopped';
 
+/**
+ * Ended execs a container keeps, oldest forgotten first (then NOT_FOUND):
+ * a pod's long-lived container takes an exec per probe for as long as it
+ * runs, and kept each one's process, streams and buffers forever
+ * (bench/soak.ts: the agent grew ~20 KiB per exec). Kept, an ended exec
+ * still answers a second WaitProcess and holds its id, as until now; the
+ * Kata agent forgets one as soon as its wait_process returns.
+ */
+export const FINISHED_EXECS_KEPT = 64;
+
 /** A process of the container (its init, or an exec) and who reads its output. */
 class Proc {
   exit: ProcessExit | undefined;
@@ -110,6 +120,7 @@ export class Container {
   }
 
   async addExec(execId: string, proc: ContainerProcess): Promise<void> {
+    this.forgetOldExecs();
     this.execs.set(execId, new Proc(proc));
     void proc.exited.then((exit) => {
       this.log.info({ container: this.id, exec: execId, ...exit }, 'exec exited');
@@ -119,6 +130,17 @@ export class Container {
 
   wait(execId: string): Promise<ProcessExit> {
     return this.proc(execId).process.exited;
+  }
+
+  /** Drops the oldest ended execs nobody reads beyond FINISHED_EXECS_KEPT. */
+  private forgetOldExecs(): void {
+    const ended = [...this.execs].filter(([, p]) => p.exit !== undefined && p.readers.size === 0);
+    for (const [id, p] of ended.slice(0, Math.max(0, ended.length - FINISHED_EXECS_KEPT))) {
+      this.execs.delete(id);
+      // Output nobody came for: its pipes' fds go with it.
+      p.process.stdout.destroy();
+      p.process.stderr.destroy();
+    }
   }
 
   signal(execId: string, signo: number): void {

@@ -66,6 +66,10 @@ export class MemoryReclaimer {
     this.gc();
     this.native.trimMemory();
     this.baseline = process.memoryUsage.rss();
-    this.log.debug({ before, after: this.baseline }, 'memory given back');
+    // What is left after the collection, by kind: the JS heap, memory V8
+    // holds for buffers (external), and the rest of the RSS (native: glibc,
+    // libuv, nghttp2, koffi), to tell a growth's kind from the console log.
+    const { heapUsed, external } = process.memoryUsage();
+    this.log.debug({ before, after: this.baseline, heapUsed, external }, 'memory given back');
   }
 }

@@ -4,6 +4,7 @@ import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Process } from '../../oci/spec.js';
+import { FINISHED_EXECS_KEPT } from '../../agent/src/container.js';
 import { AgentClient } from '../../runtime/src/sandbox/agent-client.js';
 import { isRoot, type StandaloneAgent } from '../support/agent-process.js';
 import { startAgentFixture, stopAgentFixture } from '../support/agent-fixture.js';
@@ -255,6 +256,29 @@ describe.skipIf(skip !== undefined)(
           }
         }, `pid ${pid} to be gone`);
       }
+    });
+
+    it(`keeps the last ${FINISHED_EXECS_KEPT} ended execs, and forgets older ones`, async () => {
+      const id = await startSleeper();
+      const count = FINISHED_EXECS_KEPT + 6;
+      for (let i = 1; i <= count; i++) {
+        await client.execProcess(id, `u${i}`, execProcess(['true']));
+      }
+      await until(async () => (await client.listProcesses(id)).length === 1, 'the execs to exit');
+      // The next exec forgets what is over the limit: the oldest, output unread.
+      await exec(id, 'next', execProcess(['true']));
+      const forgotten = count - FINISHED_EXECS_KEPT;
+      for (let i = 1; i <= forgotten; i++) {
+        expect((await failureOf(client.waitProcess(id, `u${i}`)))?.code).toBe(status.NOT_FOUND);
+      }
+      // The kept ones still answer, twice, and hold their ids.
+      for (const i of [forgotten + 1, count]) {
+        expect(await client.waitProcess(id, `u${i}`)).toEqual({ exitCode: 0, signal: 0 });
+        expect(await client.waitProcess(id, `u${i}`)).toEqual({ exitCode: 0, signal: 0 });
+        const dup = await failureOf(client.execProcess(id, `u${i}`, execProcess(['true'])));
+        expect(dup?.code).toBe(status.ALREADY_EXISTS);
+      }
+      await client.removeContainer(id);
     });
 
     it('frees the terminal of an exec once it has exited and its output was read', async () => {
