@@ -61,3 +61,20 @@ export function loadHostNative(): HostNative {
   };
   return loaded;
 }
+
+let trim: (() => number) | undefined;
+
+/**
+ * malloc_trim(3): gives the C heap's free pages back to the kernel. glibc
+ * keeps what nghttp2 and libuv freed for reuse, so a long-lived process
+ * that took thousands of connections holds their peak; only libc is
+ * loaded for it, not libkapsel-host.so.
+ */
+export function mallocTrim(): void {
+  if (trim === undefined) {
+    const koffi = createRequire(import.meta.url)('koffi') as Koffi;
+    const f = koffi.load('libc.so.6').func('int malloc_trim(size_t pad)');
+    trim = () => f(0) as number;
+  }
+  trim();
+}
