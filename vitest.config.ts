@@ -11,6 +11,8 @@ export default defineConfig({
         test: {
           name: 'host',
           include: ['test/host/**/*.test.ts'],
+          // spec-compat.test.ts and cli.test.ts start real sandboxes too.
+          globalSetup: ['test/support/template-dir-setup.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
         },

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /**
- * vitest globalSetup of the vm and docker projects: templates are on by
+ * vitest globalSetup of the projects that start sandboxes (host, vm,
+ * docker): templates are on by
  * default (runtime/src/sandbox/template/settings.ts), and a test run must
  * not leave its templates (~170 MB each) in /var/lib/kapsel/templates. So
  * the run gets its own KAPSEL_TEMPLATE_DIR, made here and removed at the
