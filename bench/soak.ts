@@ -146,7 +146,7 @@ async function agentUsage(): Promise<Usage> {
 
 async function usage(label: string): Promise<Record<string, string>> {
   // Measured idle, as a long-lived pod is: the agent collects and trims
-  // after 2 s without requests (agent/src/memory.ts).
+  // after 2 s without requests (oci/process/idle-memory.ts).
   await sleep(SETTLE_MS);
   const layout = vmDirLayout(vmDirOf(root, pod));
   const monitor = Number(readFileSync(layout.pidFile, 'utf8'));

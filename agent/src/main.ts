@@ -1,13 +1,13 @@
 import type { Duplex } from 'node:stream';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { IdleMemory } from '../../oci/process/idle-memory.js';
 import { AgentServiceService } from '../../proto/generated/agent.js';
 import { DisabledCgroups, type ContainerCgroups } from './cgroups/container-cgroups.js';
 import { CgroupManager } from './cgroups/manager.js';
 import { createLogger } from './log.js';
 import { loadNative, type Native } from './native/index.js';
 import { withDecodeGuard } from './decode-guard.js';
-import { MemoryReclaimer } from './memory.js';
 import { agentService } from './rpc.js';
 import { Sandbox } from './sandbox.js';
 import { findVirtioPort, openVirtioPort } from './transport/virtio-port.js';
@@ -47,11 +47,13 @@ async function main(argv: readonly string[]): Promise<void> {
       exit(0);
     }, HANG_UP_TIMEOUT_MS).unref();
   };
-  const reclaimer = new MemoryReclaimer(native, log);
+  const idleMemory = new IdleMemory(() => {
+    native.trimMemory();
+  }, log);
   server.addService(
     withDecodeGuard(AgentServiceService),
     agentService(sandbox, log, onDestroyed, () => {
-      reclaimer.requestDone();
+      idleMemory.callDone();
     }),
   );
   const injector = server.createConnectionInjector(ServerCredentials.createInsecure());

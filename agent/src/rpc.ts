@@ -47,7 +47,7 @@ export function agentService(
   sandbox: Sandbox,
   log: Logger,
   onDestroyed: () => void,
-  /** Called when any call has ended, answered or refused (MemoryReclaimer). */
+  /** Called when any call has ended, answered or refused (IdleMemory, oci/process/idle-memory.ts). */
   onRequestDone: () => void = () => undefined,
 ): AgentServiceServer & UntypedServiceImplementation {
   const ctx: Context = { log, done: onRequestDone };

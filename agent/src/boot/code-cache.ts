@@ -71,7 +71,7 @@ function boot(argv: readonly string[]): void {
     void import(pathToFileURL(join(dir, 'agent.mjs')).href);
     return;
   }
-  // The agent sets --expose-gc at start (memory.ts), and V8 stamps a cache
+  // The agent sets --expose-gc at start (oci/process/idle-memory.ts), and V8 stamps a cache
   // with the hash of its flags when it is written: set it before compiling,
   // so a cache written after the agent started matches the flags of a
   // start that has not set it yet.

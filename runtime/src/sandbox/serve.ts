@@ -12,7 +12,8 @@ import { StateStore } from '../container/state.js';
 import { writeFileAtomic } from '../sys/atomic-file.js';
 import { tellCreator } from '../sys/detached.js';
 import { messageOf } from '../sys/errors.js';
-import { IdleMemory } from '../sys/idle-memory.js';
+import { IdleMemory } from '../../../oci/process/idle-memory.js';
+import { mallocTrim } from '../sys/host-native.js';
 import { isAlive, processStart } from '../sys/pids.js';
 import type { AgentClient } from './agent-client.js';
 import { SandboxHost } from './host.js';
@@ -95,7 +96,7 @@ export async function serveSandbox(
     saveTimeline();
     const agentOfSandbox = sandbox.agent;
     const upstream = upstreamClient(sandbox.agent.channel());
-    const idleMemory = new IdleMemory(log);
+    const idleMemory = new IdleMemory(mallocTrim, log);
     const { definition, implementation } = proxyService(upstream, {
       onDone(method, request, err) {
         idleMemory.callDone();
