@@ -47,9 +47,17 @@ async function main(argv: readonly string[]): Promise<void> {
       exit(0);
     }, HANG_UP_TIMEOUT_MS).unref();
   };
-  const idleMemory = new IdleMemory(() => {
-    native.trimMemory();
-  }, log);
+  const idleMemory = new IdleMemory(
+    {
+      trim: () => {
+        native.trimMemory();
+      },
+      mallopt: (param, value) => {
+        native.mallopt(param, value);
+      },
+    },
+    log,
+  );
   server.addService(
     withDecodeGuard(AgentServiceService),
     agentService(sandbox, log, onDestroyed, () => {

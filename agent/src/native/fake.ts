@@ -16,6 +16,7 @@ export type FakeCall =
   | { op: 'umount'; target: string; flags: number }
   | { op: 'exit'; status: number }
   | { op: 'trimMemory' }
+  | { op: 'mallopt'; param: number; value: number }
   | { op: 'reseedRandom'; entropy: Buffer }
   | { op: 'setRealtime'; ns: bigint }
   | { op: 'attachDeviceFilter'; cgroupDir: string; program: Buffer; replaceFd: number }
@@ -149,6 +150,10 @@ export class FakeNative implements Native {
 
   trimMemory(): void {
     this.calls.push({ op: 'trimMemory' });
+  }
+
+  mallopt(param: number, value: number): void {
+    this.calls.push({ op: 'mallopt', param, value });
   }
 
   reseedRandom(entropy: Buffer): void {

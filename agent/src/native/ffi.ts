@@ -57,6 +57,8 @@ export interface KapselLib {
   exit(status: number): never;
   /** int malloc_trim(size_t pad) */
   mallocTrim(pad: number): number;
+  /** int mallopt(int param, int value) */
+  mallopt(param: number, value: number): number;
   /** int ioctl(int fd, unsigned long request, void *arg); errno() tells why on -1. */
   ioctl(fd: number, request: number, arg: Buffer | null): number;
   /** int clock_settime(clockid_t clk, const struct timespec *ts) */
@@ -112,6 +114,7 @@ export function loadKapselLib(): KapselLib {
   const waitpid = libc.func('int waitpid(int pid, int *status, int options)');
   const exit = libc.func('void _exit(int status)');
   const mallocTrim = libc.func('int malloc_trim(size_t pad)');
+  const mallopt = libc.func('int mallopt(int param, int value)');
   const ioctl = libc.func('int ioctl(int fd, unsigned long request, ...)');
   const clockSettime = libc.func('int clock_settime(int clk, const void *ts)');
   const poll = libc.func('int poll(void *fds, unsigned long nfds, int timeout)');
@@ -138,6 +141,7 @@ export function loadKapselLib(): KapselLib {
       throw new Error('_exit returned');
     },
     mallocTrim: (pad) => mallocTrim(pad) as number,
+    mallopt: (param, value) => mallopt(param, value) as number,
     // Both on the calling thread, so errno() reads their errno.
     ioctl: (fd, request, arg) => ioctl(fd, request, 'void *', arg) as number,
     clockSettime: (clock, timespec) => clockSettime(clock, timespec) as number,

@@ -326,6 +326,10 @@ export class RealNative implements Native {
     this.lib.mallocTrim(0);
   }
 
+  mallopt(param: number, value: number): void {
+    if (this.lib.mallopt(param, value) !== 1) throw new Error(`mallopt ${param} ${value}: refused`);
+  }
+
   reseedRandom(entropy: Buffer): void {
     const fd = openSync(URANDOM, 'w');
     try {

@@ -178,6 +178,11 @@ export interface Native {
    */
   trimMemory(): void;
   /**
+   * mallopt(3): tunes glibc's allocator (oci/process/idle-memory.ts says
+   * which options and why); throws if glibc refuses.
+   */
+  mallopt(param: number, value: number): void;
+  /**
    * Mixes `entropy` into the kernel's input pool crediting every bit
    * (RNDADDENTROPY), then makes the CRNG reseed from it now (RNDRESEEDCRNG)
    * rather than at its next scheduled reseed, up to a minute later once

@@ -13,7 +13,7 @@ import { writeFileAtomic } from '../sys/atomic-file.js';
 import { tellCreator } from '../sys/detached.js';
 import { messageOf } from '../sys/errors.js';
 import { IdleMemory } from '../../../oci/process/idle-memory.js';
-import { mallocTrim } from '../sys/host-native.js';
+import { hostMalloc } from '../sys/host-native.js';
 import { isAlive, processStart } from '../sys/pids.js';
 import type { AgentClient } from './agent-client.js';
 import { SandboxHost } from './host.js';
@@ -52,6 +52,9 @@ export async function serveSandbox(
   log: Logger,
   size: VmSize,
 ): Promise<number> {
+  // First: it caps malloc's arenas, which must come before the boot's
+  // threads (libuv's pool, koffi's) each make their own.
+  const idleMemory = new IdleMemory(hostMalloc, log);
   const store = new StateStore(root);
   const paths = vmDirLayout(vmDirOf(root, sandboxId));
   const containers = new Set<string>();
@@ -96,7 +99,6 @@ export async function serveSandbox(
     saveTimeline();
     const agentOfSandbox = sandbox.agent;
     const upstream = upstreamClient(sandbox.agent.channel());
-    const idleMemory = new IdleMemory(mallocTrim, log);
     const { definition, implementation } = proxyService(upstream, {
       onDone(method, request, err) {
         idleMemory.callDone();

@@ -4,7 +4,7 @@ import { reportSettingsTo, settings } from '../config/settings.js';
 import { tellCreator } from '../sys/detached.js';
 import { messageOf } from '../sys/errors.js';
 import { IdleMemory } from '../../../oci/process/idle-memory.js';
-import { mallocTrim } from '../sys/host-native.js';
+import { hostMalloc } from '../sys/host-native.js';
 import { createLogger } from '../sys/log.js';
 import { TtrpcServer } from '../ttrpc/server.js';
 import { vmDirOfPod } from './address.js';
@@ -45,7 +45,7 @@ export async function serveCommand(f: ShimFlags): Promise<number> {
   const finished = new Promise<void>((resolve) => (finish = resolve));
   // Lets the Shutdown reply go out before the connections drop.
   const shutdown = (): void => void setTimeout(finish, 50);
-  const idleMemory = new IdleMemory(mallocTrim, log);
+  const idleMemory = new IdleMemory(hostMalloc, log);
   server.onCall = (service, method, code, ms) => {
     log.debug({ service, method, code, ms }, 'task api call');
     idleMemory.callDone();

@@ -8,6 +8,15 @@ import { formatMs, readyTimeoutMs, REPORT_GRACE_MS } from './ready-deadline.js';
 const READY_FD = 3;
 
 /**
+ * Node flags of the detached processes, which live as long as their
+ * sandbox or container. V8 grows the young generation with the allocation
+ * rate, up to 16 MiB a semi-space, and keeps it once grown (the guest
+ * agent's figures are in native/init/agent-flags.h); 1 MiB is enough for
+ * processes whose calls allocate little that lives.
+ */
+const LONG_LIVED_NODE_FLAGS = ['--max-semi-space-size=1'];
+
+/**
  * Starts a hidden verb of this same kapsel (`__monitor`, `__shim`) as a
  * detached process in its own session, and waits for its verdict on fd 3:
  * "ok" once it serves, or the reason it failed. `enter` runs it in a
@@ -29,7 +38,14 @@ export async function startDetached(
   if (script === undefined) throw new Error('cannot tell which kapsel script runs');
   // `enter` is an argv prefix that execs us (nsenter, unshare without --fork),
   // so the pid we get is still the hidden verb's.
-  const argv = [...enter, process.execPath, ...process.execArgv, script, ...args];
+  const argv = [
+    ...enter,
+    process.execPath,
+    ...process.execArgv,
+    ...LONG_LIVED_NODE_FLAGS,
+    script,
+    ...args,
+  ];
   const [file = process.execPath, ...rest] = argv;
   const child = spawn(file, rest, {
     detached: true,

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { packageRoot } from './package-root.js';
+import type { Malloc } from '../../../oci/process/idle-memory.js';
 
 // Loaded on first use: only a shim with --console-socket needs it, and every
 // other kapsel call should not pay for loading a native module.
@@ -62,19 +63,39 @@ export function loadHostNative(): HostNative {
   return loaded;
 }
 
-let trim: (() => number) | undefined;
+interface LibcMalloc {
+  trim: () => number;
+  mallopt: (param: number, value: number) => number;
+}
+
+let libcMalloc: LibcMalloc | undefined;
+
+function libc(): LibcMalloc {
+  if (libcMalloc === undefined) {
+    const lib = (createRequire(import.meta.url)('koffi') as Koffi).load('libc.so.6');
+    const trim = lib.func('int malloc_trim(size_t pad)');
+    const mallopt = lib.func('int mallopt(int param, int value)');
+    libcMalloc = {
+      trim: () => trim(0) as number,
+      mallopt: (param, value) => mallopt(param, value) as number,
+    };
+  }
+  return libcMalloc;
+}
 
 /**
- * malloc_trim(3): gives the C heap's free pages back to the kernel. glibc
- * keeps what nghttp2 and libuv freed for reuse, so a long-lived process
- * that took thousands of connections holds their peak; only libc is
- * loaded for it, not libkapsel-host.so.
+ * The host process's glibc allocator (oci/process/idle-memory.ts's
+ * Malloc): malloc_trim(3), which gives the C heap's free pages back to the
+ * kernel (glibc keeps what nghttp2 and libuv freed for reuse, so a
+ * long-lived process that took thousands of connections holds their
+ * peak), and mallopt(3). Only libc is loaded for it, not
+ * libkapsel-host.so.
  */
-export function mallocTrim(): void {
-  if (trim === undefined) {
-    const koffi = createRequire(import.meta.url)('koffi') as Koffi;
-    const f = koffi.load('libc.so.6').func('int malloc_trim(size_t pad)');
-    trim = () => f(0) as number;
-  }
-  trim();
-}
+export const hostMalloc: Malloc = {
+  trim: () => {
+    libc().trim();
+  },
+  mallopt: (param, value) => {
+    if (libc().mallopt(param, value) !== 1) throw new Error(`mallopt ${param} ${value}: refused`);
+  },
+};
