@@ -120,12 +120,17 @@ function podMemory(root: string, id: string, all: Proc[]): Breakdown {
   const monitor = Number(readFileSync(vmDirLayout(vmDirOf(root, id)).pidFile, 'utf8'));
   const state = JSON.parse(readFileSync(join(root, id, 'state.json'), 'utf8')) as { pid: number };
   const procs = [...tree(monitor, all), ...tree(state.pid, all)];
-  return memoryOf(
+  const out = memoryOf(
     procs.map((p) => ({
       pid: p.pid,
       kind: p.pid === monitor ? 'monitor' : p.pid === state.pid ? 'shim' : p.comm,
     })),
   );
+  // A pod's guest RAM is always a shared file (virtio-fs needs it): none
+  // found means the accounting missed it, and the figure would be too low.
+  if (!(out['guest RAM'] ?? 0))
+    throw new Error(`pod ${id}: no guest RAM file found among its processes`);
+  return out;
 }
 
 function median(xs: number[]): number {
