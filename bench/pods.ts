@@ -1,9 +1,13 @@
 // Host memory of idle pods: N busybox containers started with `kapsel run -d`
 // (each its own VM), then every host process of each pod (the sandbox
 // monitor, its QEMU and virtiofsd, the container's shim) summed as PSS from
-// /proc/PID/smaps_rollup. PSS splits a page shared by k processes into k
-// parts, so what every VM maps from one file (QEMU's code, a DAX-mapped guest
-// image) is counted once over all pods, which is what the host pays.
+// /proc/PID/smaps, by kind (memoryOf). PSS splits a page shared by k
+// processes into k parts, so what every VM maps from one file (QEMU's code, a
+// DAX-mapped guest image) is counted once over all pods, which is what the
+// host pays. Guest RAM is counted as the blocks of its tmpfs or memfd file
+// instead: a clone's RAM file holds pages its guest has not touched since
+// the restore, which are in no process's PSS (docs/light-sandboxes.md,
+// third round).
 //
 // Baseline, measured in the same run: the floor VM, the same kernel with the
 // same QEMU shape and RAM booting a trivial init that opens the agent port
