@@ -1,9 +1,13 @@
 // Host memory of idle pods: N busybox containers started with `kapsel run -d`
 // (each its own VM), then every host process of each pod (the sandbox
 // monitor, its QEMU and virtiofsd, the container's shim) summed as PSS from
-// /proc/PID/smaps_rollup. PSS splits a page shared by k processes into k
-// parts, so what every VM maps from one file (QEMU's code, a DAX-mapped guest
-// image) is counted once over all pods, which is what the host pays.
+// /proc/PID/smaps, by kind (memoryOf). PSS splits a page shared by k
+// processes into k parts, so what every VM maps from one file (QEMU's code, a
+// DAX-mapped guest image) is counted once over all pods, which is what the
+// host pays. Guest RAM is counted as the blocks of its tmpfs or memfd file
+// instead: a clone's RAM file holds pages its guest has not touched since
+// the restore, which are in no process's PSS (docs/light-sandboxes.md,
+// third round).
 //
 // Baseline, measured in the same run: the floor VM, the same kernel with the
 // same QEMU shape and RAM booting a trivial init that opens the agent port
@@ -12,7 +16,7 @@
 // a ratio near 1 means the VMM and kernel are what is left to shrink.
 //
 //   npm run bench:pods [-- --pods 10 --settle 15]
-import { readdirSync, readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -22,10 +26,11 @@ import type { Spec } from '../oci/spec.js';
 import { guestImage } from '../runtime/src/sandbox/guest-image.js';
 import { vmDirOf, vmDirLayout } from '../runtime/src/sandbox/vm-dir.js';
 import { Vm } from '../runtime/src/sandbox/vm/index.js';
+import { DEFAULT_TEMPLATE_DIR, templateLayout } from '../runtime/src/sandbox/template/settings.js';
 import { DEFAULT_SIZING } from '../runtime/src/sandbox/sizing.js';
 import { packageRoot } from '../runtime/src/sys/package-root.js';
 import { DEFAULT_BUNDLE, kapselToFiles } from '../test/support/kapsel-cli.js';
-import { pssKiB } from './pss.js';
+import { mappingPssKiB, ramFilesKiB } from './pss.js';
 
 const { values } = parseArgs({
   options: {
@@ -78,18 +83,57 @@ function tree(pid: number, all: Proc[]): Proc[] {
 
 type Breakdown = Record<string, number>;
 
-/** PSS in MiB of one pod's host processes, by kind, and their total. */
+/**
+ * Host memory in MiB of a set of processes, by kind, and its total: PSS of
+ * each process, QEMU's split by mapping (mappingPssKiB), and guest RAM
+ * counted as what its files hold (ramFilesKiB) in place of the PSS of
+ * their mappings, once per file.
+ */
+function memoryOf(procs: { pid: number; kind: string }[]): Breakdown {
+  const out: Breakdown = { total: 0 };
+  const add = (kind: string, kib: number): void => {
+    out[kind] = (out[kind] ?? 0) + kib / 1024;
+    out['total'] = (out['total'] ?? 0) + kib / 1024;
+  };
+  const ram = new Map<string, number>();
+  let ramMapped = 0;
+  for (const p of procs) {
+    const m = mappingPssKiB(p.pid);
+    ramMapped += m.ram;
+    for (const [file, kib] of ramFilesKiB(p.pid)) ram.set(file, kib);
+    if (p.kind === 'qemu-system-x86') {
+      add('qemu tcg', m.tcg);
+      add('qemu anon', m.anon);
+      add('qemu files', m.file);
+    } else {
+      add(p.kind, m.tcg + m.anon + m.file);
+    }
+  }
+  add(
+    'guest RAM',
+    [...ram.values()].reduce((a, b) => a + b, 0),
+  );
+  // Not in the total: how much of the guest RAM the guest has touched
+  // since QEMU mapped it (for a clone, since the restore).
+  out['(ram mapped)'] = ramMapped / 1024;
+  return out;
+}
+
+/** Host memory in MiB of one pod's host processes, by kind, and its total. */
 function podMemory(root: string, id: string, all: Proc[]): Breakdown {
   const monitor = Number(readFileSync(vmDirLayout(vmDirOf(root, id)).pidFile, 'utf8'));
   const state = JSON.parse(readFileSync(join(root, id, 'state.json'), 'utf8')) as { pid: number };
   const procs = [...tree(monitor, all), ...tree(state.pid, all)];
-  const out: Breakdown = { total: 0 };
-  for (const p of procs) {
-    const kind = p.pid === monitor ? 'monitor' : p.pid === state.pid ? 'shim' : p.comm;
-    const mib = pssKiB(p.pid) / 1024;
-    out[kind] = (out[kind] ?? 0) + mib;
-    out['total'] = (out['total'] ?? 0) + mib;
-  }
+  const out = memoryOf(
+    procs.map((p) => ({
+      pid: p.pid,
+      kind: p.pid === monitor ? 'monitor' : p.pid === state.pid ? 'shim' : p.comm,
+    })),
+  );
+  // A pod's guest RAM is always a shared file (virtio-fs needs it): none
+  // found means the accounting missed it, and the figure would be too low.
+  if (!(out['guest RAM'] ?? 0))
+    throw new Error(`pod ${id}: no guest RAM file found among its processes`);
   return out;
 }
 
@@ -154,9 +198,35 @@ async function floor(): Promise<Breakdown> {
     await vm.waitAgentReady();
     await vm.console.waitFor(/kapsel-floor: staying up/, { includeTail: true });
     await sleep(settleMs);
-    return { total: pssKiB(vm.pid) / 1024, qemu: pssKiB(vm.pid) / 1024 };
+    return memoryOf([{ pid: vm.pid, kind: 'qemu-system-x86' }]);
   } finally {
     await vm.shutdown(0);
+  }
+}
+
+/**
+ * The templates the pods started from (template/settings.ts): each one's RAM
+ * file, apparent and allocated, which every clone copies. It is on disk
+ * (page cache, not counted above) unless the template directory is a tmpfs.
+ */
+function showTemplates(): void {
+  if (/^(off|0)$/.test(process.env['KAPSEL_TEMPLATE'] ?? '')) return;
+  const dir = process.env['KAPSEL_TEMPLATE_DIR'] ?? DEFAULT_TEMPLATE_DIR;
+  let keys: string[];
+  try {
+    keys = readdirSync(dir).filter((k) => /^[0-9a-f]{16}$/.test(k));
+  } catch {
+    return;
+  }
+  for (const key of keys) {
+    try {
+      const st = statSync(templateLayout(dir, key).ram);
+      console.log(
+        `template ${key}: ram ${(st.size / 2 ** 20).toFixed(0)} MiB, ${((st.blocks * 512) / 2 ** 20).toFixed(1)} MiB allocated`,
+      );
+    } catch {
+      // being replaced
+    }
   }
 }
 
@@ -176,6 +246,7 @@ try {
   show('floor VM (baseline)', base);
   show('1 pod', one);
   if (podCount > 1) show(`median of ${podCount} pods`, many);
+  showTemplates();
   const ratio = (many['total'] ?? NaN) / (base['total'] ?? NaN);
   console.log(`\npod / floor VM = ${ratio.toFixed(2)}`);
 } finally {

@@ -1,5 +1,5 @@
 // Host memory of processes as the benchmarks count it.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 
 /**
  * Proportional set size of one process, in KiB (0 if it is gone): shared
@@ -68,4 +68,85 @@ export function shimTreePssMiB(dir: string): Record<string, number> {
     by[name] = (by[name] ?? 0) + pssKiB(pid) / 1024;
   }
   return by;
+}
+
+/**
+ * One process's memory by kind, in KiB, from /proc/PID/smaps (kernel
+ * Documentation/filesystems/proc.rst): `ram` is guest RAM that lives in a
+ * tmpfs or memfd file (QEMU's and virtiofsd's shared mappings of it),
+ * `tcg` TCG's translation buffer (QEMU 7.2 allocates it as one private
+ * anonymous mapping that is writable and executable, tcg/region.c
+ * alloc_code_gen_buffer_anon), `anon` the rest of the private memory (heap,
+ * stacks, Node's V8 heap), `file` what is mapped from files on disk
+ * (binaries, libraries, the kernel, the guest image), split among all
+ * processes that map it.
+ */
+export interface MappingPss {
+  ram: number;
+  tcg: number;
+  anon: number;
+  file: number;
+}
+
+/** A mapping of guest RAM: a memfd, or a file in /dev/shm (named or O_TMPFILE). */
+function isRamFile(name: string): boolean {
+  return name.startsWith('/memfd:') || name.startsWith('/dev/shm/');
+}
+
+export function mappingPssKiB(pid: number): MappingPss {
+  const out: MappingPss = { ram: 0, tcg: 0, anon: 0, file: 0 };
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/smaps`, 'utf8');
+  } catch {
+    return out;
+  }
+  let kind: keyof MappingPss = 'anon';
+  for (const line of text.split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ (\S{4}) \S+ \S+ \d+\s*(.*)$/.exec(line);
+    if (head !== null) {
+      const perms = head[1] ?? '';
+      const name = head[2] ?? '';
+      kind = isRamFile(name)
+        ? 'ram'
+        : name.startsWith('/')
+          ? 'file'
+          : name === '' && perms.startsWith('rwx')
+            ? 'tcg'
+            : 'anon';
+      continue;
+    }
+    const pss = /^Pss:\s+(\d+) kB/.exec(line);
+    if (pss !== null) out[kind] += Number(pss[1]);
+  }
+  return out;
+}
+
+/**
+ * Guest RAM files a process holds open (memfd or /dev/shm, O_TMPFILE
+ * included), by device and inode, with the memory each holds in KiB: a
+ * tmpfs file's allocated blocks are in memory whether or not a process has
+ * them mapped. A clone's RAM is a copy of its template's (template/start.ts):
+ * pages the copy wrote but the guest has not touched since are in no
+ * process's PSS, so only the file's blocks count them.
+ */
+export function ramFilesKiB(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return out;
+  }
+  for (const fd of fds) {
+    try {
+      const link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      if (!isRamFile(link)) continue;
+      const st = statSync(`/proc/${pid}/fd/${fd}`);
+      out.set(`${st.dev}:${st.ino}`, (st.blocks * 512) / 1024);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return out;
 }

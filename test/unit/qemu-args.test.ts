@@ -40,7 +40,9 @@ describe('qemuArgs', () => {
     expect(valueOf(args, '-pidfile')).toBe('/run/kapsel/c1/qemu.pid');
     expect(valueOf(args, '-kernel')).toBe('/guest/vmlinuz');
     expect(valueOf(args, '-initrd')).toBe('/guest/initrd.img');
-    expect(valueOf(args, '-append')).toBe('console=ttyS0 quiet panic=-1 swiotlb=noforce');
+    expect(valueOf(args, '-append')).toBe(
+      'console=ttyS0 quiet panic=-1 swiotlb=noforce initcall_blacklist=tracer_init_tracefs',
+    );
     expect(valueOf(args, '-serial')).toBe('chardev:console');
     expect(valueOf(args, '-qmp')).toBe('unix:/run/kapsel/c1/qmp.sock,server=on,wait=off');
     expect(valuesOf(args, '-chardev')).toEqual([
@@ -119,7 +121,7 @@ describe('qemuArgs', () => {
   it('appends kernel parameters', () => {
     const args = qemuArgs({ ...base, kernelParams: ['kapsel.log=debug', 'kapsel.id=c1'] }, 'tcg');
     expect(valueOf(args, '-append')).toBe(
-      'console=ttyS0 quiet panic=-1 swiotlb=noforce kapsel.log=debug kapsel.id=c1',
+      'console=ttyS0 quiet panic=-1 swiotlb=noforce initcall_blacklist=tracer_init_tracefs kapsel.log=debug kapsel.id=c1',
     );
   });
 
@@ -156,6 +158,8 @@ describe('qemuArgs', () => {
 
 describe('kernelCommandLine', () => {
   it('starts with the base parameters', () => {
-    expect(kernelCommandLine()).toBe('console=ttyS0 quiet panic=-1 swiotlb=noforce');
+    expect(kernelCommandLine()).toBe(
+      'console=ttyS0 quiet panic=-1 swiotlb=noforce initcall_blacklist=tracer_init_tracefs',
+    );
   });
 });

@@ -24,12 +24,20 @@ import {
  * guest held 64 MiB of host RAM it never uses: virtio devices without
  * VIRTIO_F_ACCESS_PLATFORM do not go through the DMA API, and there is no
  * other device (kernel-parameters.txt: swiotlb=noforce, never bounce).
+ * `initcall_blacklist=tracer_init_tracefs`: 6.1 makes tracefs's files for
+ * every trace event at boot (kernel/trace/trace.c tracer_init_tracefs,
+ * an fs_initcall; eventfs made them lazy only in 6.6), ~10,000 dentries and
+ * inodes pinned for the guest's life: 8.6 MB of every clone's copied RAM
+ * (docs/light-sandboxes.md, third round). Skipping that initcall leaves
+ * tracing itself in the kernel but without its file interface, which
+ * nothing in a kapsel guest mounts.
  */
 export const BASE_KERNEL_PARAMS: readonly string[] = [
   'console=ttyS0',
   'quiet',
   'panic=-1',
   'swiotlb=noforce',
+  'initcall_blacklist=tracer_init_tracefs',
 ];
 
 /**
