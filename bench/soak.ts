@@ -1,12 +1,13 @@
 // Soak: many container lifecycles in one pod VM, two at a time, with many
 // execs into the pod's container beside them, through bin/kapsel as an
 // engine drives it. Prints the guest agent's, the sandbox process's and
-// virtiofsd's own memory (RssAnon) and fd counts at the start, middle and
-// end (each read after 3 s idle), and every failure with the tail of the
-// VM's console log. Goal (issue 11): all succeed, flat (under 10% growth,
-// no fd growth).
+// virtiofsd's own memory (RssAnon) and fd counts at the start and after
+// each of `--readings` equal parts (each read after 3 s idle), every
+// failure with the tail of the VM's console log, and each process's growth
+// from start to end, the start being the baseline. Goal (issue 11): all
+// succeed, flat (under 10% growth, no fd growth).
 //
-//   npm run bench:soak [-- --lifecycles N] [--execs M] [--warmup W] [--parallel P]
+//   npm run bench:soak [-- --lifecycles N] [--execs M] [--warmup W] [--parallel P] [--readings R]
 import { execFile, spawn } from 'node:child_process';
 import {
   closeSync,
@@ -26,6 +27,7 @@ import { vmDirLayout, vmDirOf } from '../runtime/src/sandbox/vm-dir.js';
 import { isAlive } from '../runtime/src/sys/pids.js';
 import { DEFAULT_BUNDLE, KAPSEL } from '../test/support/kapsel-cli.js';
 import { mkdirAllSync } from '../oci/fs/mkdir-all.js';
+import { FINISHED_EXECS_KEPT } from '../agent/src/container.js';
 
 const run = promisify(execFile);
 
@@ -33,17 +35,24 @@ const { values } = parseArgs({
   options: {
     lifecycles: { type: 'string', default: '2000' },
     execs: { type: 'string', default: '1000' },
-    // Lifecycles and execs run before "start" is read, so that code the
-    // agent and the sandbox process compile on first use is not growth.
+    // Lifecycles run before "start" is read, so that code the agent and
+    // the sandbox process compile on first use is not growth; execs too,
+    // at least as many as the agent keeps ended (a bounded record that
+    // fills, not a leak).
     warmup: { type: 'string', default: '20' },
     // Lifecycles at a time; the execs run beside them.
     parallel: { type: 'string', default: '2' },
+    // Readings after the start one, evenly spread: growth that levels off
+    // (a high-water mark) looks different from a leak.
+    readings: { type: 'string', default: '4' },
   },
 });
 const lifecycles = Number(values.lifecycles);
 const execs = Number(values.execs);
 const warmup = Number(values.warmup);
+const warmupExecs = Math.max(warmup, FINISHED_EXECS_KEPT);
 const parallel = Number(values.parallel);
+const readings = Number(values.readings);
 
 const root = mkdtempSync(join(tmpdir(), 'kapsel-soak-'));
 const work = mkdtempSync(join(tmpdir(), 'kapsel-soak-bundles-'));
@@ -144,7 +153,9 @@ async function agentUsage(): Promise<Usage> {
   return { rssKiB: Number(m?.[1] ?? NaN), fds: Number(m?.[2] ?? NaN) };
 }
 
-async function usage(label: string): Promise<Record<string, string>> {
+type Row = Record<'agent' | 'monitor' | 'virtiofsd', Usage>;
+
+async function usage(label: string): Promise<Row> {
   // Measured idle, as a long-lived pod is: the agent collects and trims
   // after 2 s without requests (oci/process/idle-memory.ts).
   await sleep(SETTLE_MS);
@@ -165,7 +176,7 @@ async function usage(label: string): Promise<Record<string, string>> {
     Object.entries(row).map(([k, u]) => [k, `${(u.rssKiB / 1024).toFixed(1)} MiB, ${u.fds} fds`]),
   );
   console.log(label, JSON.stringify(line));
-  return line;
+  return row;
 }
 
 function consoleTail(): string {
@@ -261,26 +272,39 @@ async function main(): Promise<void> {
   };
 
   await usage('before warm-up:');
-  for (let i = 1; i <= warmup; i++) {
+  for (let i = 1; i <= Math.max(warmup, warmupExecs); i++) {
     const id = `warm-${i}`;
     try {
-      await lifecycle(id, appBundle);
-      await k('exec', pod, 'true');
+      if (i <= warmup) await lifecycle(id, appBundle);
+      if (i <= warmupExecs) await k('exec', pod, 'true');
     } catch (err) {
       fail(`warm-up ${i}`, err);
       await k('delete', '--force', id).catch(() => undefined);
     }
   }
-  await usage(`start (after ${warmup} warm-up lifecycles and execs):`);
-  const half = (n: number): number => Math.ceil(n / 2);
-  let t = Date.now();
-  await batch([1, half(lifecycles)], [1, half(execs)], appBundle, fail);
-  let ms = Date.now() - t;
-  await usage(`middle (${half(lifecycles)} lifecycles, ${half(execs)} execs):`);
-  t = Date.now();
-  await batch([half(lifecycles) + 1, lifecycles], [half(execs) + 1, execs], appBundle, fail);
-  ms += Date.now() - t;
-  await usage('end:');
+  const start = await usage(`start (after ${warmup} warm-up lifecycles and ${warmupExecs} execs):`);
+  let end = start;
+  let ms = 0;
+  for (let r = 1; r <= readings; r++) {
+    const upTo = (n: number, i: number): number => Math.round((n * i) / readings);
+    const t = Date.now();
+    await batch(
+      [upTo(lifecycles, r - 1) + 1, upTo(lifecycles, r)],
+      [upTo(execs, r - 1) + 1, upTo(execs, r)],
+      appBundle,
+      fail,
+    );
+    ms += Date.now() - t;
+    end = await usage(`after ${upTo(lifecycles, r)} lifecycles, ${upTo(execs, r)} execs:`);
+  }
+  for (const name of ['agent', 'monitor', 'virtiofsd'] as const) {
+    const growth = (end[name].rssKiB / start[name].rssKiB - 1) * 100;
+    const fds = end[name].fds - start[name].fds;
+    const flat = growth < 10 && fds <= 0;
+    console.log(
+      `${name}: RssAnon ${growth >= 0 ? '+' : ''}${growth.toFixed(1)}%, fds ${fds >= 0 ? '+' : ''}${fds} from start to end: ${flat ? 'flat' : 'NOT flat'} (goal: under 10%, no fd growth)`,
+    );
+  }
   console.log(
     `${lifecycles} lifecycles (${parallel} at a time) and ${execs} execs beside them in ${(ms / 1000).toFixed(1)} s: ` +
       `${((lifecycles * 1000) / ms).toFixed(2)} lifecycles/s, ${((execs * 1000) / ms).toFixed(2)} execs/s`,
