@@ -349,7 +349,11 @@ describe.skipIf(skip !== undefined)(
           'sleep',
           '7777',
         ]);
-        expect(r.code).toBe(1);
+        // As runc: `exec failed: open /no/such/dir/.p: no such file or directory`, 255.
+        expect(r.code).toBe(255);
+        expect(r.stderr).toContain(
+          'exec failed: write pid file /no/such/dir/p: no such file or directory',
+        );
         await sleep(1000);
         const ps = await k(['exec', '--', id, 'ps', '-o', 'args']);
         expect(ps.stdout).not.toContain('sleep 7777');
@@ -370,7 +374,8 @@ describe.skipIf(skip !== undefined)(
         );
         expect(await reap(s.pid, 5000)).toEqual({ code: null, signal: 9 });
         const e = await k(['exec', '--', id, 'true']);
-        expect(e.stderr).toContain('cannot exec in a stopped container');
+        expect(e.stderr).toContain('exec failed: cannot exec in a stopped container');
+        expect(e.code).toBe(255);
         await deleteAndExpectNothingLeft(id);
       });
     });

@@ -22,8 +22,8 @@ import { settings } from '../config/settings.js';
 import { sandboxSize, sizingOf } from '../sandbox/sizing.js';
 import { vmDirLayout } from '../sandbox/vm-dir.js';
 import { startShim } from '../shim/spawn.js';
-import { writeFileAtomic } from '../sys/atomic-file.js';
 import { RuntimeError } from '../sys/errors.js';
+import { writePidFile } from '../sys/pid-file.js';
 import { killQuietly, processStart } from '../sys/pids.js';
 import { loadBundle } from './bundle.js';
 import { prepareGuestContainer, releaseHostMounts } from './guest-spec.js';
@@ -160,7 +160,7 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
       await syncNetwork(layout.socket, o.id, dns);
     }
     // runc writes the pid file atomically: a reader never sees it half-written.
-    if (o.pidFile !== undefined) await writeFileAtomic(o.pidFile, String(record.pid));
+    if (o.pidFile !== undefined) await writePidFile(o.pidFile, record.pid);
     agent.close();
     return record;
   } catch (err) {
