@@ -159,7 +159,7 @@ describe.skipIf(skip !== undefined)(
       await killOne(
         id,
         () => childrenOf(supervised(id)['virtiofsd'] ?? 0)[0] ?? 0,
-        /^virtiofsd \(pid \d+\) exit status 1/,
+        /^virtiofsd \(pid \d+\) exit status 1; the VM/,
       );
     });
 
