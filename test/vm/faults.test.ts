@@ -108,6 +108,7 @@ describe.skipIf(skip !== undefined)(
 
     /** A prompt `delete --force`, then nothing of the container anywhere on the host. */
     async function deleteAndExpectNothingLeft(id: string, warning = /^$/): Promise<void> {
+      const cgroups = hostCgroupsOf(id);
       const t0 = Date.now();
       const d = await k(['delete', '--force', '--', id]);
       expect(d.stderr).toMatch(warning);
@@ -120,6 +121,19 @@ describe.skipIf(skip !== undefined)(
       expect(existsSync(join(root, id))).toBe(false);
       expect(existsSync(vmDir)).toBe(false);
       expect(readFileSync('/proc/mounts', 'utf8')).not.toContain(root);
+      expect(cgroups.filter((d) => existsSync(d))).toEqual([]);
+    }
+
+    /** The host cgroup directories kapsel made for the container, from its state on disk. */
+    function hostCgroupsOf(id: string): string[] {
+      try {
+        const r = JSON.parse(readFileSync(join(root, id, 'state.json'), 'utf8')) as {
+          hostCgroup?: { dirs: { path: string; created: boolean }[] };
+        };
+        return (r.hostCgroup?.dirs ?? []).filter((d) => d.created).map((d) => d.path);
+      } catch {
+        return [];
+      }
     }
 
     /** The shim stood for the container and lost it: 255, as issue 11 asks. */
@@ -129,9 +143,14 @@ describe.skipIf(skip !== undefined)(
     }
 
     /** Kills one host process of a fresh sandbox; the whole sandbox stops, explained. */
-    async function killOne(id: string, which: (s: State) => number, reason: RegExp): Promise<void> {
+    async function killOne(
+      id: string,
+      which: (s: State) => number,
+      reason: RegExp,
+      signal: NodeJS.Signals = 'SIGKILL',
+    ): Promise<void> {
       const s = await runDetached(id, sleeper());
-      process.kill(which(s), 'SIGKILL');
+      process.kill(which(s), signal);
       const stopped = await waitStopped(id);
       expect(stopped.pid).toBe(0);
       expect(reasonOf(stopped)).toMatch(reason);
@@ -190,6 +209,16 @@ describe.skipIf(skip !== undefined)(
       await reap(monitor, 5000);
       expect(await reap(qemu, 10_000)).toEqual({ code: null, signal: 9 });
       await deleteAndExpectNothingLeft(id);
+    });
+
+    it('SIGTERM of the sandbox process: a clean stop that names it', async () => {
+      const id = 'fault-monitor-term';
+      await killOne(
+        id,
+        () => Number(readFileSync(vmDirLayout(vmDirOf(root, id)).pidFile, 'utf8')),
+        /^its sandbox process \(pid \d+\) was stopped by SIGTERM; the VM's logs are kept in /,
+        'SIGTERM',
+      );
     });
 
     it('delete --force of a sandbox whose process hangs (SIGSTOP) is prompt', async () => {
