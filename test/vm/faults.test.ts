@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Spec, State } from '../../oci/spec.js';
@@ -219,6 +219,49 @@ describe.skipIf(skip !== undefined)(
         /^its sandbox process \(pid \d+\) was stopped by SIGTERM; the VM's logs are kept in /,
         'SIGTERM',
       );
+    });
+
+    it('a foreground run whose QEMU dies says why, exits 255 and keeps the logs', async () => {
+      const id = 'fault-run-fg';
+      const run = startKapsel(['--root', root, 'run', '-b', sleeper(), '--', id]);
+      run.child.stdin.end();
+      for (let i = 0; i < 2400; i++) {
+        const s = await k(['state', '--', id]);
+        if (s.stdout.includes('"running"')) break;
+        await sleep(50);
+      }
+      process.kill(supervised(id)['qemu'] ?? 0, 'SIGKILL');
+      const r = await run.done;
+      expect(r.code).toBe(255);
+      // Not grpc-js's bare "14 UNAVAILABLE: Connection dropped".
+      const logs = join(root, '.vm', 'failed', basename(vmDirOf(root, id)), 'console.log');
+      expect(r.stderr).toContain(
+        `lost the process (14 UNAVAILABLE: Connection dropped): qemu (pid`,
+      );
+      expect(r.stderr).toContain(`killed by SIGKILL; the VM's logs are kept in ${logs}`);
+      // run deleted the container, as runc's does; the logs outlive it until `delete` of the id.
+      expect(readFileSync(logs, 'utf8')).toMatch(/kapsel-init/);
+      await deleteAndExpectNothingLeft(id);
+      expect(existsSync(logs)).toBe(false);
+    });
+
+    it('a foreground exec whose VM dies says why and exits 255', async () => {
+      const id = 'fault-exec-fg';
+      await runDetached(id, sleeper());
+      const e = startKapsel(['--root', root, 'exec', '--', id, 'sh', '-c', 'echo up; sleep 100']);
+      e.child.stdin.end();
+      await new Promise<void>((resolve) => {
+        e.child.stdout.once('data', () => {
+          resolve();
+        });
+      });
+      process.kill(supervised(id)['qemu'] ?? 0, 'SIGKILL');
+      const r = await e.done;
+      expect(r.code).toBe(255);
+      expect(r.stderr).toMatch(
+        /exec failed: lost the process \(14 UNAVAILABLE: Connection dropped\): qemu \(pid \d+\) killed by SIGKILL; the VM's logs are kept in /,
+      );
+      await deleteAndExpectNothingLeft(id);
     });
 
     it('delete --force of a sandbox whose process hangs (SIGSTOP) is prompt', async () => {

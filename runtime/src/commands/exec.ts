@@ -50,7 +50,7 @@ async function execIn(
     const execId = `exec-${randomBytes(6).toString('hex')}`;
     await agentCall(agent.execProcess(id, execId, JSON.stringify(proc)));
     if (!f.detach) {
-      return runForeground({ agent, id, execId }, { terminal: proc.terminal === true, log });
+      return runForeground({ agent, id, execId }, { terminal: proc.terminal === true, log, root });
     }
     let pid: number | undefined;
     try {
