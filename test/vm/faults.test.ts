@@ -353,6 +353,24 @@ describe.skipIf(skip !== undefined)(
       await deleteAndExpectNothingLeft(id);
     });
 
+    it('delete --force while `kapsel create` boots the VM: create says so, nothing is left', async () => {
+      const id = 'fault-create-deleted';
+      const c = startKapsel(['--root', root, 'create', '-b', sleeper(), '--', id]);
+      c.child.stdin.end();
+      for (let i = 0; i < 200 && !existsSync(vmDirLayout(vmDirOf(root, id)).pidFile); i++) {
+        await sleep(50);
+      }
+      await deleteAndExpectNothingLeft(
+        id,
+        /^(time=\S+ level=warning msg="sandbox monitor did not stop; killing it" pid=\d+\n)?$/,
+      );
+      const r = await c.done;
+      expect(r.code).toBe(1);
+      // Not "ENOENT: no such file or directory, open '.../state.json.PID.tmp'".
+      expect(r.stderr).toContain(`container ${id} was deleted while it was being created`);
+      expect(existsSync(join(root, id))).toBe(false);
+    });
+
     it('SIGKILL of `kapsel create` after the agent created the container', async () => {
       const id = 'fault-create-late';
       const c = startKapsel(['--root', root, 'create', '-b', sleeper(), '--', id]);

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
@@ -164,6 +165,9 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
     agent.close();
     return record;
   } catch (err) {
+    // `delete --force` of a container still "creating" took its record
+    // (runc's create is too quick to have that window): say so, not ENOENT.
+    const deleted = !existsSync(store.dirOf(o.id));
     if (inGuest && agent !== undefined) {
       await agent.removeContainer(o.id).catch(() => undefined);
     }
@@ -182,6 +186,11 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
       });
     }
     await store.remove(o.id);
+    if (deleted) {
+      throw new RuntimeError(`container ${o.id} was deleted while it was being created`, 1, {
+        cause: err,
+      });
+    }
     throw err;
   }
 }
