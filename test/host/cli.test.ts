@@ -66,8 +66,16 @@ describe.skipIf(skip !== undefined)(
         ['events', '--stats', 'ghost'],
       ]) {
         const r = await kapsel(['--root', root, ...verb]);
-        expect(r.code).toBe(1);
-        expect(r.stderr).toContain('container does not exist');
+        // runc's exec.go reports every failure as "exec failed: ..." and exits 255.
+        expect(r.code).toBe(verb[0] === 'exec' ? 255 : 1);
+        expect(r.stderr).toContain(
+          verb[0] === 'exec' ? 'exec failed: container does not exist' : 'container does not exist',
+        );
+      }
+      if (existsSync(RUNC)) {
+        const runc = await runCommand(RUNC, ['--root', root, 'exec', 'ghost', 'true']);
+        expect(runc.code).toBe(255);
+        expect(runc.stderr).toContain('exec failed: container does not exist');
       }
     });
 

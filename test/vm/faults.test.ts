@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Spec, State } from '../../oci/spec.js';
@@ -107,12 +107,17 @@ describe.skipIf(skip !== undefined)(
     }
 
     /** A prompt `delete --force`, then nothing of the container anywhere on the host. */
-    async function deleteAndExpectNothingLeft(id: string, warning = /^$/): Promise<void> {
+    async function deleteAndExpectNothingLeft(
+      id: string,
+      warning = /^$/,
+      withinMs = PROMPT_DELETE_MS,
+    ): Promise<void> {
+      const cgroups = hostCgroupsOf(id);
       const t0 = Date.now();
       const d = await k(['delete', '--force', '--', id]);
       expect(d.stderr).toMatch(warning);
       expect(d.code).toBe(0);
-      expect(Date.now() - t0).toBeLessThan(PROMPT_DELETE_MS);
+      expect(Date.now() - t0).toBeLessThan(withinMs);
       const vmDir = vmDirOf(root, id);
       expect(processesMentioning(vmDir)).toEqual([]);
       expect(processesMentioning(join(root, id))).toEqual([]);
@@ -120,6 +125,19 @@ describe.skipIf(skip !== undefined)(
       expect(existsSync(join(root, id))).toBe(false);
       expect(existsSync(vmDir)).toBe(false);
       expect(readFileSync('/proc/mounts', 'utf8')).not.toContain(root);
+      expect(cgroups.filter((d) => existsSync(d))).toEqual([]);
+    }
+
+    /** The host cgroup directories kapsel made for the container, from its state on disk. */
+    function hostCgroupsOf(id: string): string[] {
+      try {
+        const r = JSON.parse(readFileSync(join(root, id, 'state.json'), 'utf8')) as {
+          hostCgroup?: { dirs: { path: string; created: boolean }[] };
+        };
+        return (r.hostCgroup?.dirs ?? []).filter((d) => d.created).map((d) => d.path);
+      } catch {
+        return [];
+      }
     }
 
     /** The shim stood for the container and lost it: 255, as issue 11 asks. */
@@ -129,9 +147,14 @@ describe.skipIf(skip !== undefined)(
     }
 
     /** Kills one host process of a fresh sandbox; the whole sandbox stops, explained. */
-    async function killOne(id: string, which: (s: State) => number, reason: RegExp): Promise<void> {
+    async function killOne(
+      id: string,
+      which: (s: State) => number,
+      reason: RegExp,
+      signal: NodeJS.Signals = 'SIGKILL',
+    ): Promise<void> {
       const s = await runDetached(id, sleeper());
-      process.kill(which(s), 'SIGKILL');
+      process.kill(which(s), signal);
       const stopped = await waitStopped(id);
       expect(stopped.pid).toBe(0);
       expect(reasonOf(stopped)).toMatch(reason);
@@ -159,7 +182,7 @@ describe.skipIf(skip !== undefined)(
       await killOne(
         id,
         () => childrenOf(supervised(id)['virtiofsd'] ?? 0)[0] ?? 0,
-        /^virtiofsd \(pid \d+\) exit status 1/,
+        /^virtiofsd \(pid \d+\) exit status 1; the VM/,
       );
     });
 
@@ -192,6 +215,59 @@ describe.skipIf(skip !== undefined)(
       await deleteAndExpectNothingLeft(id);
     });
 
+    it('SIGTERM of the sandbox process: a clean stop that names it', async () => {
+      const id = 'fault-monitor-term';
+      await killOne(
+        id,
+        () => Number(readFileSync(vmDirLayout(vmDirOf(root, id)).pidFile, 'utf8')),
+        /^its sandbox process \(pid \d+\) was stopped by SIGTERM; the VM's logs are kept in /,
+        'SIGTERM',
+      );
+    });
+
+    it('a foreground run whose QEMU dies says why, exits 255 and keeps the logs', async () => {
+      const id = 'fault-run-fg';
+      const run = startKapsel(['--root', root, 'run', '-b', sleeper(), '--', id]);
+      run.child.stdin.end();
+      for (let i = 0; i < 2400; i++) {
+        const s = await k(['state', '--', id]);
+        if (s.stdout.includes('"running"')) break;
+        await sleep(50);
+      }
+      process.kill(supervised(id)['qemu'] ?? 0, 'SIGKILL');
+      const r = await run.done;
+      expect(r.code).toBe(255);
+      // Not grpc-js's bare "14 UNAVAILABLE: Connection dropped".
+      const logs = join(root, '.vm', 'failed', basename(vmDirOf(root, id)), 'console.log');
+      expect(r.stderr).toContain(
+        `lost the process (14 UNAVAILABLE: Connection dropped): qemu (pid`,
+      );
+      expect(r.stderr).toContain(`killed by SIGKILL; the VM's logs are kept in ${logs}`);
+      // run deleted the container, as runc's does; the logs outlive it until `delete` of the id.
+      expect(readFileSync(logs, 'utf8')).toMatch(/kapsel-init/);
+      await deleteAndExpectNothingLeft(id);
+      expect(existsSync(logs)).toBe(false);
+    });
+
+    it('a foreground exec whose VM dies says why and exits 255', async () => {
+      const id = 'fault-exec-fg';
+      await runDetached(id, sleeper());
+      const e = startKapsel(['--root', root, 'exec', '--', id, 'sh', '-c', 'echo up; sleep 100']);
+      e.child.stdin.end();
+      await new Promise<void>((resolve) => {
+        e.child.stdout.once('data', () => {
+          resolve();
+        });
+      });
+      process.kill(supervised(id)['qemu'] ?? 0, 'SIGKILL');
+      const r = await e.done;
+      expect(r.code).toBe(255);
+      expect(r.stderr).toMatch(
+        /exec failed: lost the process \(14 UNAVAILABLE: Connection dropped\): qemu \(pid \d+\) killed by SIGKILL; the VM's logs are kept in /,
+      );
+      await deleteAndExpectNothingLeft(id);
+    });
+
     it('delete --force of a sandbox whose process hangs (SIGSTOP) is prompt', async () => {
       const id = 'fault-hung';
       const s = await runDetached(id, sleeper());
@@ -202,6 +278,22 @@ describe.skipIf(skip !== undefined)(
         /^time=\S+ level=warning msg="sandbox monitor did not stop; killing it" pid=\d+\n$/,
       );
       // The shim could not learn anything: delete killed it.
+      expect(await reap(s.pid, 5000)).toEqual({ code: null, signal: 9 });
+    });
+
+    it('delete --force of a sandbox whose virtiofsd is stopped (SIGSTOP) leaves nothing', async () => {
+      const id = 'fault-vfsd-stopped';
+      const s = await runDetached(id, sleeper());
+      const vfsd = supervised(id)['virtiofsd'] ?? 0;
+      // Both processes: the sandboxed second one is nobody's child but the first's.
+      for (const p of [vfsd, ...childrenOf(vfsd)]) process.kill(p, 'SIGSTOP');
+      // The guest never reports the kill (2 s for the shim) and RemoveContainer
+      // runs out its deadline (2 s): slower than the other faults, still bounded.
+      await deleteAndExpectNothingLeft(
+        id,
+        /^time=\S+ level=warning msg="sandbox monitor did not stop; killing it" pid=\d+\n$/,
+        PROMPT_DELETE_MS + 3000,
+      );
       expect(await reap(s.pid, 5000)).toEqual({ code: null, signal: 9 });
     });
 
@@ -259,6 +351,27 @@ describe.skipIf(skip !== undefined)(
       for (let i = 0; i < 100 && existsSync(vmDirOf(root, id)); i++) await sleep(100);
       expect(existsSync(vmDirOf(root, id))).toBe(false);
       await deleteAndExpectNothingLeft(id);
+    });
+
+    it('delete --force while `kapsel create` boots the VM: create says so, nothing is left', async () => {
+      const id = 'fault-create-deleted';
+      const c = startKapsel(['--root', root, 'create', '-b', sleeper(), '--', id]);
+      c.child.stdin.end();
+      for (let i = 0; i < 200 && !existsSync(vmDirLayout(vmDirOf(root, id)).pidFile); i++) {
+        await sleep(50);
+      }
+      const cgroups = hostCgroupsOf(id);
+      const t0 = Date.now();
+      const d = await k(['delete', '--force', '--', id]);
+      expect(d.code).toBe(0);
+      expect(Date.now() - t0).toBeLessThan(PROMPT_DELETE_MS);
+      const r = await c.done;
+      expect(r.code).toBe(1);
+      // Not "ENOENT: no such file or directory, open '.../state.json.PID.tmp'".
+      expect(r.stderr).toContain(`container ${id} was deleted while it was being created`);
+      // Once create has undone its part (a second delete finds nothing).
+      await deleteAndExpectNothingLeft(id);
+      expect(cgroups.filter((dir) => existsSync(dir))).toEqual([]);
     });
 
     it('SIGKILL of `kapsel create` after the agent created the container', async () => {
@@ -349,7 +462,11 @@ describe.skipIf(skip !== undefined)(
           'sleep',
           '7777',
         ]);
-        expect(r.code).toBe(1);
+        // As runc: `exec failed: open /no/such/dir/.p: no such file or directory`, 255.
+        expect(r.code).toBe(255);
+        expect(r.stderr).toContain(
+          'exec failed: write pid file /no/such/dir/p: no such file or directory',
+        );
         await sleep(1000);
         const ps = await k(['exec', '--', id, 'ps', '-o', 'args']);
         expect(ps.stdout).not.toContain('sleep 7777');
@@ -370,7 +487,8 @@ describe.skipIf(skip !== undefined)(
         );
         expect(await reap(s.pid, 5000)).toEqual({ code: null, signal: 9 });
         const e = await k(['exec', '--', id, 'true']);
-        expect(e.stderr).toContain('cannot exec in a stopped container');
+        expect(e.stderr).toContain('exec failed: cannot exec in a stopped container');
+        expect(e.code).toBe(255);
         await deleteAndExpectNothingLeft(id);
       });
     });

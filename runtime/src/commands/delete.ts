@@ -38,8 +38,11 @@ export async function deleteContainer(
           },
         );
         // The shim (or foreground run) notices and ends; give it a moment.
-        // Without the sandbox's answer it would not: destroy kills it.
-        for (let i = 0; killed && i < 50 && isAlive(record.pid, record.pidStart); i++) {
+        // Without the sandbox's answer it would not: destroy kills it (its
+        // end then reads as SIGKILL, the same 137 the container's gives). 2 s,
+        // not more: a guest whose shared fs hangs (virtiofsd stopped) never
+        // reports the end, and delete --force must stay prompt.
+        for (let i = 0; killed && i < 20 && isAlive(record.pid, record.pidStart); i++) {
           await sleep(100);
         }
       }

@@ -1,9 +1,13 @@
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createContainer } from '../container/create.js';
 import { destroyContainer } from '../container/destroy.js';
 import { agentOf } from '../container/open.js';
 import { StateStore } from '../container/state.js';
+import { bootLogsDirOf, keepBootLogs } from '../sandbox/boot-logs.js';
 import { runForeground } from '../shim/foreground.js';
+import { LOST_EXIT } from '../shim/stop-reason.js';
+import { RuntimeError } from '../sys/errors.js';
 import { start } from './start.js';
 
 export interface RunOptions {
@@ -53,11 +57,14 @@ export async function run(o: RunOptions): Promise<number> {
       {
         terminal: false,
         log: o.log,
+        root: o.root,
         beforeInput: async () => {
           await start(o.root, o.id, o.log);
         },
       },
-    );
+    ).catch(async (err: unknown) => {
+      throw o.keep ? err : await keepLostLogs(err, store.dirOf(o.id), record.vmDir);
+    });
   } finally {
     agent.close();
     if (!o.keep) {
@@ -79,4 +86,21 @@ async function startOrDestroy(store: StateStore, o: RunOptions): Promise<void> {
     if (r !== undefined) await destroyContainer(store, r, o.log).catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * A foreground run whose sandbox died deletes the container, and with it
+ * the VM's logs its stop reason names: they move to the bounded place a
+ * failed boot's go (sandbox/boot-logs.ts; `delete` of the id removes them),
+ * and the message names that.
+ */
+async function keepLostLogs(err: unknown, stateDir: string, vmDir: string): Promise<unknown> {
+  if (!(err instanceof RuntimeError) || err.exitCode !== LOST_EXIT) return err;
+  const kept = await keepBootLogs(vmDir, stateDir);
+  if (kept === '') return err;
+  const message = err.message.replace(
+    join(stateDir, 'console.log'),
+    join(bootLogsDirOf(vmDir), 'console.log'),
+  );
+  return new RuntimeError(message, err.exitCode, { cause: err });
 }

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
@@ -22,8 +23,8 @@ import { settings } from '../config/settings.js';
 import { sandboxSize, sizingOf } from '../sandbox/sizing.js';
 import { vmDirLayout } from '../sandbox/vm-dir.js';
 import { startShim } from '../shim/spawn.js';
-import { writeFileAtomic } from '../sys/atomic-file.js';
 import { RuntimeError } from '../sys/errors.js';
+import { writePidFile } from '../sys/pid-file.js';
 import { killQuietly, processStart } from '../sys/pids.js';
 import { loadBundle } from './bundle.js';
 import { prepareGuestContainer, releaseHostMounts } from './guest-spec.js';
@@ -160,10 +161,13 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
       await syncNetwork(layout.socket, o.id, dns);
     }
     // runc writes the pid file atomically: a reader never sees it half-written.
-    if (o.pidFile !== undefined) await writeFileAtomic(o.pidFile, String(record.pid));
+    if (o.pidFile !== undefined) await writePidFile(o.pidFile, record.pid);
     agent.close();
     return record;
   } catch (err) {
+    // `delete --force` of a container still "creating" took its record
+    // (runc's create is too quick to have that window): say so, not ENOENT.
+    const deleted = !existsSync(store.dirOf(o.id));
     if (inGuest && agent !== undefined) {
       await agent.removeContainer(o.id).catch(() => undefined);
     }
@@ -182,6 +186,11 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
       });
     }
     await store.remove(o.id);
+    if (deleted) {
+      throw new RuntimeError(`container ${o.id} was deleted while it was being created`, 1, {
+        cause: err,
+      });
+    }
     throw err;
   }
 }

@@ -21,12 +21,17 @@ export function bootLogsDirOf(vmDir: string): string {
 
 /**
  * Copies the VM directory's console.log and monitor.log out before the
- * directory goes, and drops the oldest kept beyond KEPT_FAILED_BOOTS.
- * Returns the text naming them for an error message, or '' when there was
- * nothing to keep. Never throws: it runs on the way out of a failure.
+ * directory goes (or, given `fromDir`, the copies a faulted sandbox left in
+ * a container's state directory, before a foreground `run` deletes it), and
+ * drops the oldest kept beyond KEPT_FAILED_BOOTS. Returns the text naming
+ * them for an error message, or '' when there was nothing to keep. Never
+ * throws: it runs on the way out of a failure.
  */
-export async function keepBootLogs(vmDir: string): Promise<string> {
-  const from = vmDirLayout(vmDir);
+export async function keepBootLogs(vmDir: string, fromDir?: string): Promise<string> {
+  const from =
+    fromDir === undefined
+      ? vmDirLayout(vmDir)
+      : { console: join(fromDir, 'console.log'), log: join(fromDir, 'monitor.log') };
   const to = bootLogsDirOf(vmDir);
   try {
     await stat(from.console);

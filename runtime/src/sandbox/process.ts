@@ -1,4 +1,4 @@
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -113,6 +113,11 @@ export async function stopSandbox(
   const children = await supervisedPids(layout.pids);
   const qemu = await readPid(layout.pidfile);
   if (qemu !== undefined) children.push(qemu);
+  // Helpers' own children are not in the pids file: virtiofsd's sandboxed
+  // second process gets only a SIGTERM by PR_SET_PDEATHSIG, which waits
+  // while it is stopped (SIGSTOP), and it kept the host cgroup busy. Shims
+  // are left to end by themselves (255, what an engine reads).
+  children.push(...pidsNaming(vmDir).filter((p) => !cmdlineOf(p).includes('__shim')));
   // Only processes that still name this VM directory: a pid may be reused.
   const ours = [...new Set(children)].filter((p) => isAlive(p) && cmdlineOf(p).includes(vmDir));
   for (const p of ours) {
@@ -131,6 +136,20 @@ async function supervisedPids(file: string): Promise<number[]> {
   } catch {
     return [];
   }
+}
+
+/** Every process whose command line mentions `needle`. */
+function pidsNaming(needle: string): number[] {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  return entries
+    .filter((e) => /^\d+$/.test(e))
+    .map(Number)
+    .filter((p) => p !== process.pid && cmdlineOf(p).includes(needle));
 }
 
 function cmdlineOf(pid: number): string {

@@ -77,6 +77,16 @@ export async function serveSandbox(
     finish(reason);
   };
   const supervisor = new Supervisor(paths.pids, failed);
+  // A polite stop (an admin's kill(1), a host shutting down) ends the
+  // sandbox as a fault that names it: Node's default for SIGTERM is to die
+  // at once, which recorded no reason, kept no logs and left the VM
+  // directory and its mounts to `delete`.
+  const politeStop = (signal: NodeJS.Signals): void => {
+    log.warn({ signal }, 'sandbox process asked to stop');
+    failed(`its sandbox process (pid ${process.pid}) was stopped by ${signal}`);
+  };
+  process.on('SIGTERM', politeStop);
+  process.on('SIGINT', politeStop);
   const creator = watchCreator(store, sandboxId, failed);
   let stopReason: string | undefined;
   let stopping = false;

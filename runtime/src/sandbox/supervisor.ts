@@ -1,8 +1,18 @@
 import { writeFileSync } from 'node:fs';
-import { describeExit, type Child } from './vm/child.js';
+import { describeExit, type Child, type ExitStatus } from './vm/child.js';
 
 /** How long deaths are gathered before the cause is chosen among them. */
 const SETTLE_MS = 300;
+
+/**
+ * A stderr line written this long before an exit, or later, explains it;
+ * an older one is the process's ordinary chatter. virtiofsd's first process
+ * exits 1 without a word when its sandboxed child dies (it waits in
+ * waitpid(2), QEMU's "virtiofsd: move to a new pid namespace"), and its
+ * last line was then "fv_queue_thread: Start for queue 0 kick_fd 11" from
+ * the boot.
+ */
+const SAID_WITHIN_MS = 1000;
 
 /** One host process of a sandbox, as the pids file lists it. */
 export interface SupervisedPid {
@@ -25,7 +35,7 @@ export class Supervisor {
   readonly #onDeath: (reason: string, name: string) => void;
   readonly #children = new Map<Child, string>();
   #stopping = false;
-  #deaths: { reason: string; name: string; rank: number }[] = [];
+  #deaths: { child: Child; status: ExitStatus; at: number; name: string; rank: number }[] = [];
 
   constructor(pidsFile: string, onDeath: (reason: string, name: string) => void) {
     this.#pidsFile = pidsFile;
@@ -40,18 +50,16 @@ export class Supervisor {
   adopt(name: string, child: Child, rank = 0): void {
     this.#children.set(child, name);
     this.#writePids();
-    void child.exited.then((s) => {
+    void child.exited.then((status) => {
       this.#children.delete(child);
       this.#writePids();
       if (this.#stopping) return;
-      // What it said last explains an exit, not a kill (then it is whatever came before).
-      const said = s.signal === null ? lastLine(child.stderr) : undefined;
-      const reason = `${name} (pid ${child.pid}) ${describeExit(s)}${said ? `: ${said}` : ''}`;
-      this.#deaths.push({ reason, name, rank });
+      this.#deaths.push({ child, status, at: Date.now(), name, rank });
       if (this.#deaths.length > 1) return;
+      // Read after the settling: stderr's last chunk may come after 'exit'.
       setTimeout(() => {
         const cause = this.#deaths.reduce((a, b) => (b.rank > a.rank ? b : a));
-        this.#onDeath(cause.reason, cause.name);
+        this.#onDeath(reasonOf(cause), cause.name);
       }, SETTLE_MS);
     });
   }
@@ -73,6 +81,16 @@ export class Supervisor {
       // The VM directory is going away with the sandbox.
     }
   }
+}
+
+/** "virtiofsd (pid 7) exit status 1: <what it said as it ended>". */
+function reasonOf(d: { child: Child; status: ExitStatus; at: number; name: string }): string {
+  // What it said last explains an exit, not a kill (then it is whatever came before).
+  const said =
+    d.status.signal === null && d.child.stderrAt >= d.at - SAID_WITHIN_MS
+      ? lastLine(d.child.stderr)
+      : undefined;
+  return `${d.name} (pid ${d.child.pid}) ${describeExit(d.status)}${said ? `: ${said}` : ''}`;
 }
 
 /** The last non-empty line a process wrote to stderr: often why it ended. */

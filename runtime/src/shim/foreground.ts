@@ -1,10 +1,15 @@
+import { status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { messageOf, RuntimeError } from '../sys/errors.js';
 import { Relay, type ProcessRef } from './relay.js';
+import { LOST_EXIT, waitForStopReason } from './stop-reason.js';
 
 export interface ForegroundOptions {
   /** The process has a terminal: the caller's becomes it (raw, resizes forwarded). */
   terminal: boolean;
   log: Logger;
+  /** --root: where the container's record, and a fault's stop reason, are. */
+  root?: string;
   /** Runs once output is relayed, before input is: a foreground run starts its container here. */
   beforeInput?: () => Promise<void>;
 }
@@ -37,10 +42,29 @@ export async function runForeground(p: ProcessRef, o: ForegroundOptions): Promis
       process.stdout.on('resize', resize);
       relay.onClose(() => process.stdout.off('resize', resize));
     }
-    return (await relay.wait()).exitCode;
+    try {
+      return (await relay.wait()).exitCode;
+    } catch (err) {
+      throw await explainLoss(err, p.id, o.root);
+    }
   } finally {
     relay.close();
     if (raw) process.stdin.setRawMode(false);
     process.stdin.pause();
   }
+}
+
+/**
+ * A connection lost mid-process is the sandbox's end (QEMU, virtiofsd or
+ * the sandbox process died): say why, as the container's record will, not
+ * grpc-js's "14 UNAVAILABLE: Connection dropped"; a foreground `run` deletes
+ * the container afterwards, so this is the caller's only chance to learn it.
+ */
+async function explainLoss(err: unknown, id: string, root?: string): Promise<unknown> {
+  if (root === undefined || (err as { code?: unknown }).code !== status.UNAVAILABLE) return err;
+  const reason = await waitForStopReason(root, id);
+  if (reason === undefined) return err;
+  return new RuntimeError(`lost the process (${messageOf(err)}): ${reason}`, LOST_EXIT, {
+    cause: err,
+  });
 }

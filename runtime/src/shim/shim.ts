@@ -1,11 +1,10 @@
 import type { Logger } from 'pino';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { lostReason, StateStore } from '../container/state.js';
 import { AgentClient } from '../sandbox/agent-client.js';
 import { tellCreator } from '../sys/detached.js';
 import { messageOf } from '../sys/errors.js';
 import { attachConsole } from './console.js';
 import { exitLike, Relay, type ProcessRef } from './relay.js';
+import { LOST_EXIT, waitForStopReason } from './stop-reason.js';
 
 export interface ShimOptions {
   /** --root: where the container's record is. */
@@ -17,8 +16,6 @@ export interface ShimOptions {
   log: Logger;
 }
 
-/** Exit status of a shim whose guest process's end it could not learn (the VM died). */
-const LOST = 255;
 /** How long a shim waits for output after its process ended. */
 const DRAIN_MS = 5000;
 
@@ -52,20 +49,7 @@ export async function runShim(o: ShimOptions): Promise<never> {
     o.log.error({ err, id: o.id, execId: o.execId }, 'lost the process: its VM is gone');
     // An engine reads `state` once this pid is gone: give the sandbox
     // process the moment it needs to record why.
-    if (o.root !== undefined && o.execId === '') await waitForReason(o.root, o.id);
-    process.exit(LOST);
-  }
-}
-
-/** How long a shim that lost its process waits for the sandbox to record the reason. */
-const REASON_WAIT_MS = 3000;
-
-/** Waits until the container's record says why it stopped, at most REASON_WAIT_MS. */
-async function waitForReason(root: string, id: string): Promise<void> {
-  const store = new StateStore(root);
-  for (let t = 0; t < REASON_WAIT_MS; t += 100) {
-    const r = await store.load(id).catch(() => undefined);
-    if (r === undefined || r.stopReason !== undefined || lostReason(r) !== undefined) return;
-    await sleep(100);
+    if (o.root !== undefined && o.execId === '') await waitForStopReason(o.root, o.id);
+    process.exit(LOST_EXIT);
   }
 }

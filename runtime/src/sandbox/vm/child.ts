@@ -39,6 +39,7 @@ export class Child {
   readonly exited: Promise<ExitStatus>;
   #status: ExitStatus | undefined;
   #stderr = '';
+  #stderrAt = 0;
 
   private constructor(proc: ChildProcess, pid: number, exited: Promise<ExitStatus>) {
     this.proc = proc;
@@ -48,6 +49,7 @@ export class Child {
     proc.stderr?.setEncoding('utf8');
     proc.stderr?.on('data', (chunk: string) => {
       this.#stderr = (this.#stderr + chunk).slice(-16384);
+      this.#stderrAt = Date.now();
     });
   }
 
@@ -100,6 +102,11 @@ export class Child {
 
   get stderr(): string {
     return this.#stderr;
+  }
+
+  /** When it last wrote to stderr (Date.now() ms), 0 if never. */
+  get stderrAt(): number {
+    return this.#stderrAt;
   }
 
   /** Waits up to `ms` for the exit; true if it happened. */

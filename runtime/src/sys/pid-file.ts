@@ -1,0 +1,22 @@
+import { writeFileAtomic } from './atomic-file.js';
+import { RuntimeError } from './errors.js';
+
+/**
+ * Writes `--pid-file` atomically (runc's utils_linux.go createPidFile writes
+ * a temporary file beside it, then renames). A failure names the file and
+ * the errno's text, as runc's `open /no/such/dir/.p: no such file or
+ * directory` does, not Node's `ENOENT: ..., open '...tmp'`.
+ */
+export async function writePidFile(file: string, pid: number): Promise<void> {
+  try {
+    await writeFileAtomic(file, String(pid));
+  } catch (err) {
+    throw new RuntimeError(`write pid file ${file}: ${errnoText(err)}`, 1, { cause: err });
+  }
+}
+
+/** "no such file or directory" from Node's "ENOENT: no such file or directory, open '/x'". */
+function errnoText(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return /^[A-Z0-9]+: ([^,]+),/.exec(message)?.[1] ?? message;
+}
