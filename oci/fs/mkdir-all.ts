@@ -1,6 +1,7 @@
 import { lstatSync, mkdirSync, statSync } from 'node:fs';
 import { lstat, mkdir, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { errnoText } from '../errno-text.js';
 
 /*
  * mkdir -p for the host and the guest alike (oci/ is the one module both
@@ -28,12 +29,11 @@ export class MkdirAllError extends Error {
   }
 }
 
-/** The C library's text of the errno (libuv's text, lower-case as Go prints it), from Node's message. */
 function strerror(code: string, cause: unknown): string {
-  // Node's fs errors read "ENOENT: no such file or directory, mkdir '/x'".
-  const m = /^[A-Z0-9]+: ([^,]+),/.exec(cause instanceof Error ? cause.message : '');
-  if (m?.[1] !== undefined) return m[1];
-  return code === 'ENOTDIR' ? 'not a directory' : code;
+  return errnoText(
+    cause instanceof Error ? cause : '',
+    code === 'ENOTDIR' ? 'not a directory' : code,
+  );
 }
 
 function codeOf(err: unknown): string {

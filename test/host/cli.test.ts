@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Spec } from '../../oci/spec.js';
 import { RUNC, runCommand } from '../support/engines.js';
-import { kapsel, processesMentioning, ROOT } from '../support/kapsel-cli.js';
+import { KAPSEL, kapsel, processesMentioning, ROOT } from '../support/kapsel-cli.js';
 
 const skip = existsSync(join(ROOT, 'build/dist/kapsel.mjs'))
   ? undefined
@@ -160,6 +160,49 @@ describe.skipIf(skip !== undefined)(
         }
       }
       expect(processesMentioning('never')).toEqual([]);
+    });
+
+    // runc's tty.go takes over the caller's terminal (stderr, stdout, stdin,
+    // else /dev/tty); with none it fails before it creates anything. Run
+    // under setsid with pipes: no terminal at all.
+    it("a foreground run with a terminal and no host terminal fails in runc's words", async () => {
+      const bundle = tempDir();
+      expect((await kapsel(['spec', '--bundle', bundle])).code).toBe(0);
+      const spec = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8')) as Spec;
+      spec.root = { path: '/', readonly: true };
+      if (spec.process !== undefined)
+        spec.process = { ...spec.process, terminal: true, args: ['true'] };
+      writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec));
+      const words = 'open /dev/tty: no such device or address';
+      const r = await runCommand('setsid', [
+        '-w',
+        KAPSEL,
+        '--root',
+        root,
+        'run',
+        '--bundle',
+        bundle,
+        'notty',
+      ]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(words);
+      expect((await kapsel(['--root', root, 'list', '-q'])).stdout.trim()).toBe('');
+      expect(processesMentioning('notty')).toEqual([]);
+      if (existsSync(RUNC)) {
+        const runcRoot = tempDir();
+        const runc = await runCommand('setsid', [
+          '-w',
+          RUNC,
+          '--root',
+          runcRoot,
+          'run',
+          '--bundle',
+          bundle,
+          'notty',
+        ]);
+        expect(runc.code).toBe(1);
+        expect(runc.stderr).toContain(words);
+      }
     });
 
     it('refuses an invalid container id', async () => {

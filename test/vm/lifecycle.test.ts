@@ -5,8 +5,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Process, Spec, State } from '../../oci/spec.js';
 import { vmDirOf } from '../../runtime/src/sandbox/vm-dir.js';
+import { runCommand } from '../support/engines.js';
 import {
   GUEST_DIR,
+  KAPSEL,
   kapsel,
   kapselToFiles,
   makeBundle,
@@ -131,6 +133,20 @@ describe.skipIf(skip !== undefined)(
       );
       // runc's words; the log format escapes the quotes.
       expect((await k('kill', id, 'NOSUCH')).stderr).toContain('unknown signal \\"NOSUCH\\"');
+      // runc's exec -t takes over the caller's terminal; with none (setsid,
+      // pipes) it fails before it runs anything: exec.go's 255.
+      const noTty = await runCommand('setsid', [
+        '-w',
+        KAPSEL,
+        '--root',
+        root,
+        'exec',
+        '-t',
+        id,
+        'true',
+      ]);
+      expect(noTty.code).toBe(255);
+      expect(noTty.stderr).toContain('exec failed: open /dev/tty: no such device or address');
 
       expect((await k('kill', id)).code).toBe(0); // SIGTERM by default
       const stopped = await waitStatus(id, 'stopped');

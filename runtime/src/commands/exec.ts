@@ -7,6 +7,7 @@ import { agentCall } from '../sandbox/agent-client.js';
 import { joinHostCgroup } from '../sandbox/host-cgroup/apply.js';
 import { vmDirLayout } from '../sandbox/vm-dir.js';
 import { runForeground } from '../shim/foreground.js';
+import { requireHostConsole } from '../shim/host-console.js';
 import { startShim } from '../shim/spawn.js';
 import { messageOf, RuntimeError } from '../sys/errors.js';
 import { writePidFile } from '../sys/pid-file.js';
@@ -47,6 +48,7 @@ async function execIn(
 ): Promise<number> {
   return withContainer(root, id, canExec, async ({ store, record, agent }) => {
     const proc = await processOf(record.bundle, command, f);
+    if (!f.detach && proc.terminal === true) requireHostConsole();
     const execId = `exec-${randomBytes(6).toString('hex')}`;
     await agentCall(agent.execProcess(id, execId, JSON.stringify(proc)));
     if (!f.detach) {

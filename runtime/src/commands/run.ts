@@ -6,6 +6,7 @@ import { agentOf } from '../container/open.js';
 import { StateStore } from '../container/state.js';
 import { bootLogsDirOf, keepBootLogs } from '../sandbox/boot-logs.js';
 import { runForeground } from '../shim/foreground.js';
+import { requireHostConsole } from '../shim/host-console.js';
 import { LOST_EXIT } from '../shim/stop-reason.js';
 import { RuntimeError } from '../sys/errors.js';
 import { start } from './start.js';
@@ -49,7 +50,13 @@ export async function run(o: RunOptions): Promise<number> {
     await startOrDestroy(store, o);
     return 0;
   }
-  const record = await createContainer({ ...common, inline: true });
+  const record = await createContainer({
+    ...common,
+    inline: true,
+    beforeBoot: (spec) => {
+      if (spec.process?.terminal === true) requireHostConsole();
+    },
+  });
   const agent = agentOf(record);
   try {
     return await runForeground(

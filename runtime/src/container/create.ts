@@ -47,6 +47,12 @@ export interface CreateOptions {
   systemdCgroup?: boolean;
   debug: boolean;
   log: Logger;
+  /**
+   * Checked once the container's state exists and before anything boots,
+   * where runc's run sets up its stdio (utils_linux.go setupIO); a throw is
+   * undone like any failure of create.
+   */
+  beforeBoot?: (spec: Spec) => void;
 }
 
 /**
@@ -82,6 +88,7 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
   let agent: AgentClient | undefined;
   let inGuest = false;
   try {
+    o.beforeBoot?.(bundle.spec);
     if (placement.ownsSandbox) {
       // Sized for the container's limits, as Kata sizes its VMs.
       const size = sandboxSize([bundle.spec], sizingOf(settings().hypervisor, cpus().length));

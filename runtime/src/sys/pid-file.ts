@@ -1,3 +1,4 @@
+import { errnoText } from '../../../oci/errno-text.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { RuntimeError } from './errors.js';
 
@@ -13,10 +14,4 @@ export async function writePidFile(file: string, pid: number): Promise<void> {
   } catch (err) {
     throw new RuntimeError(`write pid file ${file}: ${errnoText(err)}`, 1, { cause: err });
   }
-}
-
-/** "no such file or directory" from Node's "ENOENT: no such file or directory, open '/x'". */
-function errnoText(err: unknown): string {
-  const message = err instanceof Error ? err.message : String(err);
-  return /^[A-Z0-9]+: ([^,]+),/.exec(message)?.[1] ?? message;
 }
