@@ -227,13 +227,29 @@ describe.skipIf(skip !== undefined)(
 
     it('a foreground run whose QEMU dies says why, exits 255 and keeps the logs', async () => {
       const id = 'fault-run-fg';
-      const run = startKapsel(['--root', root, 'run', '-b', sleeper(), '--', id]);
+      const run = startKapsel([
+        '--root',
+        root,
+        'run',
+        '-b',
+        sleeper(['sh', '-c', 'echo up; sleep 3600']),
+        '--',
+        id,
+      ]);
       run.child.stdin.end();
-      for (let i = 0; i < 2400; i++) {
-        const s = await k(['state', '--', id]);
-        if (s.stdout.includes('"running"')) break;
-        await sleep(50);
-      }
+      // Its output has reached us: run is past start and relays the process
+      // (a "running" state comes before start returns, and a QEMU killed in
+      // between is a failed start, exit 1).
+      await Promise.race([
+        new Promise<void>((resolve) => {
+          run.child.stdout.once('data', () => {
+            resolve();
+          });
+        }),
+        run.done.then((early) => {
+          throw new Error(`run ended before its output: ${early.stderr}`);
+        }),
+      ]);
       process.kill(supervised(id)['qemu'] ?? 0, 'SIGKILL');
       const r = await run.done;
       expect(r.code).toBe(255);
