@@ -174,32 +174,25 @@ describe.skipIf(skip !== undefined)(
         spec.process = { ...spec.process, terminal: true, args: ['true'] };
       writeFileSync(join(bundle, 'config.json'), JSON.stringify(spec));
       const words = 'open /dev/tty: no such device or address';
-      const r = await runCommand('setsid', [
-        '-w',
-        KAPSEL,
-        '--root',
-        root,
-        'run',
-        '--bundle',
-        bundle,
-        'notty',
-      ]);
-      expect(r.code).toBe(1);
-      expect(r.stderr).toContain(words);
-      expect((await kapsel(['--root', root, 'list', '-q'])).stdout.trim()).toBe('');
-      expect(processesMentioning('notty')).toEqual([]);
-      if (existsSync(RUNC)) {
-        const runcRoot = tempDir();
-        const runc = await runCommand('setsid', [
+      // Its own session, so no controlling terminal; pipes for stdio.
+      const runWithoutTty = (binary: string, runtimeRoot: string): ReturnType<typeof runCommand> =>
+        runCommand('setsid', [
           '-w',
-          RUNC,
+          binary,
           '--root',
-          runcRoot,
+          runtimeRoot,
           'run',
           '--bundle',
           bundle,
           'notty',
         ]);
+      const r = await runWithoutTty(KAPSEL, root);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(words);
+      expect((await kapsel(['--root', root, 'list', '-q'])).stdout.trim()).toBe('');
+      expect(processesMentioning('notty')).toEqual([]);
+      if (existsSync(RUNC)) {
+        const runc = await runWithoutTty(RUNC, tempDir());
         expect(runc.code).toBe(1);
         expect(runc.stderr).toContain(words);
       }
