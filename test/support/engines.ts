@@ -1,6 +1,6 @@
 import { execFileSync, spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { makeBusyboxRootfs } from './busybox.js';
@@ -31,8 +31,9 @@ export function runCommand(
   file: string,
   args: string[],
   stdin: string | Buffer = '',
+  env: NodeJS.ProcessEnv = process.env,
 ): Promise<CliResult> {
-  const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -168,6 +169,34 @@ export function mountsUnder(dir: string): string[] {
 }
 
 /**
+ * containers.conf(5) of a test's podman: the system's, with `[engine]
+ * conmon_env_vars` added. Podman starts conmon, and conmon the OCI runtime,
+ * with only those variables (default: PATH; libpod/oci_conmon_linux.go), so
+ * a kapsel under podman did not see the run's KAPSEL_* variables: it made
+ * its VM template in /var/lib/kapsel/templates instead of the run's
+ * KAPSEL_TEMPLATE_DIR (test/support/template-dir-setup.ts), one left on the
+ * machine per run. CONTAINERS_CONF replaces the system file, hence the copy.
+ */
+function podmanConf(env: NodeJS.ProcessEnv): string {
+  const vars = [
+    `PATH=${env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`,
+    ...Object.entries(env)
+      .filter(([k]) => k.startsWith('KAPSEL_'))
+      .map(([k, v]) => `${k}=${v ?? ''}`),
+  ];
+  // TOML basic strings escape as JSON strings do.
+  const line = `conmon_env_vars = ${JSON.stringify(vars)}`;
+  const system = existsSync(SYSTEM_CONTAINERS_CONF)
+    ? readFileSync(SYSTEM_CONTAINERS_CONF, 'utf8')
+    : '';
+  return /^\[engine\]$/m.test(system)
+    ? system.replace(/^\[engine\]$/m, `[engine]\n${line}`)
+    : `${system}\n[engine]\n${line}\n`;
+}
+
+const SYSTEM_CONTAINERS_CONF = '/usr/share/containers/containers.conf';
+
+/**
  * Podman with a private store (vfs, cgroupfs, file events) and a busybox
  * image imported as IMAGE. With `netns` it runs inside that test namespace,
  * where its default network (CNI bridge, portmap) is made.
@@ -180,6 +209,7 @@ export class PodmanStore {
 
   static async create(opts: { netns?: TestNetns } = {}): Promise<PodmanStore> {
     const p = new PodmanStore(mkdtempSync('/tmp/kpm-'), opts.netns?.enter ?? []);
+    writeFileSync(p.containersConf, podmanConf(process.env));
     const rootfs = makeBusyboxRootfs();
     try {
       chmodSync(rootfs, 0o755);
@@ -209,7 +239,14 @@ export class PodmanStore {
       'file',
       ...args,
     ];
-    return runCommand(argv[0] ?? PODMAN, argv.slice(1), input);
+    return runCommand(argv[0] ?? PODMAN, argv.slice(1), input, {
+      ...process.env,
+      CONTAINERS_CONF: this.containersConf,
+    });
+  }
+
+  private get containersConf(): string {
+    return join(this.dir, 'containers.conf');
   }
 
   podman(...args: string[]): Promise<CliResult> {
