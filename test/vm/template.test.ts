@@ -191,6 +191,42 @@ describe.skipIf(skip !== undefined)(
       },
     );
 
+    // A QEMU killed from outside while it loads the template says nothing
+    // of the template: it was removed (and made again by the next start).
+    it("a SIGKILL of the clone's QEMU during its restore fails that start and keeps the template", async () => {
+      const id = 'tpl-kill-restore';
+      ids.push(id);
+      const [key] = templates(templateDir);
+      expect(key).toBeDefined();
+      const metaFile = join(templateDir, key ?? '', 'meta.json');
+      const savedAt = (JSON.parse(readFileSync(metaFile, 'utf8')) as { savedAt: number }).savedAt;
+      const run = startKapsel(['--root', root, 'run', '-d', '-b', DEFAULT_BUNDLE, '--', id]);
+      run.child.stdin.end();
+      const pidFile = join(vmDirOf(root, id), 'qemu.pid');
+      let qemu = 0;
+      while (qemu === 0) {
+        qemu = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : 0;
+        if (qemu === 0) await sleep(5);
+      }
+      process.kill(qemu, 'SIGKILL');
+      const r = await run.done;
+      // A fault, as a QEMU killed at any other moment of a start.
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`qemu (pid ${String(qemu)}) killed by SIGKILL`);
+      // The sandbox process's log, kept with the failed VM's console.
+      const kept = /logs are kept in (\S+)\/console\.log/.exec(r.stderr)?.[1] ?? '';
+      expect(readFileSync(join(kept, 'monitor.log'), 'utf8')).toContain(
+        'its QEMU was killed by SIGKILL; keeping it',
+      );
+      expect(templates(templateDir)).toEqual([key]);
+      expect((JSON.parse(readFileSync(metaFile, 'utf8')) as { savedAt: number }).savedAt).toBe(
+        savedAt,
+      );
+      expect((await k('delete', '--force', id)).code).toBe(0);
+      ids = [];
+      expectNothingLeft(id);
+    });
+
     it('two sandboxes from one template draw different random bytes and boot ids, on the host clock', async () => {
       const b = makeBundle((s) => {
         shSpec(

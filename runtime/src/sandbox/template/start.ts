@@ -41,8 +41,10 @@ export interface TemplatedStart {
  * asked once (Check, on a fresh HTTP/2 connection) and RestoreGuest gives
  * the guest its own entropy and the wall clock and waits for the share.
  * Timeline marks: restoreBegun, restored, fsPlugged, resumed,
- * agentAnswered, guestRestored. A failure removes the template (the next
- * start makes it anew) and stops whatever was started.
+ * agentAnswered, guestRestored. A failure stops whatever was started and
+ * removes the template (the next start makes it anew), unless it cannot be
+ * the template's doing: the RAM copy failed, or QEMU was killed by a signal
+ * (killedFromOutside).
  */
 export async function startFromTemplate(
   cfg: VmConfig,
@@ -69,6 +71,12 @@ export async function startFromTemplate(
   );
   if (template.made) log.info({ ms: Date.now() - made }, 'VM template made on first use');
   let vm: Vm | undefined;
+  let qemu: Child | undefined;
+  const adopt = (name: string, child: Child, rank?: number): void => {
+    if (name === 'qemu') qemu = child;
+    opts.adopt?.(name, child, rank);
+  };
+  let copied = false;
   // The clone's RAM: a sparse copy of the template's on a tmpfs (only the
   // pages the template touched are copied and take memory). It never has a
   // name: an O_TMPFILE file, which cp fills and QEMU maps through our
@@ -83,6 +91,7 @@ export async function startFromTemplate(
   try {
     const copyStart = Date.now();
     await execFileAsync('cp', ['--sparse=always', template.layout.ram, ramFile]);
+    copied = true;
     log.debug({ ms: Date.now() - copyStart }, 'template RAM copied');
     await seedConsole(template.layout.console, vmDirLayout(cfg.stateDir).console);
     vm = await Vm.boot(
@@ -91,10 +100,7 @@ export async function startFromTemplate(
         template: { role: 'restore', stateFile: template.layout.state, ramFile },
       },
       log,
-      {
-        ...(opts.adopt === undefined ? {} : { adopt: opts.adopt }),
-        ...(opts.signal === undefined ? {} : { signal: opts.signal }),
-      },
+      { adopt, ...(opts.signal === undefined ? {} : { signal: opts.signal }) },
     );
     // QEMU has it mapped now: its RAM lives as long as QEMU.
     closeRam();
@@ -123,9 +129,16 @@ export async function startFromTemplate(
     }
     return { vm, agent };
   } catch (err) {
+    const innocent = copied ? await killedFromOutside(qemu) : 'copying its RAM failed';
     await vm?.shutdown(0);
     closeRam();
-    if (!opts.signal?.aborted) {
+    if (opts.signal?.aborted) throw err;
+    if (innocent !== undefined) {
+      log.warn(
+        { err, key: template.key },
+        `start from the VM template failed: ${innocent}; keeping it`,
+      );
+    } else {
       log.warn(
         { err, key: template.key, console: vm?.console.tail(30) },
         'start from the VM template failed; removing it',
@@ -134,6 +147,23 @@ export async function startFromTemplate(
     }
     throw err;
   }
+}
+
+/** How long a failed restore waits for its QEMU's exit to be seen. */
+const EXIT_SEEN_MS = 500;
+
+/**
+ * Why a failed restore does not show the template is bad, or undefined if
+ * it may: a QEMU killed by a signal we did not send (an operator's or the
+ * OOM killer's SIGKILL, a fault of the host) says nothing of the template,
+ * which then stays. A QEMU that refused the state (it exits with a status)
+ * or a guest that does not answer is the template's doing: it is removed.
+ */
+async function killedFromOutside(qemu: Child | undefined): Promise<string | undefined> {
+  if (qemu === undefined) return undefined;
+  await Promise.race([qemu.exited, new Promise((r) => setTimeout(r, EXIT_SEEN_MS).unref())]);
+  const signal = qemu.status?.signal;
+  return signal ? `its QEMU was killed by ${signal}` : undefined;
 }
 
 /**
