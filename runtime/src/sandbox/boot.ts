@@ -12,16 +12,20 @@ import { startFromTemplate } from './template/start.js';
 /** How long a cold-booted guest may take to power off after DestroySandbox. */
 const POWEROFF_WAIT_MS = 10_000;
 /**
- * The same for a guest restored from a template. Such a guest does not
- * power off by itself here: after init's "powering off" its vCPU idles and
- * QEMU is still there 10 s later, where a cold guest is gone in about 1 s
- * (virtiofsd idle in poll, the vCPU thread waiting for an interrupt; its
- * one difference on the device side is the virtio-fs device hot-plugged
- * through ACPI after the restore). By then DestroySandbox has answered: the
- * containers are gone and virtio-fs writes reached the host (no writeback
- * cache), so the guest's last second is not worth waiting for.
+ * The same for a guest restored from a template, which never powers off by
+ * itself: booted with `initcall_debug`, its kernel's last line is
+ * `nd_pmem namespace0.0: shutdown`. That callback (nd_pmem_shutdown,
+ * drivers/nvdimm/pmem.c) flushes the region, and virtio-pmem's flush is a
+ * request to QEMU the guest waits for without a timeout
+ * (drivers/nvdimm/nd_virtio.c); a restored virtio-pmem device never
+ * completes it (QEMU 7.2). The image is read-only: there is nothing to
+ * flush. So a restored guest is quit once init says it is powering off
+ * (POWERING_OFF): DestroySandbox has answered, the containers are gone,
+ * and virtio-fs writes reached the host (no writeback cache).
  */
 const RESTORED_POWEROFF_WAIT_MS = 1000;
+/** init's line before it stops what is left and powers off (native/init/init.c shutdown_vm). */
+const POWERING_OFF = /^kapsel-init: powering off/;
 
 export interface SandboxOptions {
   stateDir: string;
@@ -115,9 +119,15 @@ export class Sandbox {
       }
     }
     this.agent.close();
-    const restored = this.vm.config.template?.role === 'restore';
-    await this.vm.shutdown(
-      graceful ? (restored ? RESTORED_POWEROFF_WAIT_MS : POWEROFF_WAIT_MS) : 0,
-    );
+    if (graceful && this.vm.config.template?.role === 'restore') {
+      const signal = AbortSignal.timeout(RESTORED_POWEROFF_WAIT_MS);
+      await Promise.race([
+        this.vm.console.waitFor(POWERING_OFF, { includeTail: true, signal }).catch(() => undefined),
+        this.vm.exited,
+      ]);
+      await this.vm.shutdown(0);
+      return;
+    }
+    await this.vm.shutdown(graceful ? POWEROFF_WAIT_MS : 0);
   }
 }
