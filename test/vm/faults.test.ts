@@ -265,6 +265,26 @@ describe.skipIf(skip !== undefined)(
       expect(existsSync(logs)).toBe(false);
     });
 
+    it('a foreground run whose QEMU dies while its container starts says why and exits 255', async () => {
+      const id = 'fault-run-start';
+      const run = startKapsel(['--root', root, 'run', '-b', sleeper(), '--', id]);
+      run.child.stdin.end();
+      // Created, and start under way: run starts right after it records it.
+      const state = join(root, id, 'state.json');
+      const created = (): boolean =>
+        existsSync(state) &&
+        (JSON.parse(readFileSync(state, 'utf8')) as { status?: string }).status === 'created';
+      while (!created()) await sleep(5);
+      process.kill(supervised(id)['qemu'] ?? 0, 'SIGKILL');
+      const r = await run.done;
+      expect(r.code).toBe(255);
+      const logs = join(root, '.vm', 'failed', basename(vmDirOf(root, id)), 'console.log');
+      // Not start's bare "No connection established ... ECONNREFUSED".
+      expect(r.stderr).toMatch(/lost the process \(.*\): qemu \(pid \d+\) killed by SIGKILL/);
+      expect(r.stderr).toContain(`killed by SIGKILL; the VM's logs are kept in ${logs}`);
+      await deleteAndExpectNothingLeft(id);
+    });
+
     it('a foreground exec whose VM dies says why and exits 255', async () => {
       const id = 'fault-exec-fg';
       await runDetached(id, sleeper());

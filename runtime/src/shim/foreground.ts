@@ -32,7 +32,12 @@ export async function runForeground(p: ProcessRef, o: ForegroundOptions): Promis
     // start() returns here, and runc forwards from the moment it exists
     // (its signal handler is installed before the container starts).
     relay.forwardSignals();
-    await o.beforeInput?.();
+    try {
+      await o.beforeInput?.();
+    } catch (err) {
+      // A VM that died while the container started is lost the same way.
+      throw await explainLoss(err, p.id, o.root);
+    }
     relay.takeInput(process.stdin);
     if (o.terminal && process.stdout.isTTY) {
       const resize = (): void => {
@@ -61,7 +66,9 @@ export async function runForeground(p: ProcessRef, o: ForegroundOptions): Promis
  * the container afterwards, so this is the caller's only chance to learn it.
  */
 async function explainLoss(err: unknown, id: string, root?: string): Promise<unknown> {
-  if (root === undefined || (err as { code?: unknown }).code !== status.UNAVAILABLE) return err;
+  // grpc-js's error, or ours made from it (RuntimeError.fromGrpc).
+  const e = err as { code?: unknown; grpcCode?: unknown };
+  if (root === undefined || (e.code ?? e.grpcCode) !== status.UNAVAILABLE) return err;
   const reason = await waitForStopReason(root, id);
   if (reason === undefined) return err;
   return new RuntimeError(`lost the process (${messageOf(err)}): ${reason}`, LOST_EXIT, {
