@@ -1,7 +1,8 @@
 /*
- * Host-side terminal helpers for the kapsel shim: Node can neither open a
- * pty pair nor pass a file descriptor over a unix socket (SCM_RIGHTS), which
- * runc's --console-socket protocol needs. Each function returns 0 or a
+ * Host-side terminal helpers for the kapsel shim (shim.c links this file;
+ * libkapsel-host.so exports it to Node, which can neither open a pty pair
+ * nor pass a file descriptor over a unix socket (SCM_RIGHTS), as runc's
+ * --console-socket protocol needs). Each function returns 0 or a
  * negative errno, as libkapsel does.
  */
 #include <errno.h>
@@ -13,6 +14,8 @@
 #include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
+
+#include "console.h"
 
 /*
  * Opens a pty pair. The slave is made raw: the guest's own pty does the
