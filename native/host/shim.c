@@ -137,7 +137,8 @@ static void json_string(FILE *f, const char *s)
  * One line of the shim's log in the shape runtime/src/sys/log.ts gives
  * kapsel's (logrus-like: level, msg, the process's ids, extra numbers,
  * time), so docs/faults.md's reading of shim logs holds for this program.
- * The variadic arguments are "key", "value" string pairs ending at NULL.
+ * The variadic arguments are "key", "value" string pairs ending at NULL; a
+ * key "#name" gives a number.
  */
 static void log_line(const char *level, const char *msg, ...)
 {
@@ -161,8 +162,13 @@ static void log_line(const char *level, const char *msg, ...)
 		va_start(ap, msg);
 		for (const char *k; (k = va_arg(ap, const char *)) != NULL;) {
 			const char *v = va_arg(ap, const char *);
-			fprintf(log_file, ",\"%s\":", k);
-			json_string(log_file, v);
+			/* A key "#name" is a number, written bare. */
+			if (k[0] == '#')
+				fprintf(log_file, ",\"%s\":%s", k + 1, v);
+			else {
+				fprintf(log_file, ",\"%s\":", k);
+				json_string(log_file, v);
+			}
 		}
 		va_end(ap);
 		fprintf(log_file, ",\"time\":\"%s\"}\n", when);
@@ -175,8 +181,13 @@ static void log_line(const char *level, const char *msg, ...)
 		json_string(log_file, opt_exec_id);
 		va_start(ap, msg);
 		for (const char *k; (k = va_arg(ap, const char *)) != NULL;) {
-			fprintf(log_file, " %s=", k);
-			json_string(log_file, va_arg(ap, const char *));
+			const char *v = va_arg(ap, const char *);
+			if (k[0] == '#')
+				fprintf(log_file, " %s=%s", k + 1, v);
+			else {
+				fprintf(log_file, " %s=", k);
+				json_string(log_file, v);
+			}
 		}
 		va_end(ap);
 		fputc('\n', log_file);
@@ -419,7 +430,7 @@ static void handle_frames(void)
 			char c[16], s[16];
 			snprintf(c, sizeof(c), "%d", code);
 			snprintf(s, sizeof(s), "%d", sig);
-			log_line("info", "process exited", "exitCode", c, "signal", s, NULL);
+			log_line("info", "process exited", "#exitCode", c, "#signal", s, NULL);
 			exit_like(code, sig);
 		} else if (type == FR_LOST) {
 			char why[FRAME_MAX + 1];
@@ -552,7 +563,7 @@ int main(int argc, char **argv)
 	{
 		char pid[16];
 		snprintf(pid, sizeof(pid), "%d", (int)getpid());
-		log_line("info", "shim relaying", "pid", pid, NULL);
+		log_line("info", "shim relaying", "#pid", pid, NULL);
 	}
 	if (terminal)
 		send_resize();

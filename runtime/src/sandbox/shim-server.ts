@@ -83,7 +83,10 @@ function relayFor(sock: Socket, o: ShimServerOptions): void {
         write(chunk: Buffer, _encoding, done): void {
           // A shim gone drops the rest; its process is killed (onOrphan).
           if (!sock.writable || sock.write(encodeOutput(type, chunk))) done();
-          else sock.once('drain', () => done());
+          else
+            sock.once('drain', () => {
+              done();
+            });
         },
       });
     const stdout = sink(FrameType.STDOUT);

@@ -1,0 +1,208 @@
+import { execFileSync, spawn } from 'node:child_process';
+import {
+  closeSync,
+  constants,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SHIM_PROGRAM } from '../../runtime/src/shim/spawn.js';
+import {
+  KAPSEL,
+  kapsel,
+  kapselToFiles,
+  makeBundle,
+  removeBundles,
+  vmMissing,
+} from '../support/kapsel-cli.js';
+import { becomeSubreaper, reap } from '../support/reaper.js';
+
+// The per-process shim is a C program (native/host/shim.c): the pid of
+// --pid-file is it, and it relays stdin, stdout and stderr, forwards
+// signals, ends with the guest process's exit code or by its signal, and
+// serves a terminal through --console-socket. One VM: the container's init
+// reads its stdin (held open by the test) while exec -d cases run beside it.
+// This process is a child subreaper, so it sees each shim's end as an
+// engine does.
+
+const skip = vmMissing();
+
+// runc's --console-socket receiver, as containerd's console.RecvFd does it
+// (Python's socket.recv_fds is the independent implementation): sets the
+// window size on the master, types a line, prints what the terminal shows.
+const RECEIVER = `
+import fcntl, os, socket, struct, sys, termios, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1]); s.listen(1)
+print("listening", flush=True)
+c, _ = s.accept()
+msg, fds, _, _ = socket.recv_fds(c, 1024, 1)
+m = fds[0]
+print("name=" + msg.decode(), flush=True)
+fcntl.ioctl(m, termios.TIOCSWINSZ, struct.pack("HHHH", 31, 101, 0, 0))
+time.sleep(1)
+os.write(m, b"typed\\n")
+seen = b""
+while b"line=typed" not in seen:
+    try:
+        d = os.read(m, 4096)
+    except OSError:
+        break
+    if not d:
+        break
+    seen += d
+print("seen=" + seen.decode(errors="replace").replace("\\r", "").replace("\\n", "|"), flush=True)
+`;
+
+describe.skipIf(skip !== undefined)(`the C shim${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  const root = mkdtempSync(join(tmpdir(), 'kapsel-cshim-root-'));
+  const work = mkdtempSync(join(tmpdir(), 'kapsel-cshim-'));
+  const id = 'cshim';
+  const k = (...args: string[]): ReturnType<typeof kapsel> => kapsel(['--root', root, ...args]);
+  let shim = 0;
+  let stdin: number | undefined;
+  const out = join(work, 'init.out');
+  const err = join(work, 'init.err');
+
+  beforeAll(async () => {
+    becomeSubreaper();
+    const bundle = makeBundle((s) => {
+      if (s.process === undefined) return;
+      s.process.terminal = false;
+      s.process.args = [
+        'sh',
+        '-c',
+        'read x; echo out:$x; echo err:$x >&2; read y; echo bye:$y; exit 7',
+      ];
+    });
+    const pidFile = join(work, 'init.pid');
+    // As an engine does: create with a FIFO as stdin (containerd's), files
+    // as output. Opened for reading first, without blocking, so that our
+    // writing end can open; closing it is the process's stdin EOF.
+    const fifo = join(work, 'stdin');
+    execFileSync('mkfifo', [fifo]);
+    const inFd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    stdin = openSync(fifo, 'w');
+    const outFd = openSync(out, 'w');
+    const errFd = openSync(err, 'w');
+    const c = spawn(KAPSEL, ['--root', root, 'create', '-b', bundle, '--pid-file', pidFile, id], {
+      stdio: [inFd, outFd, errFd],
+    });
+    for (const fd of [inFd, outFd, errFd]) closeSync(fd);
+    const code = await new Promise((resolve) => c.once('exit', resolve));
+    expect(code).toBe(0);
+    shim = Number(readFileSync(pidFile, 'utf8'));
+    expect((await k('start', id)).code).toBe(0);
+  });
+
+  afterAll(async () => {
+    if (stdin !== undefined) closeSync(stdin);
+    await k('delete', '--force', id);
+    rmSync(root, { recursive: true, force: true });
+    rmSync(work, { recursive: true, force: true });
+    removeBundles();
+  });
+
+  async function until(what: () => string, has: string): Promise<string> {
+    for (let i = 0; i < 300 && !what().includes(has); i++) await sleep(100);
+    return what();
+  }
+
+  it('the pid in --pid-file of create is the C shim, and it relays stdin, stdout and stderr', async () => {
+    expect(readlinkSync(`/proc/${shim}/exe`)).toMatch(new RegExp(`/${SHIM_PROGRAM}$`));
+    writeSync(stdin ?? -1, 'hello\n');
+    expect(await until(() => readFileSync(out, 'utf8'), 'out:hello')).toBe('out:hello\n');
+    expect(await until(() => readFileSync(err, 'utf8'), 'err:hello')).toBe('err:hello\n');
+  });
+
+  it('exec -d: a guest process killed by SIGTERM ends its shim by SIGTERM', async () => {
+    const pidFile = join(work, 'term.pid');
+    const r = await kapselToFiles(
+      ['--root', root, 'exec', '-d', '--pid-file', pidFile, id, 'sh', '-c', 'kill -TERM $$'],
+      work,
+    );
+    expect(r.code).toBe(0);
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    expect(await reap(pid, 30_000)).toEqual({ code: null, signal: 15 });
+  });
+
+  it('exec -d: a signal sent to the shim reaches the guest process, whose exit code it ends with', async () => {
+    const pidFile = join(work, 'trap.pid');
+    const r = await kapselToFiles(
+      [
+        '--root',
+        root,
+        'exec',
+        '-d',
+        '--pid-file',
+        pidFile,
+        id,
+        'sh',
+        '-c',
+        'trap "echo got-usr1; exit 5" USR1; echo ready; while :; do sleep 1; done',
+      ],
+      work,
+    );
+    expect(r.code).toBe(0);
+    expect(await until(r.stdout, 'ready')).toContain('ready');
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    process.kill(pid, 'SIGUSR1');
+    expect(await reap(pid, 30_000)).toEqual({ code: 5, signal: null });
+    expect(r.stdout()).toBe('ready\ngot-usr1\n');
+  });
+
+  it('exec -d -t: a pty through --console-socket, resized and typed into', async () => {
+    const sock = join(work, 'console.sock');
+    const receiver = spawn('python3', ['-c', RECEIVER, sock], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let said = '';
+    receiver.stdout.on('data', (d: Buffer) => (said += d.toString()));
+    await until(() => said, 'listening');
+    const pidFile = join(work, 'tty.pid');
+    const r = await kapselToFiles(
+      [
+        '--root',
+        root,
+        'exec',
+        '-d',
+        '-t',
+        '--console-socket',
+        sock,
+        '--pid-file',
+        pidFile,
+        id,
+        'sh',
+        '-c',
+        'read x; echo size=$(stty size) line=$x',
+      ],
+      work,
+    );
+    expect(r.stderr()).toBe('');
+    expect(r.code).toBe(0);
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    expect(readlinkSync(`/proc/${pid}/exe`)).toMatch(new RegExp(`/${SHIM_PROGRAM}$`));
+    expect(await reap(pid, 30_000)).toEqual({ code: 0, signal: null });
+    await new Promise((resolve) => receiver.once('exit', resolve));
+    expect(said).toMatch(/name=\/dev\/pts\/\d+/);
+    // The guest's own pty echoes the line; the host's passes it raw.
+    expect(said).toContain('size=31 101 line=typed');
+  });
+
+  it('the init ends at its stdin EOF: the shim exits with its code, 7', async () => {
+    writeSync(stdin ?? -1, 'world\n');
+    closeSync(stdin ?? -1);
+    stdin = undefined;
+    expect(await reap(shim, 30_000)).toEqual({ code: 7, signal: null });
+    expect(readFileSync(out, 'utf8')).toBe('out:hello\nbye:world\n');
+    const log = readFileSync(join(root, id, 'shim.log'), 'utf8');
+    expect(log).toMatch(/"msg":"process exited".*"exitCode":7,"signal":0/);
+  });
+});
