@@ -45,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/kapsel.h"
 #include "console.h"
 
 enum frame_type {
@@ -217,29 +218,14 @@ static __attribute__((noreturn)) void fail(const char *step, int err)
 	exit(1);
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Sends one frame; a failure means the sandbox process is gone, which the read side reports. */
 static void send_frame(uint8_t type, const void *payload, size_t len)
 {
 	uint8_t hdr[FRAME_HDR];
 	hdr[0] = type;
 	put32(hdr + 1, (uint32_t)len);
-	if (write_all(sock, hdr, sizeof(hdr)) == 0 && len > 0)
-		write_all(sock, payload, len);
+	if (kapsel_send_full(sock, hdr, sizeof(hdr)) == 0 && len > 0)
+		kapsel_send_full(sock, payload, len);
 }
 
 static void send_u32(uint8_t type, uint32_t v)

@@ -115,6 +115,22 @@ describe.skipIf(skip !== undefined)(`the C shim${skip ? ` (skipped: ${skip})` : 
     return what();
   }
 
+  /** `exec -d` of `script` (sh -c) with `flags`; its output and its shim's pid. */
+  async function execDetached(
+    name: string,
+    script: string,
+    flags: string[] = [],
+  ): Promise<{ stdout: () => string; stderr: () => string; code: number | null; pid: number }> {
+    const pidFile = join(work, `${name}.pid`);
+    const r = await kapselToFiles(
+      ['--root', root, 'exec', '-d', ...flags, '--pid-file', pidFile, id, 'sh', '-c', script],
+      work,
+    );
+    expect(r.stderr()).toBe('');
+    expect(r.code).toBe(0);
+    return { ...r, pid: Number(readFileSync(pidFile, 'utf8')) };
+  }
+
   it('the pid in --pid-file of create is the C shim, and it relays stdin, stdout and stderr', async () => {
     expect(readlinkSync(`/proc/${shim}/exe`)).toMatch(new RegExp(`/${SHIM_PROGRAM}$`));
     writeSync(stdin ?? -1, 'hello\n');
@@ -123,38 +139,18 @@ describe.skipIf(skip !== undefined)(`the C shim${skip ? ` (skipped: ${skip})` : 
   });
 
   it('exec -d: a guest process killed by SIGTERM ends its shim by SIGTERM', async () => {
-    const pidFile = join(work, 'term.pid');
-    const r = await kapselToFiles(
-      ['--root', root, 'exec', '-d', '--pid-file', pidFile, id, 'sh', '-c', 'kill -TERM $$'],
-      work,
-    );
-    expect(r.code).toBe(0);
-    const pid = Number(readFileSync(pidFile, 'utf8'));
+    const { pid } = await execDetached('term', 'kill -TERM $$');
     expect(await reap(pid, 30_000)).toEqual({ code: null, signal: 15 });
   });
 
   it('exec -d: a signal sent to the shim reaches the guest process, whose exit code it ends with', async () => {
-    const pidFile = join(work, 'trap.pid');
-    const r = await kapselToFiles(
-      [
-        '--root',
-        root,
-        'exec',
-        '-d',
-        '--pid-file',
-        pidFile,
-        id,
-        'sh',
-        '-c',
-        'trap "echo got-usr1; exit 5" USR1; echo ready; while :; do sleep 1; done',
-      ],
-      work,
+    const r = await execDetached(
+      'trap',
+      'trap "echo got-usr1; exit 5" USR1; echo ready; while :; do sleep 1; done',
     );
-    expect(r.code).toBe(0);
     expect(await until(r.stdout, 'ready')).toContain('ready');
-    const pid = Number(readFileSync(pidFile, 'utf8'));
-    process.kill(pid, 'SIGUSR1');
-    expect(await reap(pid, 30_000)).toEqual({ code: 5, signal: null });
+    process.kill(r.pid, 'SIGUSR1');
+    expect(await reap(r.pid, 30_000)).toEqual({ code: 5, signal: null });
     expect(r.stdout()).toBe('ready\ngot-usr1\n');
   });
 
@@ -166,28 +162,11 @@ describe.skipIf(skip !== undefined)(`the C shim${skip ? ` (skipped: ${skip})` : 
     let said = '';
     receiver.stdout.on('data', (d: Buffer) => (said += d.toString()));
     await until(() => said, 'listening');
-    const pidFile = join(work, 'tty.pid');
-    const r = await kapselToFiles(
-      [
-        '--root',
-        root,
-        'exec',
-        '-d',
-        '-t',
-        '--console-socket',
-        sock,
-        '--pid-file',
-        pidFile,
-        id,
-        'sh',
-        '-c',
-        'read x; echo size=$(stty size) line=$x',
-      ],
-      work,
-    );
-    expect(r.stderr()).toBe('');
-    expect(r.code).toBe(0);
-    const pid = Number(readFileSync(pidFile, 'utf8'));
+    const { pid } = await execDetached('tty', 'read x; echo size=$(stty size) line=$x', [
+      '-t',
+      '--console-socket',
+      sock,
+    ]);
     expect(readlinkSync(`/proc/${pid}/exe`)).toMatch(new RegExp(`/${SHIM_PROGRAM}$`));
     expect(await reap(pid, 30_000)).toEqual({ code: 0, signal: null });
     await new Promise((resolve) => receiver.once('exit', resolve));
