@@ -6,13 +6,17 @@ import {
   openSync,
   readFileSync,
   readlinkSync,
+  readSync,
   rmSync,
+  statSync,
   writeSync,
 } from 'node:fs';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { vmDirLayout, vmDirOf } from '../../runtime/src/sandbox/vm-dir.js';
 import { SHIM_PROGRAM } from '../../runtime/src/shim/spawn.js';
 import {
   KAPSEL,
@@ -159,6 +163,8 @@ describe.skipIf(skip !== undefined)(`the C shim${skip ? ` (skipped: ${skip})` : 
     const receiver = spawn('python3', ['-c', RECEIVER, sock], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
+    // Listened for from the start: it may end while we reap the shim.
+    const receiverExit = new Promise((resolve) => receiver.once('exit', resolve));
     let said = '';
     receiver.stdout.on('data', (d: Buffer) => (said += d.toString()));
     await until(() => said, 'listening');
@@ -169,10 +175,63 @@ describe.skipIf(skip !== undefined)(`the C shim${skip ? ` (skipped: ${skip})` : 
     ]);
     expect(readlinkSync(`/proc/${pid}/exe`)).toMatch(new RegExp(`/${SHIM_PROGRAM}$`));
     expect(await reap(pid, 30_000)).toEqual({ code: 0, signal: null });
-    await new Promise((resolve) => receiver.once('exit', resolve));
+    await receiverExit;
     expect(said).toMatch(/name=\/dev\/pts\/\d+/);
     // The guest's own pty echoes the line; the host's passes it raw.
     expect(said).toContain('size=31 101 line=typed');
+  });
+
+  it('exec -d whose stdout reader goes away: its process gets SIGPIPE, as with runc (141)', async () => {
+    // A pipe we read one line from, then close: `exec -d ID yes | head -1`.
+    const fifo = join(work, 'yes.out');
+    execFileSync('mkfifo', [fifo]);
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const writer = openSync(fifo, 'w');
+    const pidFile = join(work, 'yes.pid');
+    const c = spawn(KAPSEL, ['--root', root, 'exec', '-d', '--pid-file', pidFile, id, 'yes'], {
+      stdio: ['ignore', writer, 'inherit'],
+    });
+    closeSync(writer);
+    expect(await new Promise((resolve) => c.once('exit', resolve))).toBe(0);
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    const line = Buffer.alloc(2);
+    for (let i = 0; i < 300; i++) {
+      try {
+        if (readSync(reader, line) === 2) break;
+      } catch {
+        // EAGAIN: nothing yet
+      }
+      await sleep(100);
+    }
+    closeSync(reader);
+    expect(line.toString()).toBe('y\n');
+    expect(await reap(pid, 30_000)).toEqual({ code: 141, signal: null });
+    const ps = await k('exec', id, 'ps', '-o', 'args');
+    expect(ps.stdout).not.toMatch(/\byes\b/);
+  });
+
+  it('the shim socket is 0600; a peer that breaks the protocol loses its connection, the sandbox serves on', async () => {
+    const layout = vmDirLayout(vmDirOf(root, id));
+    expect(statSync(layout.shims).mode & 0o777).toBe(0o600);
+    const bad = [
+      Buffer.from([99, 0, 0, 0, 0]), // no such frame type
+      Buffer.from([1, 0xff, 0xff, 0xff, 0xff]), // too long
+      Buffer.from([8, 0, 0, 0, 1, 65]), // stdin before the hello
+      Buffer.from([1, 0, 0, 0, 3, 0, 0, 0]), // a hello without an id
+    ];
+    for (const frame of bad) {
+      const sock = createConnection(layout.shims);
+      sock.on('error', () => undefined);
+      await new Promise((resolve) => {
+        sock.once('close', resolve);
+        sock.write(frame);
+      });
+    }
+    const e = await k('exec', id, 'echo', 'alive');
+    expect(e.stdout).toBe('alive\n');
+    expect(readFileSync(layout.log, 'utf8').match(/a shim broke the protocol/g)).toHaveLength(
+      bad.length,
+    );
   });
 
   it('the init ends at its stdin EOF: the shim exits with its code, 7', async () => {
