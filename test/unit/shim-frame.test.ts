@@ -111,7 +111,7 @@ describe.skipIf(skip !== undefined)(
     async function runShim(
       name: string,
       serve: (sock: Socket, frame: Frame) => void,
-      stdout: 'pipe' | 'closed' = 'pipe',
+      o: { closedStdout?: boolean; args?: string[] } = {},
     ): Promise<{
       code: number | null;
       signal: string | null;
@@ -136,14 +136,13 @@ describe.skipIf(skip !== undefined)(
       await new Promise<void>((resolve) => server.listen(path, resolve));
       const child = spawn(
         shimBinary,
-        ['--socket', path, '--log', log, '--exec-id', 'e1', '--', 'c1'],
-        {
-          stdio: ['pipe', 'pipe', 'inherit', 'pipe'],
-        },
+        ['--socket', path, '--log', log, '--exec-id', 'e1', ...(o.args ?? []), '--', 'c1'],
+        // Its own session, as startDetached makes it: a pty can become its terminal.
+        { stdio: ['pipe', 'pipe', 'inherit', 'pipe'], detached: true },
       );
       let out = '';
       let told = '';
-      if (stdout === 'closed') child.stdout?.destroy();
+      if (o.closedStdout === true) child.stdout?.destroy();
       else child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
       child.stdio[3]?.on('data', (b: Buffer) => (told += b.toString()));
       child.stdin?.end('typed');
@@ -201,7 +200,7 @@ describe.skipIf(skip !== undefined)(
             sock.write(encodeExit(141, 0));
           }
         },
-        'closed',
+        { closedStdout: true },
       );
       expect(
         r.sent.filter((f) => f.type === FrameType.SIGNAL).map((f) => decodeSignal(f.payload)),
@@ -230,5 +229,69 @@ describe.skipIf(skip !== undefined)(
       expect(r.code).toBe(255);
       expect(r.log).toContain('"reason":"qemu (pid 1) killed by SIGKILL"');
     });
+
+    it('--console-socket: a raw pty master and its name go to the socket; the slave is relayed and resized', async () => {
+      const consoleSocket = join(dir, 'console.sock');
+      const receiver = spawn('python3', ['-c', RECEIVER, consoleSocket], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      const receiverExit = new Promise((resolve) => receiver.once('exit', resolve));
+      let said = '';
+      receiver.stdout.on('data', (d: Buffer) => (said += d.toString()));
+      while (!said.includes('listening')) await new Promise((resolve) => setTimeout(resolve, 20));
+      let typed = '';
+      let resized = false;
+      const r = await runShim(
+        'tty',
+        (sock, f) => {
+          if (f.type === FrameType.HELLO) sock.write(encodeFrame(FrameType.OK));
+          if (f.type === FrameType.STDIN) typed += f.payload.toString();
+          if (f.type === FrameType.RESIZE) {
+            resized ||= decodeResize(f.payload).rows === 31;
+          }
+          if (typed === 'typed on the master\n' && resized) {
+            sock.write(encodeOutput(FrameType.STDOUT, Buffer.from('from the guest\n')));
+            sock.write(encodeExit(0, 0));
+          }
+        },
+        { args: ['--console-socket', consoleSocket] },
+      );
+      await receiverExit;
+      expect(r.told).toBe('ok');
+      expect(decodeHello(r.sent[0]?.payload ?? Buffer.alloc(0)).terminal).toBe(true);
+      expect(said).toMatch(/name=\/dev\/pts\/\d+/);
+      // Raw both ways: no echo of the typed line, no CR added to the output.
+      expect(said).toContain("seen=b'from the guest\\n'");
+      expect(
+        r.sent.filter((f) => f.type === FrameType.RESIZE).map((f) => decodeResize(f.payload)),
+      ).toContainEqual({ rows: 31, columns: 101 });
+      expect(r.code).toBe(0);
+    });
   },
 );
+
+// runc's --console-socket receiver, as containerd's console.RecvFd does it
+// (Python's socket.recv_fds is the independent implementation): sets the
+// window size on the master, types a line, prints all the terminal shows.
+const RECEIVER = `
+import fcntl, os, socket, struct, sys, termios
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1]); s.listen(1)
+print("listening", flush=True)
+c, _ = s.accept()
+msg, fds, _, _ = socket.recv_fds(c, 1024, 1)
+m = fds[0]
+print("name=" + msg.decode(), flush=True)
+fcntl.ioctl(m, termios.TIOCSWINSZ, struct.pack("HHHH", 31, 101, 0, 0))
+os.write(m, b"typed on the master\\n")
+seen = b""
+while True:
+    try:
+        d = os.read(m, 4096)
+    except OSError:
+        break
+    if not d:
+        break
+    seen += d
+print("seen=" + repr(seen), flush=True)
+`;
