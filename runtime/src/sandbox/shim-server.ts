@@ -139,7 +139,8 @@ function relayFor(sock: Socket, o: ShimServerOptions): void {
     switch (f.type) {
       case FrameType.STDIN:
         if (stdin.writableEnded) throw new ShimFrameError('stdin after its end');
-        if (!stdin.write(f.payload)) {
+        // The agent takes input slower than it comes: stop reading the shim.
+        if (!stdin.write(f.payload) && !sock.isPaused()) {
           sock.pause();
           stdin.once('drain', () => sock.resume());
         }
