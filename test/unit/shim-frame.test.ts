@@ -20,6 +20,7 @@ import {
   ShimFrameDecoder,
   ShimFrameError,
 } from '../../runtime/src/shim/frame.js';
+import { startConsoleReceiver } from '../support/console-receiver.js';
 import { ROOT } from '../support/kapsel-cli.js';
 
 describe('shim frames', () => {
@@ -232,13 +233,7 @@ describe.skipIf(skip !== undefined)(
 
     it('--console-socket: a raw pty master and its name go to the socket; the slave is relayed and resized', async () => {
       const consoleSocket = join(dir, 'console.sock');
-      const receiver = spawn('python3', ['-c', RECEIVER, consoleSocket], {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
-      const receiverExit = new Promise((resolve) => receiver.once('exit', resolve));
-      let said = '';
-      receiver.stdout.on('data', (d: Buffer) => (said += d.toString()));
-      while (!said.includes('listening')) await new Promise((resolve) => setTimeout(resolve, 20));
+      const receiver = await startConsoleReceiver(consoleSocket, 'typed on the master');
       let typed = '';
       let resized = false;
       const r = await runShim(
@@ -256,7 +251,8 @@ describe.skipIf(skip !== undefined)(
         },
         { args: ['--console-socket', consoleSocket] },
       );
-      await receiverExit;
+      await receiver.exited;
+      const said = receiver.said();
       expect(r.told).toBe('ok');
       expect(decodeHello(r.sent[0]?.payload ?? Buffer.alloc(0)).terminal).toBe(true);
       expect(said).toMatch(/name=\/dev\/pts\/\d+/);
@@ -269,29 +265,3 @@ describe.skipIf(skip !== undefined)(
     });
   },
 );
-
-// runc's --console-socket receiver, as containerd's console.RecvFd does it
-// (Python's socket.recv_fds is the independent implementation): sets the
-// window size on the master, types a line, prints all the terminal shows.
-const RECEIVER = `
-import fcntl, os, socket, struct, sys, termios
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.bind(sys.argv[1]); s.listen(1)
-print("listening", flush=True)
-c, _ = s.accept()
-msg, fds, _, _ = socket.recv_fds(c, 1024, 1)
-m = fds[0]
-print("name=" + msg.decode(), flush=True)
-fcntl.ioctl(m, termios.TIOCSWINSZ, struct.pack("HHHH", 31, 101, 0, 0))
-os.write(m, b"typed on the master\\n")
-seen = b""
-while True:
-    try:
-        d = os.read(m, 4096)
-    except OSError:
-        break
-    if not d:
-        break
-    seen += d
-print("seen=" + repr(seen), flush=True)
-`;

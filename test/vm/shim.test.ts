@@ -26,6 +26,7 @@ import {
   removeBundles,
   vmMissing,
 } from '../support/kapsel-cli.js';
+import { startConsoleReceiver } from '../support/console-receiver.js';
 import { becomeSubreaper, reap } from '../support/reaper.js';
 
 // The per-process shim is a C program (native/host/shim.c): the pid of
@@ -37,33 +38,6 @@ import { becomeSubreaper, reap } from '../support/reaper.js';
 // engine does.
 
 const skip = vmMissing();
-
-// runc's --console-socket receiver, as containerd's console.RecvFd does it
-// (Python's socket.recv_fds is the independent implementation): sets the
-// window size on the master, types a line, prints what the terminal shows.
-const RECEIVER = `
-import fcntl, os, socket, struct, sys, termios, time
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.bind(sys.argv[1]); s.listen(1)
-print("listening", flush=True)
-c, _ = s.accept()
-msg, fds, _, _ = socket.recv_fds(c, 1024, 1)
-m = fds[0]
-print("name=" + msg.decode(), flush=True)
-fcntl.ioctl(m, termios.TIOCSWINSZ, struct.pack("HHHH", 31, 101, 0, 0))
-time.sleep(1)
-os.write(m, b"typed\\n")
-seen = b""
-while b"line=typed" not in seen:
-    try:
-        d = os.read(m, 4096)
-    except OSError:
-        break
-    if not d:
-        break
-    seen += d
-print("seen=" + seen.decode(errors="replace").replace("\\r", "").replace("\\n", "|"), flush=True)
-`;
 
 describe.skipIf(skip !== undefined)(`the C shim${skip ? ` (skipped: ${skip})` : ''}`, () => {
   const root = mkdtempSync(join(tmpdir(), 'kapsel-cshim-root-'));
@@ -160,14 +134,7 @@ describe.skipIf(skip !== undefined)(`the C shim${skip ? ` (skipped: ${skip})` : 
 
   it('exec -d -t: a pty through --console-socket, resized and typed into', async () => {
     const sock = join(work, 'console.sock');
-    const receiver = spawn('python3', ['-c', RECEIVER, sock], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    // Listened for from the start: it may end while we reap the shim.
-    const receiverExit = new Promise((resolve) => receiver.once('exit', resolve));
-    let said = '';
-    receiver.stdout.on('data', (d: Buffer) => (said += d.toString()));
-    await until(() => said, 'listening');
+    const receiver = await startConsoleReceiver(sock, 'typed');
     const { pid } = await execDetached('tty', 'read x; echo size=$(stty size) line=$x', [
       '-t',
       '--console-socket',
@@ -175,7 +142,8 @@ describe.skipIf(skip !== undefined)(`the C shim${skip ? ` (skipped: ${skip})` : 
     ]);
     expect(readlinkSync(`/proc/${pid}/exe`)).toMatch(new RegExp(`/${SHIM_PROGRAM}$`));
     expect(await reap(pid, 30_000)).toEqual({ code: 0, signal: null });
-    await receiverExit;
+    await receiver.exited;
+    const said = receiver.said();
     expect(said).toMatch(/name=\/dev\/pts\/\d+/);
     // The guest's own pty echoes the line; the host's passes it raw.
     expect(said).toContain('size=31 101 line=typed');
