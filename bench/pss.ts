@@ -1,5 +1,6 @@
 // Host memory of processes as the benchmarks count it.
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { SHIM_PROGRAM } from '../runtime/src/shim/spawn.js';
 
 /**
  * Proportional set size of one process, in KiB (0 if it is gone): shared
@@ -62,7 +63,7 @@ export function shimTreePssMiB(dir: string): Record<string, number> {
         ? 'runc shim'
         : cmd.includes('__monitor')
           ? 'kapsel sandbox process'
-          : cmd.includes('__shim')
+          : cmd.includes(SHIM_PROGRAM)
             ? 'kapsel per-process shim'
             : (cmd.split(' ')[0]?.split('/').pop() ?? '?');
     by[name] = (by[name] ?? 0) + pssKiB(pid) / 1024;

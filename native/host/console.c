@@ -1,8 +1,8 @@
 /*
- * Host-side terminal helpers for the kapsel shim: Node can neither open a
- * pty pair nor pass a file descriptor over a unix socket (SCM_RIGHTS), which
- * runc's --console-socket protocol needs. Each function returns 0 or a
- * negative errno, as libkapsel does.
+ * Host-side terminal helpers of the kapsel shim (shim.c links this file):
+ * a pty pair and passing a file descriptor over a unix socket
+ * (SCM_RIGHTS), as runc's --console-socket protocol needs. Each function
+ * returns 0 or a negative errno, as libkapsel does.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +13,8 @@
 #include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
+
+#include "console.h"
 
 /*
  * Opens a pty pair. The slave is made raw: the guest's own pty does the
@@ -99,9 +101,4 @@ int kapsel_host_get_winsize(int fd, unsigned int *rows, unsigned int *cols)
 int kapsel_host_set_ctty(int fd)
 {
 	return ioctl(fd, TIOCSCTTY, 0) < 0 ? -errno : 0;
-}
-
-int kapsel_host_close(int fd)
-{
-	return close(fd) < 0 ? -errno : 0;
 }

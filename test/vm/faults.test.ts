@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Spec, State } from '../../oci/spec.js';
 import { vmDirLayout, vmDirOf } from '../../runtime/src/sandbox/vm-dir.js';
+import { SHIM_PROGRAM } from '../../runtime/src/shim/spawn.js';
 import {
   KAPSEL,
   kapsel,
@@ -417,7 +418,7 @@ describe.skipIf(skip !== undefined)(
       // The shim starts right after CreateContainer succeeded in the guest.
       let shim: number | undefined;
       for (let i = 0; i < 2400 && shim === undefined; i++) {
-        const p = processesMentioning('__shim').find((l) => l.includes(root));
+        const p = processesMentioning(SHIM_PROGRAM).find((l) => l.includes(root));
         shim = p === undefined ? undefined : Number(p.split(':')[0]);
         if (shim === undefined) await sleep(50);
       }

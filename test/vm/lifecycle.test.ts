@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Process, Spec, State } from '../../oci/spec.js';
 import { vmDirOf } from '../../runtime/src/sandbox/vm-dir.js';
+import { SHIM_PROGRAM } from '../../runtime/src/shim/spawn.js';
 import { runCommand } from '../support/engines.js';
 import {
   GUEST_DIR,
@@ -54,7 +55,7 @@ describe.skipIf(skip !== undefined)(
 
     function expectNothingLeft(id: string): void {
       expect(processesMentioning(vmDirOf(root, id))).toEqual([]);
-      expect(processesMentioning(`__shim`).filter((p) => p.includes(root))).toEqual([]);
+      expect(processesMentioning(SHIM_PROGRAM).filter((p) => p.includes(root))).toEqual([]);
       expect(existsSync(join(root, id))).toBe(false);
       expect(existsSync(vmDirOf(root, id))).toBe(false);
     }

@@ -1,14 +1,13 @@
 import type { Command } from 'commander';
 import { serveSandbox } from '../sandbox/serve.js';
-import { runShim } from '../shim/shim.js';
 import { RuntimeError } from '../sys/errors.js';
 import type { Context } from './program.js';
 
 /**
- * The verbs kapsel starts itself, detached (sys/detached.ts), never a
+ * The verb kapsel starts itself, detached (sys/detached.ts), never a
  * person: `__monitor` (the sandbox process of one VM; the name is kept for
- * processes already running) and `__shim` (the host side of one guest
- * process).
+ * processes already running). The host side of one guest process, the
+ * shim, is a C program (native/host/shim.c, shim/spawn.ts).
  */
 export function addHiddenVerbs(program: Command, ctx: Context): void {
   program
@@ -20,23 +19,6 @@ export function addHiddenVerbs(program: Command, ctx: Context): void {
       ctx.exitCode = await serveSandbox(ctx.globals().root, sandboxId, ctx.logger(), {
         memoryMiB: o.memoryMib,
         cpus: o.cpus,
-      });
-    });
-
-  program
-    .command('__shim', { hidden: true })
-    .argument('<container-id>')
-    .requiredOption('--socket <path>')
-    .option('--exec-id <id>', '', '')
-    .option('--console-socket <path>')
-    .action(async (id: string, o: { socket: string; execId: string; consoleSocket?: string }) => {
-      await runShim({
-        root: ctx.globals().root,
-        socket: o.socket,
-        id,
-        execId: o.execId,
-        log: ctx.logger(),
-        ...(o.consoleSocket === undefined ? {} : { consoleSocket: o.consoleSocket }),
       });
     });
 }

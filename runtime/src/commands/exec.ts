@@ -57,8 +57,7 @@ async function execIn(
     let pid: number | undefined;
     try {
       pid = await startShim({
-        root,
-        socket: vmDirLayout(record.vmDir).socket,
+        socket: vmDirLayout(record.vmDir).shims,
         id,
         execId,
         ...(f.consoleSocket === undefined ? {} : { consoleSocket: f.consoleSocket }),

@@ -137,8 +137,7 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
     record.pid = o.inline
       ? process.pid
       : await startShim({
-          root: o.root,
-          socket: layout.socket,
+          socket: layout.shims,
           id: o.id,
           execId: '',
           ...(o.consoleSocket === undefined ? {} : { consoleSocket: o.consoleSocket }),

@@ -2,6 +2,7 @@ import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
+import { SHIM_PROGRAM } from '../shim/spawn.js';
 import { startDetached } from '../sys/detached.js';
 import { RuntimeError } from '../sys/errors.js';
 import { isAlive, killQuietly, readPid } from '../sys/pids.js';
@@ -117,7 +118,7 @@ export async function stopSandbox(
   // second process gets only a SIGTERM by PR_SET_PDEATHSIG, which waits
   // while it is stopped (SIGSTOP), and it kept the host cgroup busy. Shims
   // are left to end by themselves (255, what an engine reads).
-  children.push(...pidsNaming(vmDir).filter((p) => !cmdlineOf(p).includes('__shim')));
+  children.push(...pidsNaming(vmDir).filter((p) => !cmdlineOf(p).includes(SHIM_PROGRAM)));
   // Only processes that still name this VM directory: a pid may be reused.
   const ours = [...new Set(children)].filter((p) => isAlive(p) && cmdlineOf(p).includes(vmDir));
   for (const p of ours) {

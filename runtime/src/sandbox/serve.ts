@@ -1,4 +1,5 @@
 import { Server, ServerCredentials } from '@grpc/grpc-js';
+import type { Server as NetServer } from 'node:net';
 import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -17,6 +18,7 @@ import { hostMalloc } from '../sys/host-native.js';
 import { isAlive, processStart } from '../sys/pids.js';
 import type { AgentClient } from './agent-client.js';
 import { SandboxHost } from './host.js';
+import { serveShims } from './shim-server.js';
 import { SandboxNetwork } from './network/sandbox-network.js';
 import { sandboxService } from './network/service.js';
 import { SandboxDns } from './network/dns-relay.js';
@@ -40,7 +42,8 @@ const IDLE_EXIT_MS = 60_000;
  * guest's per-container monitor is native/lib/monitor.c, another thing):
  * the sandbox process, the one long-lived host process of a VM. It owns
  * QEMU, virtiofsd and the single agent connection, and serves the agent API
- * to the CLI and the shims on <vm dir>/monitor.sock. It ends with the last
+ * to the CLI on <vm dir>/monitor.sock, and relays for the per-process shims
+ * on <vm dir>/shim.sock (shim-server.ts). It ends with the last
  * container removed, on DestroySandbox, or by a fault: a process it
  * supervises dies (supervisor.ts), or its creator dies before the container
  * is committed. Then every container it held is recorded as stopped with the
@@ -62,6 +65,7 @@ export async function serveSandbox(
   let network: SandboxNetwork | undefined;
   let dns: SandboxDns | undefined;
   let server: Server | undefined;
+  let shims: NetServer | undefined;
   let finish: (reason: string) => void = () => undefined;
   const finished = new Promise<string>((resolve) => (finish = resolve));
   // Set when the sandbox ends by a fault (a process died, its creator
@@ -150,6 +154,15 @@ export async function serveSandbox(
         else resolve();
       });
     });
+    shims = await serveShims(paths.shims, {
+      root,
+      agent: sandbox.agent,
+      log,
+      onOrphan(containerId, execId) {
+        // Shims cut by our own shutdown are not orphans.
+        if (!stopping) void killOrphan(agentOfSandbox, store, { containerId, execId }, log);
+      },
+    });
     const idle = setTimeout(() => {
       if (containers.size === 0) finish('no container was created in it');
     }, IDLE_EXIT_MS);
@@ -191,6 +204,7 @@ export async function serveSandbox(
     oomWatch?.();
     supervisor.stopping();
     server?.forceShutdown();
+    shims?.close();
     dns?.close();
     const net = network;
     const kept = stopReason === undefined ? undefined : [...containers, sandboxId];
@@ -256,12 +270,12 @@ async function keepLogs(paths: VmDirLayout, ids: string[], store: StateStore): P
 }
 
 /**
- * A WaitProcess caller that vanished was the host process standing for that
- * guest process (its shim, or a foreground run or exec): with it gone nobody
- * holds the process's stdio or can report its end, and `state` already says
- * stopped (runc's pid is dead), so the guest process is killed to match, its
- * container's every process for an init (as runc's init dying takes the pid
- * namespace with it).
+ * A shim that vanished, or a WaitProcess caller that did (a foreground run
+ * or exec), was the host process standing for that guest process: with it
+ * gone nobody holds the process's stdio or can report its end, and `state`
+ * already says stopped (runc's pid is dead), so the guest process is killed
+ * to match, its container's every process for an init (as runc's init dying
+ * takes the pid namespace with it).
  */
 async function killOrphan(
   agent: AgentClient,

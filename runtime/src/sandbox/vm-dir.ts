@@ -29,6 +29,8 @@ export interface VmDirLayout {
   dir: string;
   /** The sandbox process's gRPC socket: the agent API, forwarded. */
   socket: string;
+  /** Where the per-process shims (native/host/shim.c) connect (shim-server.ts). */
+  shims: string;
   /** The sandbox process's pid (`kapsel __monitor`). */
   pidFile: string;
   /** The sandbox process's stdout and stderr. */
@@ -57,6 +59,7 @@ export function vmDirLayout(dir: string): VmDirLayout {
   return {
     dir,
     socket: join(dir, 'monitor.sock'),
+    shims: join(dir, 'shim.sock'),
     pidFile: join(dir, 'monitor.pid'),
     log: join(dir, 'monitor.log'),
     shared: join(dir, 'shared'),

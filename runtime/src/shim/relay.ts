@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { WaitProcessResponse } from '../../../proto/generated/agent.js';
 import type { AgentClient } from '../sandbox/agent-client.js';
 import { isBrokenPipe, relayOwnsStdio } from '../sys/broken-pipe.js';
-import { FORWARDED_SIGNALS, RAISABLE_SIGNALS, signalName, signalNumber } from '../sys/signals.js';
+import { FORWARDED_SIGNALS, signalNumber } from '../sys/signals.js';
 
 /** One process in the guest: a container's init (execId '') or an exec. */
 export interface ProcessRef {
@@ -19,8 +19,9 @@ export interface OutputSinks {
 }
 
 /**
- * The one foreground stdio relay, serving the shim (`__shim`), a foreground
- * `run` and a foreground `exec`: the host side of one guest process. Output
+ * The one stdio relay, serving the per-process shims (in the sandbox
+ * process: sandbox/shim-server.ts), a foreground `run` and a foreground
+ * `exec`: the host side of one guest process. Output
  * is read from the moment it is made, so nothing the process writes early
  * is lost; input and signals are passed on from takeInput() (a foreground
  * run starts the container between the two); wait() ends with the process.
@@ -182,20 +183,4 @@ function forwardSignals(p: ProcessRef, log: Logger): () => void {
   return () => {
     for (const [name, handler] of handlers) process.off(name, handler);
   };
-}
-
-/**
- * Ends this process the way the guest process ended: by the same signal
- * when it was killed (so a waiting containerd sees WIFSIGNALED, as with
- * runc), else with its exit code.
- */
-export function exitLike(exit: WaitProcessResponse): never {
-  const name = exit.signal > 0 ? signalName(exit.signal) : undefined;
-  if (name !== undefined && RAISABLE_SIGNALS.has(name)) {
-    process.removeAllListeners(name);
-    process.kill(process.pid, name);
-    // The kernel delivers it to one of our threads; give it the moment.
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000);
-  }
-  process.exit(exit.exitCode);
 }

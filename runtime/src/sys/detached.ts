@@ -17,7 +17,7 @@ const READY_FD = 3;
 const LONG_LIVED_NODE_FLAGS = ['--max-semi-space-size=1'];
 
 /**
- * Starts a hidden verb of this same kapsel (`__monitor`, `__shim`) as a
+ * Starts a hidden verb of this same kapsel (`__monitor`; the shim v2 is kapsel itself too) as a
  * detached process in its own session, and waits for its verdict on fd 3:
  * "ok" once it serves, or the reason it failed. `enter` runs it in a
  * namespace (see network/netns.ts). It outlives us; whoever
@@ -36,17 +36,28 @@ export async function startDetached(
 ): Promise<number> {
   const script = process.argv[1];
   if (script === undefined) throw new Error('cannot tell which kapsel script runs');
-  // `enter` is an argv prefix that execs us (nsenter, unshare without --fork),
-  // so the pid we get is still the hidden verb's.
-  const argv = [
-    ...enter,
-    process.execPath,
-    ...process.execArgv,
-    ...LONG_LIVED_NODE_FLAGS,
-    script,
-    ...args,
-  ];
-  const [file = process.execPath, ...rest] = argv;
+  const kapsel = [process.execPath, ...process.execArgv, ...LONG_LIVED_NODE_FLAGS, script];
+  return startDetachedProgram(kapsel, args, stdio, what, enter, timeoutMs);
+}
+
+/**
+ * startDetached for any program (`program` is its argv prefix: the per-process
+ * shim is native/host/shim.c), with the same protocol: fd 3 carries "ok" or
+ * why it failed.
+ */
+export async function startDetachedProgram(
+  program: readonly string[],
+  args: readonly string[],
+  stdio: [IOType | number, IOType | number, IOType | number],
+  what: string,
+  enter: readonly string[] = [],
+  timeoutMs = readyTimeoutMs() + REPORT_GRACE_MS,
+): Promise<number> {
+  // `enter` is an argv prefix that execs the program (nsenter, unshare
+  // without --fork), so the pid we get is still the program's.
+  const argv = [...enter, ...program, ...args];
+  const [file, ...rest] = argv;
+  if (file === undefined) throw new Error(`${what}: no program`);
   const child = spawn(file, rest, {
     detached: true,
     stdio: [stdio[0], stdio[1], stdio[2], 'pipe'], // the pipe is READY_FD

@@ -71,7 +71,10 @@ export function signalName(n: number): NodeJS.Signals | undefined {
   return Object.entries(SIGNALS).find(([, v]) => v === n)?.[0] as NodeJS.Signals | undefined;
 }
 
-/** Signals a shim (or a foreground run/exec) passes on, as runc's signal handler does. */
+/**
+ * Signals a foreground run/exec passes on, as runc's signal handler does
+ * (native/host/shim.c forwards the same list).
+ */
 export const FORWARDED_SIGNALS = [
   'SIGTERM',
   'SIGINT',
@@ -82,19 +85,3 @@ export const FORWARDED_SIGNALS = [
   'SIGALRM',
   'SIGCONT',
 ] as const satisfies readonly NodeJS.Signals[];
-
-/**
- * Signals whose default action ends a Node process, so a shim can die by
- * them and its waiter sees WIFSIGNALED: SIGHUP, SIGINT, SIGQUIT, SIGABRT,
- * SIGKILL, SIGUSR2, SIGALRM, SIGTERM. (Node handles SIGUSR1 itself.)
- */
-export const RAISABLE_SIGNALS: ReadonlySet<NodeJS.Signals> = new Set([
-  'SIGHUP',
-  'SIGINT',
-  'SIGQUIT',
-  'SIGABRT',
-  'SIGKILL',
-  'SIGUSR2',
-  'SIGALRM',
-  'SIGTERM',
-]);

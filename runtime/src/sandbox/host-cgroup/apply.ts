@@ -108,9 +108,21 @@ export async function moveToCgroupDirs(dirs: readonly string[], pid: number): Pr
   for (const d of dirs) await write(d, 'cgroup.procs', String(pid));
 }
 
-/** Moves `pid` (and so what it starts later) into every directory. */
+/**
+ * Moves `pid` (and so what it starts later) into every directory. A pid
+ * that has already exited (the kernel says ESRCH) joins nothing and is no
+ * error: the shim of `exec -d ID true` may be gone by then, and runc's
+ * `exec -d` of a process that ends at once succeeds too.
+ */
 export async function joinHostCgroup(cg: HostCgroup, pid: number): Promise<void> {
-  for (const d of cg.dirs) await write(d.path, 'cgroup.procs', String(pid));
+  for (const d of cg.dirs) {
+    try {
+      await write(d.path, 'cgroup.procs', String(pid));
+    } catch (err) {
+      if (((err as Error).cause as NodeJS.ErrnoException | undefined)?.code === 'ESRCH') return;
+      throw err;
+    }
+  }
 }
 
 /**
