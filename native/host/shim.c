@@ -47,19 +47,20 @@
 
 #include "../lib/kapsel.h"
 #include "console.h"
+#include "../lib/be.h"
 
 enum frame_type {
-	FR_HELLO = 1,
-	FR_OK = 2,
-	FR_ERROR = 3,
-	FR_STDOUT = 4,
-	FR_STDERR = 5,
-	FR_EXIT = 6,
-	FR_LOST = 7,
-	FR_STDIN = 8,
-	FR_STDIN_EOF = 9,
-	FR_SIGNAL = 10,
-	FR_RESIZE = 11,
+  FR_HELLO = 1,
+  FR_OK = 2,
+  FR_ERROR = 3,
+  FR_STDOUT = 4,
+  FR_STDERR = 5,
+  FR_EXIT = 6,
+  FR_LOST = 7,
+  FR_STDIN = 8,
+  FR_STDIN_EOF = 9,
+  FR_SIGNAL = 10,
+  FR_RESIZE = 11,
 };
 
 #define FRAME_HDR 5
@@ -100,38 +101,19 @@ static size_t pend_len;
 static int out_dead, err_dead;
 static int sigpipe_sent;
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-
 static void json_string(FILE *f, const char *s)
 {
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
+  fputc('"', f);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\')
+      fprintf(f, "\\%c", c);
+    else if (c < 0x20)
+      fprintf(f, "\\u%04x", c);
+    else
+      fputc(c, f);
+  }
+  fputc('"', f);
 }
 
 /*
@@ -143,107 +125,107 @@ static void json_string(FILE *f, const char *s)
  */
 static void log_line(const char *level, const char *msg, ...)
 {
-	if (log_file == NULL)
-		return;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	struct tm tm;
-	gmtime_r(&ts.tv_sec, &tm);
-	char when[40];
-	size_t n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(when + n, sizeof(when) - n, ".%03ldZ", ts.tv_nsec / 1000000);
-	va_list ap;
-	if (log_json) {
-		fprintf(log_file, "{\"level\":\"%s\",\"msg\":", level);
-		json_string(log_file, msg);
-		fputs(",\"id\":", log_file);
-		json_string(log_file, opt_id);
-		fputs(",\"execId\":", log_file);
-		json_string(log_file, opt_exec_id);
-		va_start(ap, msg);
-		for (const char *k; (k = va_arg(ap, const char *)) != NULL;) {
-			const char *v = va_arg(ap, const char *);
-			/* A key "#name" is a number, written bare. */
-			if (k[0] == '#')
-				fprintf(log_file, ",\"%s\":%s", k + 1, v);
-			else {
-				fprintf(log_file, ",\"%s\":", k);
-				json_string(log_file, v);
-			}
-		}
-		va_end(ap);
-		fprintf(log_file, ",\"time\":\"%s\"}\n", when);
-	} else {
-		fprintf(log_file, "time=\"%s\" level=%s msg=", when, level);
-		json_string(log_file, msg);
-		fputs(" id=", log_file);
-		json_string(log_file, opt_id);
-		fputs(" execId=", log_file);
-		json_string(log_file, opt_exec_id);
-		va_start(ap, msg);
-		for (const char *k; (k = va_arg(ap, const char *)) != NULL;) {
-			const char *v = va_arg(ap, const char *);
-			if (k[0] == '#')
-				fprintf(log_file, " %s=%s", k + 1, v);
-			else {
-				fprintf(log_file, " %s=", k);
-				json_string(log_file, v);
-			}
-		}
-		va_end(ap);
-		fputc('\n', log_file);
-	}
-	fflush(log_file);
+  if (log_file == NULL)
+    return;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  struct tm tm;
+  gmtime_r(&ts.tv_sec, &tm);
+  char when[40];
+  size_t n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(when + n, sizeof(when) - n, ".%03ldZ", ts.tv_nsec / 1000000);
+  va_list ap;
+  if (log_json) {
+    fprintf(log_file, "{\"level\":\"%s\",\"msg\":", level);
+    json_string(log_file, msg);
+    fputs(",\"id\":", log_file);
+    json_string(log_file, opt_id);
+    fputs(",\"execId\":", log_file);
+    json_string(log_file, opt_exec_id);
+    va_start(ap, msg);
+    for (const char *k; (k = va_arg(ap, const char *)) != NULL;) {
+      const char *v = va_arg(ap, const char *);
+      /* A key "#name" is a number, written bare. */
+      if (k[0] == '#')
+        fprintf(log_file, ",\"%s\":%s", k + 1, v);
+      else {
+        fprintf(log_file, ",\"%s\":", k);
+        json_string(log_file, v);
+      }
+    }
+    va_end(ap);
+    fprintf(log_file, ",\"time\":\"%s\"}\n", when);
+  } else {
+    fprintf(log_file, "time=\"%s\" level=%s msg=", when, level);
+    json_string(log_file, msg);
+    fputs(" id=", log_file);
+    json_string(log_file, opt_id);
+    fputs(" execId=", log_file);
+    json_string(log_file, opt_exec_id);
+    va_start(ap, msg);
+    for (const char *k; (k = va_arg(ap, const char *)) != NULL;) {
+      const char *v = va_arg(ap, const char *);
+      if (k[0] == '#')
+        fprintf(log_file, " %s=%s", k + 1, v);
+      else {
+        fprintf(log_file, " %s=", k);
+        json_string(log_file, v);
+      }
+    }
+    va_end(ap);
+    fputc('\n', log_file);
+  }
+  fflush(log_file);
 }
 
 /* The verdict for our starter, once: "ok" or why we cannot relay. */
 static void tell_creator(const char *msg)
 {
-	static int told;
-	if (told)
-		return;
-	told = 1;
-	ssize_t r = write(READY_FD, msg, strlen(msg));
-	(void)r;
-	close(READY_FD);
+  static int told;
+  if (told)
+    return;
+  told = 1;
+  ssize_t r = write(READY_FD, msg, strlen(msg));
+  (void)r;
+  close(READY_FD);
 }
 
 static __attribute__((noreturn)) void fail(const char *step, int err)
 {
-	char msg[512];
-	const char *name = strerrorname_np(err);
-	snprintf(msg, sizeof(msg), "%s: %s", step, name != NULL ? name : strerror(err));
-	log_line("error", "shim failed", "error", msg, NULL);
-	tell_creator(msg);
-	exit(1);
+  char msg[512];
+  const char *name = strerrorname_np(err);
+  snprintf(msg, sizeof(msg), "%s: %s", step, name != NULL ? name : strerror(err));
+  log_line("error", "shim failed", "error", msg, NULL);
+  tell_creator(msg);
+  exit(1);
 }
 
 /* Sends one frame; a failure means the sandbox process is gone, which the read side reports. */
 static void send_frame(uint8_t type, const void *payload, size_t len)
 {
-	uint8_t hdr[FRAME_HDR];
-	hdr[0] = type;
-	put32(hdr + 1, (uint32_t)len);
-	if (kapsel_send_full(sock, hdr, sizeof(hdr)) == 0 && len > 0)
-		kapsel_send_full(sock, payload, len);
+  uint8_t hdr[FRAME_HDR];
+  hdr[0] = type;
+  put32(hdr + 1, (uint32_t)len);
+  if (kapsel_send_full(sock, hdr, sizeof(hdr)) == 0 && len > 0)
+    kapsel_send_full(sock, payload, len);
 }
 
 static void send_u32(uint8_t type, uint32_t v)
 {
-	uint8_t b[4];
-	put32(b, v);
-	send_frame(type, b, sizeof(b));
+  uint8_t b[4];
+  put32(b, v);
+  send_frame(type, b, sizeof(b));
 }
 
 static void send_resize(void)
 {
-	unsigned int rows, cols;
-	if (kapsel_host_get_winsize(out_fd, &rows, &cols) < 0 || rows == 0)
-		return;
-	uint8_t b[4];
-	put16(b, (uint16_t)rows);
-	put16(b + 2, (uint16_t)cols);
-	send_frame(FR_RESIZE, b, sizeof(b));
+  unsigned int rows, cols;
+  if (kapsel_host_get_winsize(out_fd, &rows, &cols) < 0 || rows == 0)
+    return;
+  uint8_t b[4];
+  put16(b, (uint16_t)rows);
+  put16(b + 2, (uint16_t)cols);
+  send_frame(FR_RESIZE, b, sizeof(b));
 }
 
 /*
@@ -253,35 +235,35 @@ static void send_resize(void)
  */
 static __attribute__((noreturn)) void exit_like(int code, int sig)
 {
-	for (size_t i = 0; i < sizeof(raisable) / sizeof(raisable[0]); i++) {
-		if (raisable[i] != sig)
-			continue;
-		signal(sig, SIG_DFL);
-		sigset_t one;
-		sigemptyset(&one);
-		sigaddset(&one, sig);
-		sigprocmask(SIG_UNBLOCK, &one, NULL);
-		raise(sig);
-	}
-	exit(code & 0xff);
+  for (size_t i = 0; i < sizeof(raisable) / sizeof(raisable[0]); i++) {
+    if (raisable[i] != sig)
+      continue;
+    signal(sig, SIG_DFL);
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    sigprocmask(SIG_UNBLOCK, &one, NULL);
+    raise(sig);
+  }
+  exit(code & 0xff);
 }
 
 /* Whether `pid` has exited (gone, or a zombie), from /proc/PID/stat. */
 static int exited(pid_t pid)
 {
-	char path[64], stat[512];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 1;
-	ssize_t n = read(fd, stat, sizeof(stat) - 1);
-	close(fd);
-	if (n <= 0)
-		return 1;
-	stat[n] = '\0';
-	char *close_paren = strrchr(stat, ')');
-	return close_paren == NULL || close_paren[1] == '\0' || close_paren[2] == 'Z' ||
-	       close_paren[2] == 'X';
+  char path[64], stat[512];
+  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 1;
+  ssize_t n = read(fd, stat, sizeof(stat) - 1);
+  close(fd);
+  if (n <= 0)
+    return 1;
+  stat[n] = '\0';
+  char *close_paren = strrchr(stat, ')');
+  return close_paren == NULL || close_paren[1] == '\0' || close_paren[2] == 'Z' ||
+         close_paren[2] == 'X';
 }
 
 /*
@@ -293,82 +275,82 @@ static int exited(pid_t pid)
  */
 static __attribute__((noreturn)) void lost(const char *why)
 {
-	log_line("error", "lost the process: its VM is gone", "reason", why, NULL);
-	for (int t = 0; peer_pid > 0 && t < PEER_GONE_WAIT_MS && !exited(peer_pid); t += 50)
-		usleep(50 * 1000);
-	exit(LOST_EXIT);
+  log_line("error", "lost the process: its VM is gone", "reason", why, NULL);
+  for (int t = 0; peer_pid > 0 && t < PEER_GONE_WAIT_MS && !exited(peer_pid); t += 50)
+    usleep(50 * 1000);
+  exit(LOST_EXIT);
 }
 
 static void connect_sandbox(void)
 {
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	char step[PATH_MAX + 64];
-	snprintf(step, sizeof(step), "connect to the sandbox process at %s", opt_socket);
-	if (strlen(opt_socket) >= sizeof(addr.sun_path))
-		fail(step, ENAMETOOLONG);
-	strcpy(addr.sun_path, opt_socket);
-	sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (sock < 0)
-		fail("socket", errno);
-	if (connect(sock, (struct sockaddr *)&addr, sizeof(addr)) < 0)
-		fail(step, errno);
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
-	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
-		peer_pid = cred.pid;
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  char step[PATH_MAX + 64];
+  snprintf(step, sizeof(step), "connect to the sandbox process at %s", opt_socket);
+  if (strlen(opt_socket) >= sizeof(addr.sun_path))
+    fail(step, ENAMETOOLONG);
+  strcpy(addr.sun_path, opt_socket);
+  sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (sock < 0)
+    fail("socket", errno);
+  if (connect(sock, (struct sockaddr *)&addr, sizeof(addr)) < 0)
+    fail(step, errno);
+  struct ucred cred;
+  socklen_t len = sizeof(cred);
+  if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+    peer_pid = cred.pid;
 }
 
 /* Reads exactly one frame, blocking (the handshake); returns its type and fills `len`. */
 static int read_frame_blocking(uint32_t *len)
 {
-	while (rlen < FRAME_HDR || rlen < FRAME_HDR + get32(rbuf + 1)) {
-		if (rlen >= FRAME_HDR && get32(rbuf + 1) > FRAME_MAX)
-			return -EPROTO;
-		ssize_t n = read(sock, rbuf + rlen, sizeof(rbuf) - rlen);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -ECONNRESET;
-		rlen += (size_t)n;
-	}
-	*len = get32(rbuf + 1);
-	return rbuf[0];
+  while (rlen < FRAME_HDR || rlen < FRAME_HDR + get32(rbuf + 1)) {
+    if (rlen >= FRAME_HDR && get32(rbuf + 1) > FRAME_MAX)
+      return -EPROTO;
+    ssize_t n = read(sock, rbuf + rlen, sizeof(rbuf) - rlen);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return n < 0 ? -errno : -ECONNRESET;
+    rlen += (size_t)n;
+  }
+  *len = get32(rbuf + 1);
+  return rbuf[0];
 }
 
 /* Drops the first frame (of `len` payload bytes) from rbuf. */
 static void consume(uint32_t len)
 {
-	size_t used = FRAME_HDR + len;
-	memmove(rbuf, rbuf + used, rlen - used);
-	rlen -= used;
+  size_t used = FRAME_HDR + len;
+  memmove(rbuf, rbuf + used, rlen - used);
+  rlen -= used;
 }
 
 static void hello(void)
 {
-	size_t id_len = strlen(opt_id), exec_len = strlen(opt_exec_id);
-	if (id_len > 0xffff || 3 + id_len + exec_len > FRAME_MAX)
-		fail("say hello to the sandbox process", ENAMETOOLONG);
-	uint8_t b[3 + 0xffff];
-	b[0] = terminal ? 1 : 0;
-	put16(b + 1, (uint16_t)id_len);
-	memcpy(b + 3, opt_id, id_len);
-	memcpy(b + 3 + id_len, opt_exec_id, exec_len);
-	send_frame(FR_HELLO, b, 3 + id_len + exec_len);
-	uint32_t len = 0;
-	int type = read_frame_blocking(&len);
-	if (type < 0)
-		fail("hear from the sandbox process", -type);
-	if (type == FR_ERROR) {
-		char msg[FRAME_MAX + 1];
-		memcpy(msg, rbuf + FRAME_HDR, len);
-		msg[len] = '\0';
-		log_line("error", "the sandbox process refused", "error", msg, NULL);
-		tell_creator(msg);
-		exit(1);
-	}
-	if (type != FR_OK)
-		fail("hear from the sandbox process", EPROTO);
-	consume(len);
+  size_t id_len = strlen(opt_id), exec_len = strlen(opt_exec_id);
+  if (id_len > 0xffff || 3 + id_len + exec_len > FRAME_MAX)
+    fail("say hello to the sandbox process", ENAMETOOLONG);
+  uint8_t b[3 + 0xffff];
+  b[0] = terminal ? 1 : 0;
+  put16(b + 1, (uint16_t)id_len);
+  memcpy(b + 3, opt_id, id_len);
+  memcpy(b + 3 + id_len, opt_exec_id, exec_len);
+  send_frame(FR_HELLO, b, 3 + id_len + exec_len);
+  uint32_t len = 0;
+  int type = read_frame_blocking(&len);
+  if (type < 0)
+    fail("hear from the sandbox process", -type);
+  if (type == FR_ERROR) {
+    char msg[FRAME_MAX + 1];
+    memcpy(msg, rbuf + FRAME_HDR, len);
+    msg[len] = '\0';
+    log_line("error", "the sandbox process refused", "error", msg, NULL);
+    tell_creator(msg);
+    exit(1);
+  }
+  if (type != FR_OK)
+    fail("hear from the sandbox process", EPROTO);
+  consume(len);
 }
 
 /*
@@ -379,119 +361,119 @@ static void hello(void)
  */
 static void output_failed(int fd, int err)
 {
-	if (fd == out_fd)
-		out_dead = 1;
-	else
-		err_dead = 1;
-	if (err == EPIPE && !sigpipe_sent) {
-		sigpipe_sent = 1;
-		send_u32(FR_SIGNAL, SIGPIPE);
-	}
-	pend_fd = -1;
+  if (fd == out_fd)
+    out_dead = 1;
+  else
+    err_dead = 1;
+  if (err == EPIPE && !sigpipe_sent) {
+    sigpipe_sent = 1;
+    send_u32(FR_SIGNAL, SIGPIPE);
+  }
+  pend_fd = -1;
 }
 
 /* Handles the complete frames in rbuf until one leaves output pending. */
 static void handle_frames(void)
 {
-	while (pend_fd < 0 && rlen >= FRAME_HDR) {
-		uint32_t len = get32(rbuf + 1);
-		if (len > FRAME_MAX)
-			lost("a frame from the sandbox process is too long");
-		if (rlen < FRAME_HDR + len)
-			return;
-		uint8_t type = rbuf[0];
-		const uint8_t *p = rbuf + FRAME_HDR;
-		if (type == FR_STDOUT || type == FR_STDERR) {
-			int fd = type == FR_STDOUT ? out_fd : err_fd;
-			int dead = type == FR_STDOUT ? out_dead : err_dead;
-			if (fd >= 0 && !dead && len > 0) {
-				/* Written from rbuf in place; consumed once written. */
-				pend_fd = fd;
-				pend_ptr = p;
-				pend_len = len;
-				return;
-			}
-		} else if (type == FR_EXIT && len == 8) {
-			int code = (int)get32(p), sig = (int)get32(p + 4);
-			char c[16], s[16];
-			snprintf(c, sizeof(c), "%d", code);
-			snprintf(s, sizeof(s), "%d", sig);
-			log_line("info", "process exited", "#exitCode", c, "#signal", s, NULL);
-			exit_like(code, sig);
-		} else if (type == FR_LOST) {
-			char why[FRAME_MAX + 1];
-			memcpy(why, p, len);
-			why[len] = '\0';
-			log_line("error", "lost the process: its VM is gone", "reason", why, NULL);
-			exit(LOST_EXIT);
-		} else {
-			lost("a frame from the sandbox process is not one a shim takes");
-		}
-		consume(len);
-	}
+  while (pend_fd < 0 && rlen >= FRAME_HDR) {
+    uint32_t len = get32(rbuf + 1);
+    if (len > FRAME_MAX)
+      lost("a frame from the sandbox process is too long");
+    if (rlen < FRAME_HDR + len)
+      return;
+    uint8_t type = rbuf[0];
+    const uint8_t *p = rbuf + FRAME_HDR;
+    if (type == FR_STDOUT || type == FR_STDERR) {
+      int fd = type == FR_STDOUT ? out_fd : err_fd;
+      int dead = type == FR_STDOUT ? out_dead : err_dead;
+      if (fd >= 0 && !dead && len > 0) {
+        /* Written from rbuf in place; consumed once written. */
+        pend_fd = fd;
+        pend_ptr = p;
+        pend_len = len;
+        return;
+      }
+    } else if (type == FR_EXIT && len == 8) {
+      int code = (int)get32(p), sig = (int)get32(p + 4);
+      char c[16], s[16];
+      snprintf(c, sizeof(c), "%d", code);
+      snprintf(s, sizeof(s), "%d", sig);
+      log_line("info", "process exited", "#exitCode", c, "#signal", s, NULL);
+      exit_like(code, sig);
+    } else if (type == FR_LOST) {
+      char why[FRAME_MAX + 1];
+      memcpy(why, p, len);
+      why[len] = '\0';
+      log_line("error", "lost the process: its VM is gone", "reason", why, NULL);
+      exit(LOST_EXIT);
+    } else {
+      lost("a frame from the sandbox process is not one a shim takes");
+    }
+    consume(len);
+  }
 }
 
 static void write_pending(void)
 {
-	size_t chunk = pend_len < PIPE_BUF ? pend_len : PIPE_BUF;
-	ssize_t n = write(pend_fd, pend_ptr, chunk);
-	if (n < 0) {
-		if (errno == EINTR || errno == EAGAIN)
-			return;
-		int e = errno;
-		uint32_t len = get32(rbuf + 1);
-		output_failed(pend_fd, e);
-		consume(len);
-		return;
-	}
-	pend_ptr += n;
-	pend_len -= (size_t)n;
-	if (pend_len == 0) {
-		pend_fd = -1;
-		consume(get32(rbuf + 1));
-	}
+  size_t chunk = pend_len < PIPE_BUF ? pend_len : PIPE_BUF;
+  ssize_t n = write(pend_fd, pend_ptr, chunk);
+  if (n < 0) {
+    if (errno == EINTR || errno == EAGAIN)
+      return;
+    int e = errno;
+    uint32_t len = get32(rbuf + 1);
+    output_failed(pend_fd, e);
+    consume(len);
+    return;
+  }
+  pend_ptr += n;
+  pend_len -= (size_t)n;
+  if (pend_len == 0) {
+    pend_fd = -1;
+    consume(get32(rbuf + 1));
+  }
 }
 
 static void on_signal(int sfd)
 {
-	struct signalfd_siginfo si;
-	while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-		if (si.ssi_signo == SIGWINCH)
-			send_resize();
-		else
-			send_u32(FR_SIGNAL, si.ssi_signo);
-	}
+  struct signalfd_siginfo si;
+  while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+    if (si.ssi_signo == SIGWINCH)
+      send_resize();
+    else
+      send_u32(FR_SIGNAL, si.ssi_signo);
+  }
 }
 
 static void parse_args(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "socket", required_argument, NULL, 's' },
-		{ "exec-id", required_argument, NULL, 'e' },
-		{ "console-socket", required_argument, NULL, 'c' },
-		{ "log", required_argument, NULL, 'l' },
-		{ "log-format", required_argument, NULL, 'f' },
-		{ 0 },
-	};
-	for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
-		switch (c) {
-		case 's': opt_socket = optarg; break;
-		case 'e': opt_exec_id = optarg; break;
-		case 'c': opt_console = optarg; break;
-		case 'l': opt_log = optarg; break;
-		case 'f': log_json = strcmp(optarg, "text") != 0; break;
-		default: goto usage;
-		}
-	}
-	if (opt_socket == NULL || optind != argc - 1)
-		goto usage;
-	opt_id = argv[optind];
-	return;
+  static const struct option opts[] = {
+    { "socket", required_argument, NULL, 's' },
+    { "exec-id", required_argument, NULL, 'e' },
+    { "console-socket", required_argument, NULL, 'c' },
+    { "log", required_argument, NULL, 'l' },
+    { "log-format", required_argument, NULL, 'f' },
+    { 0 },
+  };
+  for (int c; (c = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
+    switch (c) {
+    case 's': opt_socket = optarg; break;
+    case 'e': opt_exec_id = optarg; break;
+    case 'c': opt_console = optarg; break;
+    case 'l': opt_log = optarg; break;
+    case 'f': log_json = strcmp(optarg, "text") != 0; break;
+    default: goto usage;
+    }
+  }
+  if (opt_socket == NULL || optind != argc - 1)
+    goto usage;
+  opt_id = argv[optind];
+  return;
 usage:
-	fprintf(stderr, "usage: kapsel-shim --socket PATH [--exec-id ID] [--console-socket PATH] "
-			"[--log FILE] [--log-format json|text] -- CONTAINER-ID\n");
-	tell_creator("kapsel-shim: bad arguments");
-	exit(1);
+  fprintf(stderr, "usage: kapsel-shim --socket PATH [--exec-id ID] [--console-socket PATH] "
+      "[--log FILE] [--log-format json|text] -- CONTAINER-ID\n");
+  tell_creator("kapsel-shim: bad arguments");
+  exit(1);
 }
 
 /*
@@ -502,104 +484,104 @@ usage:
  */
 static void attach_console(void)
 {
-	int master, slave;
-	int r = kapsel_host_openpty(&master, &slave);
-	if (r < 0)
-		fail("open a pty", -r);
-	char name[64];
-	if (ttyname_r(slave, name, sizeof(name)) != 0)
-		fail("name the pty", errno);
-	char step[PATH_MAX + 64];
-	snprintf(step, sizeof(step), "send the pty master to %s", opt_console);
-	r = kapsel_host_send_fd(opt_console, master, name);
-	close(master);
-	if (r < 0)
-		fail(step, -r);
-	/* Failing this only loses resizes. */
-	if (kapsel_host_set_ctty(slave) < 0)
-		log_line("warning", "cannot make the pty our controlling terminal", NULL);
-	terminal = 1;
-	in_fd = out_fd = slave;
-	err_fd = -1;
+  int master, slave;
+  int r = kapsel_host_openpty(&master, &slave);
+  if (r < 0)
+    fail("open a pty", -r);
+  char name[64];
+  if (ttyname_r(slave, name, sizeof(name)) != 0)
+    fail("name the pty", errno);
+  char step[PATH_MAX + 64];
+  snprintf(step, sizeof(step), "send the pty master to %s", opt_console);
+  r = kapsel_host_send_fd(opt_console, master, name);
+  close(master);
+  if (r < 0)
+    fail(step, -r);
+  /* Failing this only loses resizes. */
+  if (kapsel_host_set_ctty(slave) < 0)
+    log_line("warning", "cannot make the pty our controlling terminal", NULL);
+  terminal = 1;
+  in_fd = out_fd = slave;
+  err_fd = -1;
 }
 
 int main(int argc, char **argv)
 {
-	parse_args(argc, argv);
-	if (opt_log != NULL) {
-		log_file = fopen(opt_log, "ae");
-	}
-	signal(SIGPIPE, SIG_IGN);
-	/* Blocked before anything else, so a signal sent early waits in the signalfd. */
-	sigset_t set;
-	sigemptyset(&set);
-	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
-		sigaddset(&set, forwarded[i]);
-	sigaddset(&set, SIGWINCH);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		fail("sigprocmask", errno);
-	int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (sfd < 0)
-		fail("signalfd", errno);
-	if (opt_console != NULL)
-		attach_console();
-	connect_sandbox();
-	hello();
-	tell_creator("ok");
-	{
-		char pid[16];
-		snprintf(pid, sizeof(pid), "%d", (int)getpid());
-		log_line("info", "shim relaying", "#pid", pid, NULL);
-	}
-	if (terminal)
-		send_resize();
+  parse_args(argc, argv);
+  if (opt_log != NULL) {
+    log_file = fopen(opt_log, "ae");
+  }
+  signal(SIGPIPE, SIG_IGN);
+  /* Blocked before anything else, so a signal sent early waits in the signalfd. */
+  sigset_t set;
+  sigemptyset(&set);
+  for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
+    sigaddset(&set, forwarded[i]);
+  sigaddset(&set, SIGWINCH);
+  if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+    fail("sigprocmask", errno);
+  int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (sfd < 0)
+    fail("signalfd", errno);
+  if (opt_console != NULL)
+    attach_console();
+  connect_sandbox();
+  hello();
+  tell_creator("ok");
+  {
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%d", (int)getpid());
+    log_line("info", "shim relaying", "#pid", pid, NULL);
+  }
+  if (terminal)
+    send_resize();
 
-	int stdin_open = 1;
-	for (;;) {
-		handle_frames();
-		struct pollfd p[3];
-		int np = 0;
-		p[np++] = (struct pollfd){ .fd = sfd, .events = POLLIN };
-		/* While output is pending the socket is not read: backpressure to the guest. */
-		int si = -1, ii = -1, oi = -1;
-		if (pend_fd < 0) {
-			si = np;
-			p[np++] = (struct pollfd){ .fd = sock, .events = POLLIN };
-		} else {
-			oi = np;
-			p[np++] = (struct pollfd){ .fd = pend_fd, .events = POLLOUT };
-		}
-		if (stdin_open) {
-			ii = np;
-			p[np++] = (struct pollfd){ .fd = in_fd, .events = POLLIN };
-		}
-		if (poll(p, (nfds_t)np, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			lost("poll failed");
-		}
-		if (p[0].revents & POLLIN)
-			on_signal(sfd);
-		/* POLLERR too: a pipe whose reader left, which the write reports as EPIPE. */
-		if (oi >= 0 && p[oi].revents)
-			write_pending();
-		if (ii >= 0 && p[ii].revents) {
-			ssize_t n = (p[ii].revents & POLLNVAL) ? 0 : read(in_fd, inbuf, sizeof(inbuf));
-			if (n > 0) {
-				send_frame(FR_STDIN, inbuf, (size_t)n);
-			} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-				/* EOF, or a pty whose master is closed (EIO): close the process's stdin. */
-				send_frame(FR_STDIN_EOF, NULL, 0);
-				stdin_open = 0;
-			}
-		}
-		if (si >= 0 && p[si].revents) {
-			ssize_t n = read(sock, rbuf + rlen, sizeof(rbuf) - rlen);
-			if (n < 0 && (errno == EINTR || errno == EAGAIN))
-				continue;
-			if (n <= 0)
-				lost("the sandbox process closed the connection");
-			rlen += (size_t)n;
-		}
-	}
+  int stdin_open = 1;
+  for (;;) {
+    handle_frames();
+    struct pollfd p[3];
+    int np = 0;
+    p[np++] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+    /* While output is pending the socket is not read: backpressure to the guest. */
+    int si = -1, ii = -1, oi = -1;
+    if (pend_fd < 0) {
+      si = np;
+      p[np++] = (struct pollfd){ .fd = sock, .events = POLLIN };
+    } else {
+      oi = np;
+      p[np++] = (struct pollfd){ .fd = pend_fd, .events = POLLOUT };
+    }
+    if (stdin_open) {
+      ii = np;
+      p[np++] = (struct pollfd){ .fd = in_fd, .events = POLLIN };
+    }
+    if (poll(p, (nfds_t)np, -1) < 0) {
+      if (errno == EINTR)
+        continue;
+      lost("poll failed");
+    }
+    if (p[0].revents & POLLIN)
+      on_signal(sfd);
+    /* POLLERR too: a pipe whose reader left, which the write reports as EPIPE. */
+    if (oi >= 0 && p[oi].revents)
+      write_pending();
+    if (ii >= 0 && p[ii].revents) {
+      ssize_t n = (p[ii].revents & POLLNVAL) ? 0 : read(in_fd, inbuf, sizeof(inbuf));
+      if (n > 0) {
+        send_frame(FR_STDIN, inbuf, (size_t)n);
+      } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+        /* EOF, or a pty whose master is closed (EIO): close the process's stdin. */
+        send_frame(FR_STDIN_EOF, NULL, 0);
+        stdin_open = 0;
+      }
+    }
+    if (si >= 0 && p[si].revents) {
+      ssize_t n = read(sock, rbuf + rlen, sizeof(rbuf) - rlen);
+      if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        continue;
+      if (n <= 0)
+        lost("the sandbox process closed the connection");
+      rlen += (size_t)n;
+    }
+  }
 }
