@@ -15,13 +15,13 @@
 // Columns: agent exec'd -> port open (guest timeline, ms), the agent's own
 // uptime and CPU time when it serves (its "agent serving" log line), and
 // QEMU start -> Check answered.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { AgentClient } from '../runtime/src/sandbox/agent-client.js';
-import { guestImage } from '../runtime/src/sandbox/guest-image.js';
+import { guestImage, type GuestImage } from '../runtime/src/sandbox/guest-image.js';
 import { Vm } from '../runtime/src/sandbox/vm/index.js';
 
 const { values } = parseArgs({
@@ -38,15 +38,28 @@ const root = mkdtempSync(join(tmpdir(), 'kapsel-agent-start-'));
 type Variant = string;
 type Row = Record<string, number>;
 
+/**
+ * `bare`: node with the agent's flags runs only this (`-e`; init passes the
+ * agent's script after it, as an argument nobody reads): it opens the
+ * virtio-serial ports, which QEMU reports as the agent's port opening, and
+ * stays. Node's own start in the guest: what no agent written for Node can
+ * start faster than. No commas or spaces: init splits kapsel.agent_flags
+ * at commas, and kapsel takes no space or double quote in a kernel parameter.
+ */
+const BARE_NODE =
+  "-e,require('fs').readdirSync('/dev').filter((f)=>f.startsWith('vport')).map((f)=>require('fs').openSync('/dev/'+f));setInterval(()=>{})";
+
 /** `a+b`: both; `flags:A,B` -> kapsel.agent_flags=A,B; mjs, nocache -> kapsel.agent_start=. */
 function kernelParamsOf(variant: Variant): string[] {
   return variant
     .split('+')
-    .filter((part) => part !== 'cache' && !part.startsWith('tb:'))
+    .filter((part) => part !== 'cache' && !part.startsWith('tb:') && !part.startsWith('image:'))
     .map((part) =>
-      part.startsWith('flags:')
-        ? `kapsel.agent_flags=${part.slice('flags:'.length)}`
-        : `kapsel.agent_start=${part}`,
+      part === 'bare'
+        ? `kapsel.agent_flags=${BARE_NODE}`
+        : part.startsWith('flags:')
+          ? `kapsel.agent_flags=${part.slice('flags:'.length)}`
+          : `kapsel.agent_start=${part}`,
     );
 }
 
@@ -56,8 +69,17 @@ function tbOf(variant: Variant): { tcgTbMiB?: number } {
   return part === undefined ? {} : { tcgTbMiB: Number(part.slice('tb:'.length)) };
 }
 
-async function bootOnce(i: number, variant: Variant): Promise<Row> {
+/** `image:PATH`: another guest image file in place of build/guest/image.erofs. */
+function imageOf(variant: Variant): GuestImage {
   const image = guestImage();
+  const part = variant.split('+').find((p) => p.startsWith('image:'));
+  if (part === undefined) return image;
+  const path = part.slice('image:'.length);
+  return { ...image, image: { path, sizeBytes: statSync(path).size } };
+}
+
+async function bootOnce(i: number, variant: Variant): Promise<Row> {
+  const image = imageOf(variant);
   const t0 = process.hrtime.bigint();
   const vm = await Vm.boot(
     {
@@ -75,6 +97,13 @@ async function bootOnce(i: number, variant: Variant): Promise<Row> {
   );
   try {
     await vm.waitAgentReady();
+    if (variant.split('+').includes('bare')) {
+      const t = vm.timeline.toJSON();
+      return {
+        'exec -> port open': (t['agentPortOpen'] ?? NaN) - (t['agentExec'] ?? NaN),
+        'boot -> port open': Number(process.hrtime.bigint() - t0) / 1e6,
+      };
+    }
     const agent = AgentClient.forSocket(vm.agentSocketPath);
     await agent.check();
     const checked = Number(process.hrtime.bigint() - t0) / 1e6;

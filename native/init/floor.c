@@ -72,7 +72,7 @@ static int run(void)
       (ret = mount_fs("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755")) < 0)
     return ret;
   ensure_console();
-  if ((ret = load_modules(MODULE_LIST, NULL)) < 0)
+  if ((ret = load_modules(MODULE_LIST, NULL, NULL)) < 0)
     return ret;
 
   /* The sysfs entry and the devtmpfs node appear a little after the

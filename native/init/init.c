@@ -292,10 +292,12 @@ static int setup(void)
   if (ret < 0)
     return ret;
   int loaded = 0;
-  ret = load_modules(MODULE_LIST, &loaded);
+  long long removed = 0;
+  ret = load_modules(MODULE_LIST, &loaded, &removed);
   if (ret < 0)
     return ret;
-  log_msg("loaded %d kernel modules (%.2f s after boot)", loaded, uptime_s());
+  log_msg("loaded %d kernel modules (%.2f s after boot), removed their files (%lld KiB)", loaded,
+          uptime_s(), removed / 1024);
   if (image_dev[0] != '\0' && (ret = mount_image()) < 0)
     return ret;
   if (sethostname(HOSTNAME, strlen(HOSTNAME)) < 0)

@@ -129,9 +129,10 @@ __attribute__((noreturn)) static inline void power_off(void)
 }
 
 /* Loads every .ko listed (one absolute path a line, '#' comments) in order
- * with finit_module(2). A module that is already loaded (EEXIST) counts as
- * loaded. Stops at the first failure. On success stores how many modules it
- * loaded in *count (if not NULL). */
-int load_modules(const char *list_path, int *count);
+ * with finit_module(2), and removes each file once it is loaded. A module
+ * that is already loaded (EEXIST) counts as loaded. Stops at the first
+ * failure. On success stores how many modules it loaded in *count and the
+ * bytes of the files it removed in *removed (either may be NULL). */
+int load_modules(const char *list_path, int *count, long long *removed);
 
 #endif

@@ -89,6 +89,14 @@ describe.skipIf(skip !== undefined)(
       try {
         const console = readFileSync(vmDirLayout(vmDirOf(root, 'light2')).console, 'utf8');
         expect(console).toContain('started agent /usr/bin/node /opt/kapsel/agent-boot.cjs');
+        // The modules' files leave the initramfs (guest RAM, which a VM
+        // template copies into every clone) once they are loaded.
+        const removed = /loaded (\d+) kernel modules .*, removed their files \((\d+) KiB\)/.exec(
+          console,
+        );
+        expect(removed, console).not.toBeNull();
+        expect(Number(removed?.[1])).toBeGreaterThan(10);
+        expect(Number(removed?.[2])).toBeGreaterThan(1024);
         const serving = console
           .split('\n')
           .find((l) => l.includes('"msg":"agent serving on virtio-serial port"'));
