@@ -47,7 +47,16 @@ type Row = Record<string, number>;
  * at commas, and kapsel takes no space or double quote in a kernel parameter.
  */
 const BARE_NODE =
-  "-e,require('fs').readdirSync('/dev').filter((f)=>f.startsWith('vport')).map((f)=>require('fs').openSync('/dev/'+f));setInterval(()=>{})";
+  "require('fs').readdirSync('/dev').filter((f)=>f.startsWith('vport')).map((f)=>require('fs').openSync('/dev/'+f));setInterval(()=>{})";
+
+/** `bare:tls:http2`: the bare start after loading these built-in modules. */
+function bareRequires(part: string): string {
+  return part
+    .split(':')
+    .slice(1)
+    .map((m) => `require('${m}');`)
+    .join('');
+}
 
 /** `a+b`: both; `flags:A,B` -> kapsel.agent_flags=A,B; mjs, nocache -> kapsel.agent_start=. */
 function kernelParamsOf(variant: Variant): string[] {
@@ -55,8 +64,8 @@ function kernelParamsOf(variant: Variant): string[] {
     .split('+')
     .filter((part) => part !== 'cache' && !part.startsWith('tb:') && !part.startsWith('image:'))
     .map((part) =>
-      part === 'bare'
-        ? `kapsel.agent_flags=${BARE_NODE}`
+      part === 'bare' || part.startsWith('bare:')
+        ? `kapsel.agent_flags=-e,${bareRequires(part)}${BARE_NODE}`
         : part.startsWith('flags:')
           ? `kapsel.agent_flags=${part.slice('flags:'.length)}`
           : `kapsel.agent_start=${part}`,
@@ -97,7 +106,7 @@ async function bootOnce(i: number, variant: Variant): Promise<Row> {
   );
   try {
     await vm.waitAgentReady();
-    if (variant.split('+').includes('bare')) {
+    if (variant.split('+').some((p) => p === 'bare' || p.startsWith('bare:'))) {
       const t = vm.timeline.toJSON();
       return {
         'exec -> port open': (t['agentPortOpen'] ?? NaN) - (t['agentExec'] ?? NaN),
@@ -127,11 +136,28 @@ async function bootOnce(i: number, variant: Variant): Promise<Row> {
       'boot -> Check answered': checked,
       'agent RSS MiB at serving': Number(facts['rssKiB']) / 1024,
       '20 more Checks': checks,
+      ...startSteps(facts['startMs']),
       [`cache ${String(facts['codeCache'])}`]: 1,
     };
   } finally {
     await vm.shutdown(5000);
   }
+}
+
+/**
+ * The agent's start marks (boot/marks.ts: ms since node began, at the end
+ * of each step) as each step's own length, `step <name>`.
+ */
+function startSteps(marks: unknown): Row {
+  if (typeof marks !== 'object' || marks === null) return {};
+  const row: Row = {};
+  let prev = 0;
+  for (const [name, at] of Object.entries(marks as Record<string, unknown>)) {
+    if (typeof at !== 'number') continue;
+    row[`step ${name}`] = at - prev;
+    prev = at;
+  }
+  return row;
 }
 
 function median(xs: number[]): number {

@@ -16,6 +16,7 @@ import { listenUnix } from './transport/unix.js';
 import { AGENT_PORT_NAME } from '../../proto/contract.js';
 import { AGENT_VERSION } from './version.js';
 import { codeCacheStatus } from './boot/status.js';
+import { markStart, startMarks } from './boot/marks.js';
 
 /**
  * kapsel-agent. In the guest (no arguments) it serves the virtio-serial port
@@ -23,10 +24,13 @@ import { codeCacheStatus } from './boot/status.js';
  * running standalone on a host.
  */
 async function main(argv: readonly string[]): Promise<void> {
+  markStart('evaluated');
   const log = createLogger();
   const listen = parseListen(argv);
   const native = loadNative();
+  markStart('native');
   const sandbox = new Sandbox(native, log, cgroupManager(native, log), listen === undefined);
+  markStart('sandbox');
   const server = new Server();
   const exit = (code: number): void => {
     log.info({ code }, 'agent exiting');
@@ -65,6 +69,7 @@ async function main(argv: readonly string[]): Promise<void> {
     }),
   );
   const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
+  markStart('service');
 
   if (listen !== undefined) {
     await listenUnix(
@@ -78,6 +83,7 @@ async function main(argv: readonly string[]): Promise<void> {
     log.info({ version: AGENT_VERSION, listen, ...startFacts() }, 'agent serving on unix socket');
   } else {
     const path = await findVirtioPort(AGENT_PORT_NAME);
+    markStart('portFound');
     const port = SerialPortConnections.onDevice(
       await openVirtioPort(path),
       (conn: Duplex) => {
@@ -86,6 +92,7 @@ async function main(argv: readonly string[]): Promise<void> {
       log,
     );
     port.onHangUp = leaveAfterHangUp;
+    markStart('portOpen');
     log.info(
       { version: AGENT_VERSION, port: path, ...startFacts() },
       'agent serving on virtio-serial port',
@@ -108,9 +115,10 @@ const HANG_UP_TIMEOUT_MS = 5000;
  * How this start went, for the boot timeline's readers: whether the code
  * came from the image's V8 code cache, ms since node's process began and
  * the CPU time it used (less noisy than wall time on a shared host), its
- * resident memory and V8 heap then.
+ * resident memory and V8 heap then, and when each step of its start ended
+ * (boot/marks.ts).
  */
-function startFacts(): Record<string, string | number> {
+function startFacts(): Record<string, string | number | Readonly<Record<string, number>>> {
   const cpu = process.cpuUsage();
   const mem = process.memoryUsage();
   return {
@@ -119,6 +127,7 @@ function startFacts(): Record<string, string | number> {
     cpuMs: Math.round((cpu.user + cpu.system) / 1000),
     rssKiB: Math.round(mem.rss / 1024),
     heapKiB: Math.round(mem.heapTotal / 1024),
+    startMs: startMarks(),
   };
 }
 

@@ -107,6 +107,22 @@ describe.skipIf(skip !== undefined)(
         >;
         expect(facts['codeCache']).toBe('accepted');
         expect(facts['cpuMs']).toBeGreaterThan(0);
+        // Where the agent's own start went (agent/src/boot/marks.ts): every
+        // step, in order, each ending no sooner than the one before.
+        const steps = Object.entries(facts['startMs'] as Record<string, number>);
+        expect(steps.map(([name]) => name)).toEqual([
+          'loader',
+          'compiled',
+          'evaluated',
+          'native',
+          'sandbox',
+          'service',
+          'portFound',
+          'portOpen',
+        ]);
+        const at = steps.map(([, ms]) => ms);
+        expect(at.every((ms, i) => i === 0 || ms >= (at[i - 1] ?? Infinity))).toBe(true);
+        expect(at.at(-1)).toBeLessThanOrEqual(Number(facts['uptimeMs']));
       } finally {
         await kapsel(['--root', root, 'delete', '-f', 'light2']);
       }

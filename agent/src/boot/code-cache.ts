@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { Script } from 'node:vm';
 import { pathToFileURL } from 'node:url';
+import { markStart } from './marks.js';
 import { CODE_CACHE_STATUS_KEY, type CodeCacheStatus } from './status.js';
 
 /** Where the cache of `script` is looked for: next to it, `.cache` added. */
@@ -62,6 +63,7 @@ export function compileWithCache(
  * rejects the cache there.
  */
 function boot(argv: readonly string[]): void {
+  markStart('loader');
   const dir = dirname(process.argv[1] ?? '.');
   // kapsel.agent_start= on the kernel command line, for measuring what the
   // cache gains (bench/agent-start.ts): `mjs` runs the ES module bundle as
@@ -84,6 +86,7 @@ function boot(argv: readonly string[]): void {
     script,
     produce === undefined && how !== 'nocache' ? cachePathOf(script) : '/nonexistent',
   );
+  markStart('compiled');
   (globalThis as Record<string, unknown>)[CODE_CACHE_STATUS_KEY] = status;
   process.argv = [process.argv[0] ?? 'node', script, ...agentArgs];
   run();
