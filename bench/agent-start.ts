@@ -10,11 +10,16 @@
 // flags:A,B (node flags added by init, kapsel.agent_flags=; the cache is
 // then refused), or several joined by '+' (mjs+flags:--no-jitless: the
 // start as it was before the cache and --jitless). The first is the
-// baseline of the printed ratio. tb:N sets TCG's translation buffer (MiB).
+// baseline of the printed ratio. tb:N sets TCG's translation buffer (MiB);
+// image:PATH boots another guest image file. `bare` starts node with the
+// agent's flags and nothing but opening the port (bench/bare-node.ts: Node's
+// own start, the floor of any Node agent), `bare:zlib:http2` after loading
+// those built-in modules (what each costs in the guest).
 //
 // Columns: agent exec'd -> port open (guest timeline, ms), the agent's own
-// uptime and CPU time when it serves (its "agent serving" log line), and
-// QEMU start -> Check answered.
+// uptime and CPU time when it serves (its "agent serving" log line), QEMU
+// start -> Check answered, and each step of the agent's start (its
+// startMs, agent/src/boot/marks.ts) as that step's own length.
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +28,7 @@ import { pino } from 'pino';
 import { AgentClient } from '../runtime/src/sandbox/agent-client.js';
 import { guestImage, type GuestImage } from '../runtime/src/sandbox/guest-image.js';
 import { Vm } from '../runtime/src/sandbox/vm/index.js';
+import { bareNodeKernelParam } from './bare-node.js';
 
 const { values } = parseArgs({
   options: {
@@ -38,26 +44,6 @@ const root = mkdtempSync(join(tmpdir(), 'kapsel-agent-start-'));
 type Variant = string;
 type Row = Record<string, number>;
 
-/**
- * `bare`: node with the agent's flags runs only this (`-e`; init passes the
- * agent's script after it, as an argument nobody reads): it opens the
- * virtio-serial ports, which QEMU reports as the agent's port opening, and
- * stays. Node's own start in the guest: what no agent written for Node can
- * start faster than. No commas or spaces: init splits kapsel.agent_flags
- * at commas, and kapsel takes no space or double quote in a kernel parameter.
- */
-const BARE_NODE =
-  "require('fs').readdirSync('/dev').filter((f)=>f.startsWith('vport')).map((f)=>require('fs').openSync('/dev/'+f));setInterval(()=>{})";
-
-/** `bare:tls:http2`: the bare start after loading these built-in modules. */
-function bareRequires(part: string): string {
-  return part
-    .split(':')
-    .slice(1)
-    .map((m) => `require('${m}');`)
-    .join('');
-}
-
 /** `a+b`: both; `flags:A,B` -> kapsel.agent_flags=A,B; mjs, nocache -> kapsel.agent_start=. */
 function kernelParamsOf(variant: Variant): string[] {
   return variant
@@ -65,7 +51,7 @@ function kernelParamsOf(variant: Variant): string[] {
     .filter((part) => part !== 'cache' && !part.startsWith('tb:') && !part.startsWith('image:'))
     .map((part) =>
       part === 'bare' || part.startsWith('bare:')
-        ? `kapsel.agent_flags=-e,${bareRequires(part)}${BARE_NODE}`
+        ? bareNodeKernelParam(part.split(':').slice(1))
         : part.startsWith('flags:')
           ? `kapsel.agent_flags=${part.slice('flags:'.length)}`
           : `kapsel.agent_start=${part}`,

@@ -5,7 +5,9 @@
 //
 // A sandbox started from a VM template (KAPSEL_TEMPLATE=on) is measured
 // beside them; its template is made before the runs, as on a host that has
-// started one sandbox of this shape before.
+// started one sandbox of this shape before. So is the same guest with bare
+// node in place of the agent (bare-node.ts): no Node agent can be ready
+// sooner than that.
 //
 //   npm run bench:boot [-- --runs N]
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -20,6 +22,7 @@ import { SHARED_TAG } from '../runtime/src/sandbox/vm-dir.js';
 import { Sandbox } from '../runtime/src/sandbox/boot.js';
 import { Vm } from '../runtime/src/sandbox/vm/index.js';
 import { makeBusyboxRootfs } from '../test/support/busybox.js';
+import { bareNodeKernelParam } from './bare-node.js';
 import { testSpec } from '../test/support/spec.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' } } });
@@ -126,6 +129,38 @@ async function runTrue(sandbox: Sandbox, id: string): Promise<void> {
   await sandbox.agent.removeContainer(id);
 }
 
+/**
+ * The pmem guest with bare node in place of the agent (bare-node.ts): the
+ * soonest any Node agent could open its port on this machine.
+ */
+async function bootBareNode(i: number): Promise<Marks> {
+  const image = guestImage();
+  const vm = await Vm.boot(
+    {
+      stateDir: mkdtempSync(join(root, `bare-${i}-`)),
+      kernel: image.kernel,
+      initrd: image.initrd,
+      ...(image.image === undefined ? {} : { image: image.image }),
+      memoryMiB: 1024,
+      cpus: 1,
+      kernelParams: [bareNodeKernelParam()],
+    },
+    log,
+  );
+  try {
+    await vm.waitAgentReady();
+    return pick(vm.timeline.toJSON(), [
+      'spawned',
+      'initStarted',
+      'modulesLoaded',
+      'agentExec',
+      'agentPortOpen',
+    ]);
+  } finally {
+    await vm.shutdown(5000);
+  }
+}
+
 async function bootFloor(i: number): Promise<Marks> {
   const stateDir = mkdtempSync(join(root, `floor-${i}-`));
   const image = guestImage();
@@ -178,6 +213,7 @@ try {
   const kapsel: Record<GuestImageMode, Marks[]> = { pmem: [], initrd: [] };
   const floor: Marks[] = [];
   const templated: Marks[] = [];
+  const bare: Marks[] = [];
   // Makes the template (a boot and a save), not measured.
   await bootTemplated(-1);
   // Interleaved, so drift in machine load hits all alike.
@@ -185,6 +221,7 @@ try {
     floor.push(await bootFloor(i));
     for (const mode of modes) kapsel[mode].push(await bootKapsel(i, mode));
     templated.push(await bootTemplated(i));
+    bare.push(await bootBareNode(i));
   }
   const f = summarize('floor: same kernel, trivial init opening the agent port', floor);
   const t = summarize(
@@ -209,6 +246,14 @@ try {
       `${mode}: container-exit / floor = ${((k['container exited'] ?? NaN) / (f['port open'] ?? NaN)).toFixed(2)}`,
     );
   }
+  const b = summarize(
+    'bare node in place of the agent (pmem image): the soonest a Node agent could be ready',
+    bare,
+  );
+  console.log(
+    `
+bare node: port open / floor = ${((b['agentPortOpen'] ?? NaN) / floorReady).toFixed(2)} (a cold boot's goal is 1.3)`,
+  );
 } finally {
   rmSync(root, { recursive: true, force: true });
   rmSync(rootfs, { recursive: true, force: true });
