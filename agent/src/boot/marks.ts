@@ -1,11 +1,12 @@
 /**
  * Steps of the agent's start, each as milliseconds since node's process
- * began (`process.uptime()`; the `performance` global would load perf_hooks,
- * eight more modules to evaluate, at the first mark). The boot loader and the bundle are separate scripts, so
- * the record lives on the global object. The agent prints it in its
- * "agent serving" line (`startMs`), so that a boot timeline shows where the
- * agent's own start goes: node's bootstrap before `loader`, compiling the
- * bundle, evaluating its modules, then main's own steps.
+ * began (`process.uptime()`: the `performance` global would load perf_hooks
+ * and its internal modules at the first mark). The boot loader and the
+ * bundle are separate scripts, so the record lives on the global object.
+ * The agent prints it in its "agent serving" line (`startMs`), so that a
+ * boot timeline shows where the agent's own start goes: node's bootstrap
+ * before `loader`, compiling the bundle, evaluating its modules, then
+ * main's own steps.
  */
 const MARKS_KEY = '__kapselStartMarks';
 
