@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -463,5 +463,79 @@ describe.skipIf(skip !== undefined)(
         expect(existsSync(join('/sys/fs/cgroup/memory/kapsel-shimcg', id))).toBe(false);
       },
     );
+
+    it('a task delete after a fault returns with the pod host cgroup gone, though a process held it a while', async () => {
+      // The fault's own release of the VM removes the host cgroup, waiting
+      // for its processes to leave; a Delete (and the shim's shutdown after
+      // it) that came meanwhile returned at once, and a shim that then exited
+      // left the cgroup for good. A process outside the pod holds the
+      // memory cgroup for 3 s to widen that window.
+      const id = 'kapsel-fault-held';
+      const key = podKey(c.address, NS, id);
+      const cg = join('/sys/fs/cgroup/memory/kapsel-shimcg', id);
+      const r = await c.ctr([
+        'run',
+        '--runtime',
+        'io.containerd.kapsel.v2',
+        '-d',
+        '--cgroup',
+        `/kapsel-shimcg/${id}`,
+        SHIM_IMAGE,
+        id,
+        'sleep',
+        '100000',
+      ]);
+      expect(r.stderr).toBe('');
+      const holder = spawn('sleep', ['3'], { stdio: 'ignore' });
+      let deleted = false;
+      try {
+        writeFileSync(join(cg, 'cgroup.procs'), String(holder.pid));
+        const pids = JSON.parse(readFileSync(join(vmDirOfPod(key), 'pids.json'), 'utf8')) as {
+          name: string;
+          pid: number;
+        }[];
+        process.kill(pids.find((p) => p.name === 'qemu')?.pid ?? 0, 'SIGKILL');
+        let ls = '';
+        for (let i = 0; i < 100; i++) {
+          ls = (await c.ctr(['task', 'ls'])).stdout;
+          if (new RegExp(`${id}\\s+\\d+\\s+STOPPED`).test(ls)) break;
+          await sleep(200);
+        }
+        expect(ls).toMatch(new RegExp(`${id}\\s+\\d+\\s+STOPPED`));
+        // The fault's release has begun once its reason is logged.
+        const shimLog = join(
+          c.dir,
+          'state',
+          'io.containerd.runtime.v2.task',
+          NS,
+          id,
+          'kapsel-shim.log',
+        );
+        for (
+          let i = 0;
+          i < 50 && !readFileSync(shimLog, 'utf8').includes('killed by SIGKILL');
+          i++
+        ) {
+          await sleep(100);
+        }
+        const del = await c.ctr(['task', 'delete', id]);
+        deleted = true;
+        expect(del.stdout + del.stderr).toContain('255');
+        expect(existsSync(cg)).toBe(false);
+      } finally {
+        holder.kill('SIGKILL');
+        if (!deleted) await c.ctr(['task', 'delete', '-f', id]);
+        await c.ctr(['container', 'delete', id]);
+        for (const h of readdirSync('/sys/fs/cgroup')) {
+          try {
+            rmdirSync(join('/sys/fs/cgroup', h, 'kapsel-shimcg', id));
+          } catch {
+            // Gone, as it should be.
+          }
+        }
+      }
+      for (let i = 0; i < 50 && leftovers(id).length > 0; i++) await sleep(200);
+      expect(leftovers(id)).toEqual([]);
+    });
   },
 );

@@ -76,6 +76,8 @@ export class ShimPod {
   #hostCgroup: { cgroup: HostCgroup; origin: string[] } | undefined;
   #stopEvents: (() => void) | undefined;
   #network: SandboxNetwork | undefined;
+  /** The last releaseVm's run, which the next one waits for. */
+  #releasing: Promise<void> = Promise.resolve();
   readonly containers = new Map<string, PodContainer>();
 
   constructor(
@@ -385,9 +387,18 @@ export class ShimPod {
   /**
    * Takes the VM down (QEMU, virtiofsd, the shared directory) and the pod's
    * host cgroup; idempotent. After a fault (`graceful` false) the guest is
-   * not asked to shut down.
+   * not asked to shut down. Calls run one after another: a Delete that
+   * comes while a fault's release is still removing the host cgroup (it
+   * waits for the VM's processes to leave it) returns once that is done,
+   * as runc's delete returns with the container's cgroup gone.
    */
-  async releaseVm(graceful = true): Promise<void> {
+  releaseVm(graceful = true): Promise<void> {
+    const release = this.#releasing.then(() => this.#release(graceful));
+    this.#releasing = release.catch(() => undefined);
+    return release;
+  }
+
+  async #release(graceful: boolean): Promise<void> {
     const host = this.#host;
     this.#host = undefined;
     this.#supervisor?.stopping();
