@@ -1,4 +1,12 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -32,6 +40,15 @@ describe.skipIf(skip !== undefined)(
     afterAll(async () => {
       await c.stop();
       rmSync(work, { recursive: true, force: true });
+      // The parent made for the tasks' cgroups (ctr's default /NS/ID; like
+      // runc, the shim removes only the directory of the pod).
+      for (const h of readdirSync('/sys/fs/cgroup')) {
+        try {
+          rmdirSync(join('/sys/fs/cgroup', h, NS));
+        } catch {
+          // Not made in this hierarchy, or still in use by another file's tasks.
+        }
+      }
     });
 
     const leftovers = (id: string): string[] => {
