@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, rmdirSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,7 +6,7 @@ import { AgentClient } from '../../runtime/src/sandbox/agent-client.js';
 import { isRoot, type StandaloneAgent } from '../support/agent-process.js';
 import { startAgentFixture, stopAgentFixture } from '../support/agent-fixture.js';
 import { busyboxMissing, makeBusyboxRootfs } from '../support/busybox.js';
-import { cgroup2Root } from '../support/cgroup.js';
+import { cgroup2Root, privateCgroup2Root, removePrivateCgroup2Root } from '../support/cgroup.js';
 import { testSpec } from '../support/spec.js';
 
 const cgroup2 = cgroup2Root;
@@ -29,13 +29,13 @@ async function collect(stream: AsyncIterable<Buffer>): Promise<string> {
 describe.skipIf(skip !== undefined)(
   `agent cgroups on this host's cgroup v2${skip ? ` (skipped: ${skip})` : ''}`,
   () => {
-    const root = cgroup2 ?? '/';
+    let root = '/';
     let agent: StandaloneAgent;
     let client: AgentClient;
     let rootfs: string;
-    const subtreeExisted = existsSync(join(root, 'kapsel'));
 
     beforeAll(async () => {
+      root = privateCgroup2Root('cgroups') ?? '/';
       ({ agent, client, rootfs } = await startAgentFixture(makeBusyboxRootfs, {
         KAPSEL_CGROUP_ROOT: root,
       }));
@@ -43,7 +43,7 @@ describe.skipIf(skip !== undefined)(
 
     afterAll(async () => {
       await stopAgentFixture({ agent, client, rootfs });
-      if (!subtreeExisted) rmdirSync(join(root, 'kapsel'));
+      removePrivateCgroup2Root(root);
     });
 
     async function create(id: string, args: string[]) {

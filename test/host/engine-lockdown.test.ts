@@ -8,7 +8,7 @@ import { AgentClient } from '../../runtime/src/sandbox/agent-client.js';
 import { isRoot, type StandaloneAgent } from '../support/agent-process.js';
 import { startAgentFixture, stopAgentFixture } from '../support/agent-fixture.js';
 import { busyboxMissing } from '../support/busybox.js';
-import { cgroup2Root } from '../support/cgroup.js';
+import { cgroup2Root, privateCgroup2Root, removePrivateCgroup2Root } from '../support/cgroup.js';
 import { checkerMissing, makeCheckerRootfs, parseChecker } from '../support/checker.js';
 import { lockdownSpec, usernsSpec } from '../support/lockdown.js';
 import { dockerLikeProfile, dockerLikeProfileMissing } from '../support/docker-seccomp.js';
@@ -25,14 +25,16 @@ describe.skipIf(skip !== undefined)(
     let rootfs: string;
     let out: Map<string, string>;
     let raw: string;
+    let cgroupRoot: string | undefined;
     let n = 0;
     const nextId = (): string => `l${++n}-${process.pid}`;
 
     beforeAll(async () => {
       // runc spec's default resources (a deny-all device rule) need a cgroup.
+      cgroupRoot = privateCgroup2Root('lockdown');
       ({ agent, client, rootfs } = await startAgentFixture(
         makeCheckerRootfs,
-        cgroup2Root === undefined ? {} : { KAPSEL_CGROUP_ROOT: cgroup2Root },
+        cgroupRoot === undefined ? {} : { KAPSEL_CGROUP_ROOT: cgroupRoot },
       ));
       const r = await runSpec(client, nextId(), lockdownSpec(rootfs));
       expect(r.stderr).toBe('');
@@ -43,6 +45,7 @@ describe.skipIf(skip !== undefined)(
 
     afterAll(async () => {
       await stopAgentFixture({ agent, client, rootfs });
+      removePrivateCgroup2Root(cgroupRoot);
     });
 
     it('switches to uid, gid, additional gids and umask', () => {
