@@ -44,13 +44,16 @@ const root = mkdtempSync(join(tmpdir(), 'kapsel-agent-start-'));
 type Variant = string;
 type Row = Record<string, number>;
 
+/** `bare` or `bare:MODULES` (bare-node.ts). */
+const isBare = (part: string): boolean => part === 'bare' || part.startsWith('bare:');
+
 /** `a+b`: both; `flags:A,B` -> kapsel.agent_flags=A,B; mjs, nocache -> kapsel.agent_start=. */
 function kernelParamsOf(variant: Variant): string[] {
   return variant
     .split('+')
     .filter((part) => part !== 'cache' && !part.startsWith('tb:') && !part.startsWith('image:'))
     .map((part) =>
-      part === 'bare' || part.startsWith('bare:')
+      isBare(part)
         ? bareNodeKernelParam(part.split(':').slice(1))
         : part.startsWith('flags:')
           ? `kapsel.agent_flags=${part.slice('flags:'.length)}`
@@ -92,7 +95,7 @@ async function bootOnce(i: number, variant: Variant): Promise<Row> {
   );
   try {
     await vm.waitAgentReady();
-    if (variant.split('+').some((p) => p === 'bare' || p.startsWith('bare:'))) {
+    if (variant.split('+').some(isBare)) {
       const t = vm.timeline.toJSON();
       return {
         'exec -> port open': (t['agentPortOpen'] ?? NaN) - (t['agentExec'] ?? NaN),

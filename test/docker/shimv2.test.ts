@@ -77,6 +77,57 @@ describe.skipIf(skip !== undefined)(
       await c.ctr(['container', 'delete', id]);
     };
 
+    /** `ctr run -d` of a kapsel pod running `sleep` in host cgroup /kapsel-shimcg/ID. */
+    const runSleepingPod = async (id: string): Promise<void> => {
+      const r = await c.ctr([
+        'run',
+        '--runtime',
+        'io.containerd.kapsel.v2',
+        '-d',
+        '--cgroup',
+        `/kapsel-shimcg/${id}`,
+        SHIM_IMAGE,
+        id,
+        'sleep',
+        '100000',
+      ]);
+      expect(r.stderr).toBe('');
+    };
+
+    /** SIGKILLs the pod's `proc` (pids.json) and waits for ctr to show the task STOPPED; its pid. */
+    const killPodProcess = async (id: string, proc: string): Promise<number> => {
+      const key = podKey(c.address, NS, id);
+      const pids = JSON.parse(readFileSync(join(vmDirOfPod(key), 'pids.json'), 'utf8')) as {
+        name: string;
+        pid: number;
+      }[];
+      const victim = pids.find((p) => p.name === proc);
+      expect(victim, JSON.stringify(pids)).toBeDefined();
+      process.kill(victim?.pid ?? 0, 'SIGKILL');
+      let ls = '';
+      for (let i = 0; i < 100; i++) {
+        ls = (await c.ctr(['task', 'ls'])).stdout;
+        if (new RegExp(`${id}\\s+\\d+\\s+STOPPED`).test(ls)) break;
+        await sleep(200);
+      }
+      expect(ls).toMatch(new RegExp(`${id}\\s+\\d+\\s+STOPPED`));
+      return victim?.pid ?? 0;
+    };
+
+    /** The task's bundle directory, where the shim keeps kapsel-shim.log. */
+    const bundleOf = (id: string): string =>
+      join(c.dir, 'state', 'io.containerd.runtime.v2.task', NS, id);
+
+    /** The shim log of task `id` once it holds `text` (or after 5 s). */
+    const shimLogWith = async (id: string, text: string): Promise<string> => {
+      let log = '';
+      for (let i = 0; i < 50 && !log.includes(text); i++) {
+        log = readFileSync(join(bundleOf(id), 'kapsel-shim.log'), 'utf8');
+        if (!log.includes(text)) await sleep(100);
+      }
+      return log;
+    };
+
     describe.each(RUNTIMES)('with %s', (name, runtime) => {
       const run = (...args: string[]): ReturnType<PrivateContainerd['ctr']> =>
         c.ctr(['run', '--runtime', runtime, ...args]);
@@ -407,47 +458,15 @@ describe.skipIf(skip !== undefined)(
       'a killed %s ends every task of the pod with 255, names why in the shim log, and delete leaves nothing',
       async (_what, proc) => {
         const id = `kapsel-fault-${proc}`;
-        const key = podKey(c.address, NS, id);
-        const r = await c.ctr([
-          'run',
-          '--runtime',
-          'io.containerd.kapsel.v2',
-          '-d',
-          '--cgroup',
-          `/kapsel-shimcg/${id}`,
-          SHIM_IMAGE,
-          id,
-          'sleep',
-          '100000',
-        ]);
-        expect(r.stderr).toBe('');
+        await runSleepingPod(id);
         let deleted = false;
         try {
-          const pids = JSON.parse(readFileSync(join(vmDirOfPod(key), 'pids.json'), 'utf8')) as {
-            name: string;
-            pid: number;
-          }[];
-          const victim = pids.find((p) => p.name === proc);
-          expect(victim, JSON.stringify(pids)).toBeDefined();
-          process.kill(victim?.pid ?? 0, 'SIGKILL');
-          let ls = '';
-          for (let i = 0; i < 100; i++) {
-            ls = (await c.ctr(['task', 'ls'])).stdout;
-            if (new RegExp(`${id}\\s+\\d+\\s+STOPPED`).test(ls)) break;
-            await sleep(200);
-          }
-          expect(ls).toMatch(new RegExp(`${id}\\s+\\d+\\s+STOPPED`));
-          const bundle = join(c.dir, 'state', 'io.containerd.runtime.v2.task', NS, id);
+          const pid = await killPodProcess(id, proc);
           // The task ends as its connection drops; the reason follows once
           // the supervisor has seen every death (and the console drained).
-          const reason = `${proc} (pid ${victim?.pid ?? 0}) killed by SIGKILL`;
-          let shimLog = '';
-          for (let i = 0; i < 50 && !shimLog.includes(reason); i++) {
-            shimLog = readFileSync(join(bundle, 'kapsel-shim.log'), 'utf8');
-            if (!shimLog.includes(reason)) await sleep(100);
-          }
-          expect(shimLog).toContain(reason);
-          expect(existsSync(join(bundle, 'console.log'))).toBe(true);
+          const reason = `${proc} (pid ${pid}) killed by SIGKILL`;
+          expect(await shimLogWith(id, reason)).toContain(reason);
+          expect(existsSync(join(bundleOf(id), 'console.log'))).toBe(true);
           const del = await c.ctr(['task', 'delete', id]);
           deleted = true;
           expect(del.stdout + del.stderr).toContain('255');
@@ -471,53 +490,15 @@ describe.skipIf(skip !== undefined)(
       // left the cgroup for good. A process outside the pod holds the
       // memory cgroup for 3 s to widen that window.
       const id = 'kapsel-fault-held';
-      const key = podKey(c.address, NS, id);
       const cg = join('/sys/fs/cgroup/memory/kapsel-shimcg', id);
-      const r = await c.ctr([
-        'run',
-        '--runtime',
-        'io.containerd.kapsel.v2',
-        '-d',
-        '--cgroup',
-        `/kapsel-shimcg/${id}`,
-        SHIM_IMAGE,
-        id,
-        'sleep',
-        '100000',
-      ]);
-      expect(r.stderr).toBe('');
+      await runSleepingPod(id);
       const holder = spawn('sleep', ['3'], { stdio: 'ignore' });
       let deleted = false;
       try {
         writeFileSync(join(cg, 'cgroup.procs'), String(holder.pid));
-        const pids = JSON.parse(readFileSync(join(vmDirOfPod(key), 'pids.json'), 'utf8')) as {
-          name: string;
-          pid: number;
-        }[];
-        process.kill(pids.find((p) => p.name === 'qemu')?.pid ?? 0, 'SIGKILL');
-        let ls = '';
-        for (let i = 0; i < 100; i++) {
-          ls = (await c.ctr(['task', 'ls'])).stdout;
-          if (new RegExp(`${id}\\s+\\d+\\s+STOPPED`).test(ls)) break;
-          await sleep(200);
-        }
-        expect(ls).toMatch(new RegExp(`${id}\\s+\\d+\\s+STOPPED`));
+        await killPodProcess(id, 'qemu');
         // The fault's release has begun once its reason is logged.
-        const shimLog = join(
-          c.dir,
-          'state',
-          'io.containerd.runtime.v2.task',
-          NS,
-          id,
-          'kapsel-shim.log',
-        );
-        for (
-          let i = 0;
-          i < 50 && !readFileSync(shimLog, 'utf8').includes('killed by SIGKILL');
-          i++
-        ) {
-          await sleep(100);
-        }
+        await shimLogWith(id, 'killed by SIGKILL');
         const del = await c.ctr(['task', 'delete', id]);
         deleted = true;
         expect(del.stdout + del.stderr).toContain('255');
