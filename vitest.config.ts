@@ -28,6 +28,22 @@ export default defineConfig({
         },
       },
       {
+        // The VM suites of file semantics again, with shared_fs = "virtio-9p"
+        // (QEMU's 9p server, copy-on-write template clones) instead of
+        // virtio-fs; after the other projects, so as not to add a third
+        // stream of VMs to the two cores they share.
+        test: {
+          name: 'vm-9p',
+          include: ['test/vm/shared-fs.test.ts', 'test/vm/run.test.ts'],
+          env: { KAPSEL_SHARED_FS: 'virtio-9p' },
+          globalSetup: ['test/support/template-dir-setup.ts'],
+          testTimeout: 600_000,
+          hookTimeout: 600_000,
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+        },
+      },
+      {
         // Docker, containerd (ctr) and Podman driving bin/kapsel, each
         // against runc too; they start private daemons, one file at a time.
         test: {

@@ -87,7 +87,8 @@ type Breakdown = Record<string, number>;
  * Host memory in MiB of a set of processes, by kind, and its total: PSS of
  * each process, QEMU's split by mapping (mappingPssKiB), and guest RAM
  * counted as what its files hold (ramFilesKiB) in place of the PSS of
- * their mappings, once per file.
+ * their mappings, once per file; a 9p clone's copy-on-write mapping of its
+ * template's RAM (MappingPss.cowRam) counted as its PSS.
  */
 function memoryOf(procs: { pid: number; kind: string }[]): Breakdown {
   const out: Breakdown = { total: 0 };
@@ -99,8 +100,9 @@ function memoryOf(procs: { pid: number; kind: string }[]): Breakdown {
   let ramMapped = 0;
   for (const p of procs) {
     const m = mappingPssKiB(p.pid);
-    ramMapped += m.ram;
+    ramMapped += m.ram + m.cowRam;
     for (const [file, kib] of ramFilesKiB(p.pid)) ram.set(file, kib);
+    if (m.cowRam > 0) ram.set(`cow:${String(p.pid)}`, m.cowRam);
     if (p.kind === 'qemu-system-x86') {
       add('qemu tcg', m.tcg);
       add('qemu anon', m.anon);
@@ -130,9 +132,14 @@ function podMemory(root: string, id: string, all: Proc[]): Breakdown {
       kind: p.pid === monitor ? 'monitor' : p.pid === state.pid ? 'shim' : p.comm,
     })),
   );
-  // A pod's guest RAM is always a shared file (virtio-fs needs it): none
-  // found means the accounting missed it, and the figure would be too low.
-  if (!(out['guest RAM'] ?? 0))
+  // A pod's guest RAM is always a file (shared for virtio-fs, the
+  // template's for a 9p clone): none found means the accounting missed it,
+  // and the figure would be too low.
+  // Cold 9p guests have anonymous RAM, counted in qemu anon.
+  const anonymousRam =
+    process.env['KAPSEL_SHARED_FS'] === 'virtio-9p' &&
+    /^(off|0)$/.test(process.env['KAPSEL_TEMPLATE'] ?? '');
+  if (!(out['guest RAM'] ?? 0) && !anonymousRam)
     throw new Error(`pod ${id}: no guest RAM file found among its processes`);
   return out;
 }

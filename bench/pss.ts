@@ -84,6 +84,14 @@ export function shimTreePssMiB(dir: string): Record<string, number> {
  */
 export interface MappingPss {
   ram: number;
+  /**
+   * A 9p clone's guest RAM: its private (copy-on-write) mapping of its
+   * template's `ram` file (template/start.ts). Its PSS is the whole cost:
+   * the pages the guest wrote are the clone's own, the rest are the
+   * template file's page-cache pages, split among every clone that maps
+   * them.
+   */
+  cowRam: number;
   tcg: number;
   anon: number;
   file: number;
@@ -94,8 +102,13 @@ function isRamFile(name: string): boolean {
   return name.startsWith('/memfd:') || name.startsWith('/dev/shm/');
 }
 
+/** A template's RAM file, `<templates>/<16 hex key>/ram` (template/settings.ts). */
+function isTemplateRam(name: string): boolean {
+  return /\/[0-9a-f]{16}\/ram$/.test(name);
+}
+
 export function mappingPssKiB(pid: number): MappingPss {
-  const out: MappingPss = { ram: 0, tcg: 0, anon: 0, file: 0 };
+  const out: MappingPss = { ram: 0, cowRam: 0, tcg: 0, anon: 0, file: 0 };
   let text: string;
   try {
     text = readFileSync(`/proc/${pid}/smaps`, 'utf8');
@@ -110,11 +123,13 @@ export function mappingPssKiB(pid: number): MappingPss {
       const name = head[2] ?? '';
       kind = isRamFile(name)
         ? 'ram'
-        : name.startsWith('/')
-          ? 'file'
-          : name === '' && perms.startsWith('rwx')
-            ? 'tcg'
-            : 'anon';
+        : isTemplateRam(name)
+          ? 'cowRam'
+          : name.startsWith('/')
+            ? 'file'
+            : name === '' && perms.startsWith('rwx')
+              ? 'tcg'
+              : 'anon';
       continue;
     }
     const pss = /^Pss:\s+(\d+) kB/.exec(line);

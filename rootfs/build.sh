@@ -87,8 +87,10 @@ META_PKG=linux-image-cloud-amd64
 #                    (PCIe hotplug itself, pciehp, is built in: HOTPLUG_PCI_PCIE=y)
 #   virtio_balloon   free page reporting: memory the guest frees goes back to
 #                    the host (PAGE_REPORTING=y)
+#   9pnet_virtio 9p  the shared_fs = "virtio-9p" mode; the cloud kernel has
+#                    no 9p, so rootfs/9p-modules.sh builds them for it
 GUEST_MODULES=(virtio virtio_ring virtio_pci virtio_console fuse virtiofs overlay
-  virtio_blk virtio_pmem nd_pmem nd_virtio erofs virtio_net virtio_balloon)
+  virtio_blk virtio_pmem nd_pmem nd_virtio erofs virtio_net virtio_balloon 9pnet_virtio 9p)
 FLOOR_MODULES=(virtio virtio_ring virtio_pci virtio_console)
 
 FORCE=0
@@ -165,7 +167,7 @@ exe_libs() { ldd "$1" | awk '/=> \//{print $3} /^\t\/[^ ]+ \(/{print $1}'; }
 node_libs() { exe_libs "$NODE_BIN"; }
 
 manifest() {
-  echo "script $(hash_of "$SCRIPT")"
+  echo "script $(hash_of "$SCRIPT") $(hash_of "$ROOT/rootfs/9p-modules.sh")"
   echo "kernel $KERNEL_PKG $KERNEL_VERSION"
   echo "node $(hash_of "$NODE_BIN")"
   for lib in $(node_libs); do echo "lib $lib $(hash_of "$lib")"; done
@@ -222,11 +224,19 @@ MODDIR="$KDIR/lib/modules/$RELEASE"
 
 # --- modules: dependency closure, dependencies first ----------------------
 
-declare -A KO_PATH=()
+NINEP_DIR="$("$ROOT/rootfs/9p-modules.sh" "$KDIR" "$RELEASE" "$KERNEL_VERSION" "$CACHE")" ||
+  die "the 9p modules could not be had (rootfs/9p-modules.sh, above)"
+
+# KO_PATH: where each module's file is; KO_REL: where it goes in the guest.
+declare -A KO_PATH=() KO_REL=()
 while IFS= read -r f; do
   name="$(basename "$f")"; name="${name%.ko*}"; name="${name//-/_}"
   KO_PATH[$name]="$f"
-done < <(find "$MODDIR/kernel" -name '*.ko' -o -name '*.ko.xz' -o -name '*.ko.zst')
+  case "$f" in
+    "$KDIR"/*) KO_REL[$name]="${f#"$KDIR"}" ;;
+    *) KO_REL[$name]="/lib/modules/$RELEASE/extra/$(basename "$f")" ;;
+  esac
+done < <(find "$MODDIR/kernel" "$NINEP_DIR" -name '*.ko' -o -name '*.ko.xz' -o -name '*.ko.zst')
 
 # Depth-first, post-order: a module is listed after everything it depends on.
 module_order() {
@@ -258,7 +268,7 @@ install_modules() {
   local m rel order
   order="$(module_order "$@")" || exit 1
   for m in $order; do
-    rel="${KO_PATH[$m]#"$KDIR"}"
+    rel="${KO_REL[$m]}"
     mkdir -p "$stage$(dirname "$rel")"
     cp "${KO_PATH[$m]}" "$stage$rel"
     echo "$rel" >>"$stage/lib/modules/load.list"

@@ -39,8 +39,8 @@ export const LIMITS = {
   path: 4095,
   /** The mount data the kernel copies: one page, with its NUL. */
   mountData: 4095,
-  /** virtio-fs: the tag is at most 36 bytes (virtio spec 5.11.4, struct virtio_fs_config). */
-  virtiofsTag: 36,
+  /** virtio-fs: the tag is at most 36 bytes (virtio spec 5.11.4, struct virtio_fs_config); 9p less. */
+  shareTag: 36,
   routes: 1024,
   neighbors: 1024,
   addresses: 256,
@@ -141,10 +141,15 @@ function checkStorage(field: string, s: Storage): void {
     );
   }
   switch (driver) {
-    case 'virtiofs': {
-      const tag = str(`${field}.source`, s.source, LIMITS.virtiofsTag);
+    case 'virtiofs':
+    case '9p': {
+      const tag = str(`${field}.source`, s.source, LIMITS.shareTag);
       noNul(`${field}.source`, tag);
-      if (tag === '') throw invalidArgument(`${field}.source: the virtio-fs tag is missing`);
+      if (tag === '') throw invalidArgument(`${field}.source: the ${driver} tag is missing`);
+      if (driver === '9p' && !options.includes('trans=virtio')) {
+        // Without it the kernel's default transport is a TCP connection.
+        throw invalidArgument(`${field}.options: a 9p storage needs trans=virtio`);
+      }
       break;
     }
     case 'bind':
@@ -262,7 +267,7 @@ export function checkRestoreGuest(r: RestoreGuestRequest): void {
   if (!Number.isSafeInteger(r.realtimeUs) || r.realtimeUs <= 0) {
     throw invalidArgument(`realtime_us: must be a positive time, got ${String(r.realtimeUs)}`);
   }
-  uint('virtiofs_wait_ms', r.virtiofsWaitMs, 600_000);
+  uint('share_wait_ms', r.shareWaitMs, 600_000);
 }
 
 /** Requests without fields (Check, GetGuestDetails, GetEvents, DestroySandbox). */

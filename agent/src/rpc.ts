@@ -163,7 +163,7 @@ export function agentService(
       const done = await sandbox.restoreGuest(
         Buffer.from(r.entropy),
         BigInt(r.realtimeUs) * 1000n,
-        r.virtiofsWaitMs,
+        r.shareWaitMs,
       );
       log.info({ bootId: done.bootId }, 'restored from a template: RNG reseeded, clock set');
       return {

@@ -289,12 +289,8 @@ export class Sandbox {
     return c.cgroupDir;
   }
 
-  /** After a restore from a template (restore.ts): fresh entropy, clock, the shared fs. */
-  restoreGuest(
-    entropy: Buffer,
-    realtimeNs: bigint,
-    virtiofsWaitMs: number,
-  ): Promise<RestoreResult> {
+  /** After a restore from a template (restore.ts): fresh entropy, clock, the share device. */
+  restoreGuest(entropy: Buffer, realtimeNs: bigint, shareWaitMs: number): Promise<RestoreResult> {
     if (!this.inGuest) {
       return Promise.reject(
         failedPrecondition(
@@ -302,7 +298,7 @@ export class Sandbox {
         ),
       );
     }
-    return restoreGuest(this.native, entropy, realtimeNs, virtiofsWaitMs);
+    return restoreGuest(this.native, entropy, realtimeNs, shareWaitMs);
   }
 
   async destroy(): Promise<void> {

@@ -334,10 +334,11 @@ export interface RestoreGuestRequest {
    */
   realtimeUs: number;
   /**
-   * Wait up to this long for a virtio-fs device to be bound to its driver
-   * (the host hot-plugged it just before); 0: do not wait.
+   * Wait up to this long for the share's device (virtio-fs or virtio-9p) to
+   * be bound to its driver (the host hot-plugged it just before); 0: do not
+   * wait.
    */
-  virtiofsWaitMs: number;
+  shareWaitMs: number;
 }
 
 export interface RestoreGuestResponse {
@@ -3908,7 +3909,7 @@ export const DestroySandboxRequest: MessageFns<DestroySandboxRequest> = {
 };
 
 function createBaseRestoreGuestRequest(): RestoreGuestRequest {
-  return { entropy: Buffer.alloc(0), realtimeUs: 0, virtiofsWaitMs: 0 };
+  return { entropy: Buffer.alloc(0), realtimeUs: 0, shareWaitMs: 0 };
 }
 
 export const RestoreGuestRequest: MessageFns<RestoreGuestRequest> = {
@@ -3919,8 +3920,8 @@ export const RestoreGuestRequest: MessageFns<RestoreGuestRequest> = {
     if (message.realtimeUs !== 0) {
       writer.uint32(16).int64(message.realtimeUs);
     }
-    if (message.virtiofsWaitMs !== 0) {
-      writer.uint32(24).uint32(message.virtiofsWaitMs);
+    if (message.shareWaitMs !== 0) {
+      writer.uint32(24).uint32(message.shareWaitMs);
     }
     return writer;
   },
@@ -3959,7 +3960,7 @@ export const RestoreGuestRequest: MessageFns<RestoreGuestRequest> = {
               break;
             }
 
-            message.virtiofsWaitMs = reader.uint32();
+            message.shareWaitMs = reader.uint32();
             continue;
           }
         }
@@ -3982,10 +3983,10 @@ export const RestoreGuestRequest: MessageFns<RestoreGuestRequest> = {
         : isSet(object.realtime_us)
         ? globalThis.Number(object.realtime_us)
         : 0,
-      virtiofsWaitMs: isSet(object.virtiofsWaitMs)
-        ? globalThis.Number(object.virtiofsWaitMs)
-        : isSet(object.virtiofs_wait_ms)
-        ? globalThis.Number(object.virtiofs_wait_ms)
+      shareWaitMs: isSet(object.shareWaitMs)
+        ? globalThis.Number(object.shareWaitMs)
+        : isSet(object.share_wait_ms)
+        ? globalThis.Number(object.share_wait_ms)
         : 0,
     };
   },
@@ -3998,8 +3999,8 @@ export const RestoreGuestRequest: MessageFns<RestoreGuestRequest> = {
     if (message.realtimeUs !== 0) {
       obj.realtimeUs = Math.round(message.realtimeUs);
     }
-    if (message.virtiofsWaitMs !== 0) {
-      obj.virtiofsWaitMs = Math.round(message.virtiofsWaitMs);
+    if (message.shareWaitMs !== 0) {
+      obj.shareWaitMs = Math.round(message.shareWaitMs);
     }
     return obj;
   },
@@ -4011,7 +4012,7 @@ export const RestoreGuestRequest: MessageFns<RestoreGuestRequest> = {
     const message = createBaseRestoreGuestRequest();
     message.entropy = object.entropy ?? Buffer.alloc(0);
     message.realtimeUs = object.realtimeUs ?? 0;
-    message.virtiofsWaitMs = object.virtiofsWaitMs ?? 0;
+    message.shareWaitMs = object.shareWaitMs ?? 0;
     return message;
   },
 };

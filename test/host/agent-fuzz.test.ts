@@ -157,7 +157,7 @@ describe.skipIf(skip !== undefined)(
       // 7 is no IPFamily.
       const family = (): number => rng.pick([IPFamily.IP_FAMILY_V4, IPFamily.IP_FAMILY_V6, 7]);
       const storage = () => ({
-        driver: rng.pick(['virtiofs', 'bind', '', 'nfs']),
+        driver: rng.pick(['virtiofs', '9p', 'bind', '', 'nfs']),
         source: rng.pick(['', 'tag', '/x', 'rel', 'x'.repeat(5000)]),
         mountPoint: rng.pick(['', '/', 'rel', '/a/../b', '/kapsel-fuzz-never/x', '/a//b']),
         options: rng.pick([[], ['ro'], ['a,b'], ['\0'], Array.from({ length: 65 }, () => 'o')]),
@@ -201,7 +201,7 @@ describe.skipIf(skip !== undefined)(
         restoreGuest: () => ({
           entropy: Buffer.alloc(rng.pick([0, 31, 32, 513])),
           realtimeUs: rng.pick([0, -1, 1, 2 ** 53]),
-          virtiofsWaitMs: u32(),
+          shareWaitMs: u32(),
         }),
         updateInterface: () => ({
           containerId: id(),

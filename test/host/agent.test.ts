@@ -78,7 +78,7 @@ describe.skipIf(skip !== undefined)(
         client.restoreGuest({
           entropy: Buffer.alloc(32, 1),
           realtimeUs: 1_000_000,
-          virtiofsWaitMs: 0,
+          shareWaitMs: 0,
         }),
       ).rejects.toMatchObject({ code: 9 }); // FAILED_PRECONDITION
       expect(Date.now()).toBeGreaterThanOrEqual(before);

@@ -46,6 +46,7 @@ describe('configuration file', () => {
         default_memory: DEFAULT_SIZING.baseMemoryMiB,
         default_vcpus: DEFAULT_SIZING.baseCpus,
         default_maxvcpus: 0,
+        shared_fs: 'virtio-fs',
         tcg_tb_mib: TCG_TB_MIB,
       },
       factory: { enable_template: DEFAULT_TEMPLATE_ENABLED, template_path: DEFAULT_TEMPLATE_DIR },
@@ -253,6 +254,7 @@ ready_timeout = "90s"
       [{ KAPSEL_MACHINE: 'pc' }, 'KAPSEL_MACHINE: expected one of "q35", "microvm", got "pc"'],
       [{ KAPSEL_ACCEL: 'hvf' }, 'KAPSEL_ACCEL: expected one of "auto", "kvm", "tcg", got "hvf"'],
       [{ KAPSEL_TEMPLATE: 'yes' }, 'KAPSEL_TEMPLATE: expected a boolean'],
+      [{ KAPSEL_SHARED_FS: '9p' }, 'KAPSEL_SHARED_FS: expected one of "virtio-fs", "virtio-9p"'],
       [{ KAPSEL_TEMPLATE_DIR: 'rel' }, 'KAPSEL_TEMPLATE_DIR: expected an absolute path'],
     ];
     for (const [env, message] of cases) {

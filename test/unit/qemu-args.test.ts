@@ -81,6 +81,23 @@ describe('qemuArgs', () => {
     expect(args.join(' ')).not.toContain('/bundle/rootfs');
   });
 
+  it('serves a 9p share from QEMU itself, with anonymous RAM and no virtiofsd', () => {
+    const args = qemuArgs(
+      { ...base, sharedFs: 'virtio-9p', share: { dir: '/vm/sh,ared', tag: 'kapsel-shared' } },
+      'tcg',
+    );
+    expect(valueOf(args, '-M')).toBe('q35');
+    expect(valuesOf(args, '-object')).toEqual([]);
+    expect(valuesOf(args, '-fsdev')).toEqual([
+      'local,id=kfs,path=/vm/sh,,ared,security_model=passthrough,multidevs=remap',
+    ]);
+    expect(valuesOf(args, '-device')).toContain('virtio-9p-pci,fsdev=kfs,mount_tag=kapsel-shared');
+    expect(valuesOf(args, '-device')).toContain(
+      'virtio-balloon-pci,id=balloon0,free-page-reporting=on',
+    );
+    expect(args.join(' ')).not.toContain('vhost-user');
+  });
+
   it('maps a guest image read-only through virtio-pmem, apart from the RAM', () => {
     const path = '/guest/image,1.erofs';
     const args = qemuArgs(
@@ -150,6 +167,11 @@ describe('qemuArgs', () => {
       name: 'tag too long',
       cfg: { share: { dir: '/x', tag: 'x'.repeat(37) } },
       errorContains: 'virtio-fs tag',
+    },
+    {
+      name: 'a 9p tag too long for QEMU 7.2',
+      cfg: { sharedFs: 'virtio-9p' as const, share: { dir: '/x', tag: 'x'.repeat(32) } },
+      errorContains: 'virtio-9p tag',
     },
   ])('refuses $name', ({ cfg, errorContains }) => {
     expect(() => qemuArgs({ ...base, ...cfg }, 'tcg')).toThrow(errorContains);

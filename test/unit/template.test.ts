@@ -65,6 +65,53 @@ describe('templated QEMU arguments', () => {
     // The devices are the same, or the state would not load.
     expect(restore.slice(0, -2)).toEqual(save);
   });
+
+  it('for 9p: no balloon, and a clone maps the template RAM privately with the fsdev for its device', () => {
+    const nine = { ...base, sharedFs: 'virtio-9p' as const };
+    const save = qemuArgs({ ...nine, template: { role: 'save', ramFile: '/t/ram' } }, 'tcg');
+    const restore = qemuArgs(
+      {
+        ...nine,
+        share: { dir: '/vm/shared', tag: 'kapsel-shared' },
+        template: { role: 'restore', stateFile: '/t/state', ramFile: '/t/ram', private: true },
+      },
+      'tcg',
+    );
+    expect(valuesOf(save, '-object')).toContain(
+      'memory-backend-file,id=mem,size=512M,mem-path=/t/ram,share=on',
+    );
+    expect(valuesOf(restore, '-object')).toContain(
+      'memory-backend-file,id=mem,size=512M,mem-path=/t/ram,share=off',
+    );
+    for (const args of [save, restore]) {
+      // A guest's balloon request would punch holes in the shared template file.
+      expect(args.join(' ')).not.toContain('virtio-balloon');
+      expect(args.join(' ')).not.toContain('virtio-9p-pci');
+    }
+    expect(valuesOf(restore, '-fsdev')).toEqual([
+      'local,id=kfs,path=/vm/shared,security_model=passthrough,multidevs=remap',
+    ]);
+    // The same devices as the template, or the state would not load.
+    expect(valuesOf(restore, '-device')).toEqual(valuesOf(save, '-device'));
+    // A virtio-fs VM keeps its balloon, and its template shape differs.
+    const fsSave = qemuArgs({ ...base, template: { role: 'save', ramFile: '/t/ram' } }, 'tcg');
+    expect(valuesOf(fsSave, '-device')).toContain(
+      'virtio-balloon-pci,id=balloon0,free-page-reporting=on',
+    );
+  });
+
+  it('refuses a private RAM mapping for a virtio-fs clone: virtiofsd would see the template', () => {
+    expect(() =>
+      qemuArgs(
+        {
+          ...base,
+          share: { dir: '/vm/shared', tag: 'kapsel-shared' },
+          template: { role: 'restore', stateFile: '/t/state', ramFile: '/t/ram', private: true },
+        },
+        'tcg',
+      ),
+    ).toThrow(/virtio-9p/);
+  });
 });
 
 describe('templateKey', () => {
@@ -75,6 +122,11 @@ describe('templateKey', () => {
     expect(a.key).toMatch(/^[0-9a-f]{16}$/);
     expect((await templateKey({ ...base, memoryMiB: 1024 }, 'tcg', qemu)).key).not.toBe(a.key);
     expect((await templateKey(base, 'kvm', qemu)).key).not.toBe(a.key);
+    // 9p clones need a template without a balloon: a shape of its own.
+    expect((await templateKey({ ...base, sharedFs: 'virtio-9p' }, 'tcg', qemu)).key).not.toBe(
+      a.key,
+    );
+    expect((await templateKey({ ...base, sharedFs: 'virtio-fs' }, 'tcg', qemu)).key).toBe(a.key);
     const later = new Date(Date.now() + 60_000);
     utimesSync(base.kernel, later, later);
     const rebuilt = await templateKey(base, 'tcg', qemu);

@@ -25,6 +25,16 @@ import {
 const SETCAP = '/usr/sbin/setcap';
 const SETFACL = '/usr/bin/setfacl';
 const skip = vmMissing() ?? engineMissing(RUNC, SETCAP);
+/**
+ * Why a file's capabilities cannot reach the guest in the vm-9p project
+ * (KAPSEL_SHARED_FS=virtio-9p): QEMU 7.2's 9p server passes only user.*
+ * and POSIX ACL xattrs in its passthrough model (hw/9pfs/9p-xattr.c,
+ * passthrough_xattr_ops), so security.capability reads as unsupported.
+ */
+const noFileCaps =
+  process.env['KAPSEL_SHARED_FS'] === 'virtio-9p'
+    ? "QEMU's 9p server does not pass security.* xattrs (hw/9pfs/9p-xattr.c)"
+    : undefined;
 
 /**
  * The shared filesystem and the mounts made from it, runc side by side: each
@@ -179,25 +189,28 @@ describe.skipIf(skip !== undefined)(
       expect(r.kapsel).toBe(r.runc);
     });
 
-    it('a binary with file capabilities (setcap cap_dac_override+ep) gains them', async () => {
-      const r = await both((spec) => {
-        spec.mounts = [
-          ...(spec.mounts ?? []),
-          bind(rootDir, '/v'),
-          { ...bind(capsDir, '/caps'), options: ['rbind', 'ro'] },
-        ];
-        spec.process = {
-          ...requireProcess(spec),
-          user: { uid: 10, gid: 10 },
-          noNewPrivileges: false,
-          capabilities: { bounding: ['CAP_DAC_OVERRIDE'], effective: [], permitted: [] },
-        };
-      }, ['grep CapEff /proc/self/status', '/caps/busybox grep CapEff /proc/self/status', 'touch /v/h 2>/dev/null && echo plain-created || echo plain-refused', '/caps/busybox touch /v/h-$$ && /caps/busybox rm /v/h-$$ && echo caps-created'].join('; '));
-      expect(r.runc).toBe(
-        'CapEff:\t0000000000000000\nCapEff:\t0000000000000002\nplain-refused\ncaps-created\nexit 0\n',
-      );
-      expect(r.kapsel).toBe(r.runc);
-    });
+    it.skipIf(noFileCaps !== undefined)(
+      `a binary with file capabilities (setcap cap_dac_override+ep) gains them${noFileCaps ? ` (skipped: ${noFileCaps})` : ''}`,
+      async () => {
+        const r = await both((spec) => {
+          spec.mounts = [
+            ...(spec.mounts ?? []),
+            bind(rootDir, '/v'),
+            { ...bind(capsDir, '/caps'), options: ['rbind', 'ro'] },
+          ];
+          spec.process = {
+            ...requireProcess(spec),
+            user: { uid: 10, gid: 10 },
+            noNewPrivileges: false,
+            capabilities: { bounding: ['CAP_DAC_OVERRIDE'], effective: [], permitted: [] },
+          };
+        }, ['grep CapEff /proc/self/status', '/caps/busybox grep CapEff /proc/self/status', 'touch /v/h 2>/dev/null && echo plain-created || echo plain-refused', '/caps/busybox touch /v/h-$$ && /caps/busybox rm /v/h-$$ && echo caps-created'].join('; '));
+        expect(r.runc).toBe(
+          'CapEff:\t0000000000000000\nCapEff:\t0000000000000002\nplain-refused\ncaps-created\nexit 0\n',
+        );
+        expect(r.kapsel).toBe(r.runc);
+      },
+    );
 
     it('a user-namespaced container (root -> host 1000) reaches its rootfs and binds', async () => {
       const r = await both((spec) => {

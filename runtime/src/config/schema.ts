@@ -5,7 +5,7 @@
 import { goDurationMs } from '../args/duration.js';
 import { DEFAULT_SIZING } from '../sandbox/sizing.js';
 import { DEFAULT_TEMPLATE_DIR, DEFAULT_TEMPLATE_ENABLED } from '../sandbox/template/settings.js';
-import { DEFAULT_MACHINE, TCG_TB_MIB } from '../sandbox/vm/config.js';
+import { DEFAULT_MACHINE, DEFAULT_SHARED_FS, TCG_TB_MIB } from '../sandbox/vm/config.js';
 
 /**
  * How long a start waits for its sandbox to become ready
@@ -144,6 +144,12 @@ export const SCHEMA = {
     default_vcpus: int(DEFAULT_SIZING.baseCpus, 1, 'a positive integer', 'KAPSEL_VM_BASE_CPUS'),
     /** Kata: default_maxvcpus; 0 is the host's CPUs, as in Kata. */
     default_maxvcpus: int(0, 0, 'an integer, 0 for the host CPUs', 'KAPSEL_VM_MAX_CPUS'),
+    /**
+     * Kata: shared_fs. How the containers' files reach the guest: virtiofsd,
+     * or QEMU's own 9p server, whose template clones share the template's
+     * RAM copy-on-write (vm/config.ts SharedFs).
+     */
+    shared_fs: oneOf(['virtio-fs', 'virtio-9p'], DEFAULT_SHARED_FS, 'KAPSEL_SHARED_FS'),
     /** No Kata key: QEMU's `-accel tcg,tb-size=` in MiB; ignored under KVM. */
     tcg_tb_mib: int(TCG_TB_MIB, 1, 'a positive integer of MiB', 'KAPSEL_TCG_TB_MIB'),
   },

@@ -20,6 +20,7 @@ import {
 } from '../sandbox/host-cgroup/apply.js';
 import { sandboxPid, startSandbox, stopSandbox } from '../sandbox/process.js';
 import { settings } from '../config/settings.js';
+import { DEFAULT_SHARED_FS } from '../sandbox/vm/config.js';
 import { sandboxSize, sizingOf } from '../sandbox/sizing.js';
 import { vmDirLayout } from '../sandbox/vm-dir.js';
 import { startShim } from '../shim/spawn.js';
@@ -94,6 +95,8 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
       const size = sandboxSize([bundle.spec], sizingOf(settings().hypervisor, cpus().length));
       // Made before the sandbox process, which joins it before QEMU starts.
       record.hostCgroup = await createHostCgroup(bundle.spec, o.id, o.systemdCgroup ?? false);
+      // The sandbox process reads the same settings (it inherits our environment).
+      record.sharedFs = settings().hypervisor.shared_fs;
       await store.save(record);
       await startSandbox(
         o.root,
@@ -108,6 +111,7 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
       // A pod's processes share the sandbox's cgroup (Kata sandbox_cgroup_only).
       const owner = await store.load(placement.sandboxId).catch(() => undefined);
       if (owner?.hostCgroup !== undefined) record.hostCgroup = owner.hostCgroup;
+      if (owner?.sharedFs !== undefined) record.sharedFs = owner.sharedFs;
     }
     const sandbox = await sandboxPid(vmDir);
     if (sandbox === undefined) {
@@ -121,6 +125,7 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
       spec: placement.ownsSandbox ? withGuestNetns(spec) : spec,
       rootfs: bundle.rootfs,
       sharedDir: layout.shared,
+      sharedFs: record.sharedFs ?? DEFAULT_SHARED_FS,
     });
     record.mounts = guest.mounts;
     await store.save(record);

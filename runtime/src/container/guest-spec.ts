@@ -3,7 +3,8 @@ import { basename, join } from 'node:path';
 import type { IdMapping, Mount, Spec } from '../../../oci/spec.js';
 import type { Storage } from '../../../proto/generated/agent.js';
 import { bindMount, makeOwnedDir, unmountTree } from '../sandbox/host-mounts.js';
-import { SHARED_TAG } from '../sandbox/vm-dir.js';
+import { shareStorage } from '../sandbox/share-storage.js';
+import type { SharedFs } from '../sandbox/vm/config.js';
 import type { HostMount } from './state.js';
 
 /** Where the agent mounts the share, per container. */
@@ -27,6 +28,8 @@ export async function prepareGuestContainer(opts: {
   spec: Spec;
   rootfs: string;
   sharedDir: string;
+  /** The sandbox VM's share device, which the agent mounts the share from. */
+  sharedFs: SharedFs;
 }): Promise<GuestContainer> {
   const { id, spec, rootfs, sharedDir } = opts;
   const hostBase = join(sharedDir, id);
@@ -66,7 +69,7 @@ export async function prepareGuestContainer(opts: {
     delete guest.hooks;
     return {
       spec: guest,
-      storages: [{ driver: 'virtiofs', source: SHARED_TAG, mountPoint: guestShare, options: [] }],
+      storages: [shareStorage(opts.sharedFs, guestShare)],
       mounts,
     };
   } catch (err) {

@@ -7,6 +7,7 @@ import { writeFileAtomic } from '../sys/atomic-file.js';
 import { RuntimeError } from '../sys/errors.js';
 import { isAlive } from '../sys/pids.js';
 import type { HostCgroup } from '../sandbox/host-cgroup/apply.js';
+import type { SharedFs } from '../sandbox/vm/config.js';
 import type { Status } from './lifecycle.js';
 import { mkdirAll } from '../../../oci/fs/mkdir-all.js';
 
@@ -42,6 +43,12 @@ export interface ContainerRecord {
   mounts: HostMount[];
   /** Its sandbox's host cgroup (at the sandbox container's cgroupsPath), removed with the sandbox. */
   hostCgroup?: HostCgroup;
+  /**
+   * How its sandbox's VM shares files (hypervisor.shared_fs when the
+   * sandbox booted; a pod's later containers take the sandbox's). Absent
+   * in records written before it existed: virtio-fs.
+   */
+  sharedFs?: SharedFs;
   /** Why the container stopped when it was not its own exit (the VM died). */
   stopReason?: string;
   /** The `kapsel create` making it, while "creating": if it dies, nobody finishes the job. */

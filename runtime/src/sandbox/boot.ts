@@ -76,6 +76,7 @@ export class Sandbox {
       memoryMiB: opts.memoryMiB ?? 1024,
       cpus: opts.cpus ?? 1,
       share: { dir: opts.shareDir, tag: SHARED_TAG },
+      sharedFs: hypervisor.shared_fs,
     };
     const vmOpts = {
       ...(opts.adopt === undefined ? {} : { adopt: opts.adopt }),

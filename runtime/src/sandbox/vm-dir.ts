@@ -17,7 +17,7 @@ export function vmDirOf(root: string, sandboxId: string): string {
   return join(root, VM_DIR_NAME, createHash('sha256').update(sandboxId).digest('hex').slice(0, 12));
 }
 
-/** The virtio-fs tag under which the guest mounts a VM directory's `shared/`. */
+/** The tag (virtio-fs, or 9p mount_tag) under which the guest mounts a VM directory's `shared/`. */
 export const SHARED_TAG = 'kapsel-shared';
 
 /**

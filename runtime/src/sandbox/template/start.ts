@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { AgentClient } from '../agent-client.js';
 import type { Child } from '../vm/child.js';
 import { resolveExecutable } from '../vm/child.js';
-import { QEMU_BINARY, type VmConfig } from '../vm/config.js';
+import { DEFAULT_SHARED_FS, QEMU_BINARY, type VmConfig } from '../vm/config.js';
 import { Vm } from '../vm/index.js';
 import { chooseAccel } from '../vm/kvm.js';
 import { vmDirLayout } from '../vm-dir.js';
@@ -25,8 +25,8 @@ const CLONE_RAM_DIR = '/dev/shm';
  * has no constant for it; tmpfs has it since Linux 3.11.
  */
 const O_TMPFILE = 0o20200000;
-/** How long the guest may take to probe the hot-plugged virtio-fs device. */
-const VIRTIOFS_WAIT_MS = 30_000;
+/** How long the guest may take to probe the hot-plugged share device. */
+const SHARE_WAIT_MS = 30_000;
 
 export interface TemplatedStart {
   vm: Vm;
@@ -35,9 +35,10 @@ export interface TemplatedStart {
 
 /**
  * Starts a VM of `cfg`'s shape from its template (made first if missing):
- * a new QEMU gets a sparse copy of the template's RAM file as its RAM and
- * loads the saved device state, the share's virtio-fs device is
- * hot-plugged, the guest resumes; then the agent is
+ * a new QEMU gets a sparse copy of the template's RAM file as its RAM (with
+ * virtio-fs) or maps the template's file privately (with virtio-9p: pages
+ * are copied only when the guest writes them), loads the saved device
+ * state, the share's device is hot-plugged, the guest resumes; then the agent is
  * asked once (Check, on a fresh HTTP/2 connection) and RestoreGuest gives
  * the guest its own entropy and the wall clock and waits for the share.
  * Timeline marks: restoreBegun, restored, fsPlugged, resumed,
@@ -76,28 +77,40 @@ export async function startFromTemplate(
     if (name === 'qemu') qemu = child;
     opts.adopt?.(name, child, rank);
   };
-  let copied = false;
-  // The clone's RAM: a sparse copy of the template's on a tmpfs (only the
-  // pages the template touched are copied and take memory). It never has a
-  // name: an O_TMPFILE file, which cp fills and QEMU maps through our
-  // /proc/PID/fd link, is freed with the last process that holds it, so a
-  // SIGKILL at any moment (of us, cp or QEMU) leaves nothing in /dev/shm.
-  let ramFd: number | undefined = openSync(CLONE_RAM_DIR, O_TMPFILE | constants.O_RDWR, 0o600);
-  const ramFile = `/proc/${String(process.pid)}/fd/${String(ramFd)}`;
+  const copyOnWrite = (cfg.sharedFs ?? DEFAULT_SHARED_FS) === 'virtio-9p';
+  let copied = copyOnWrite;
+  // A virtio-fs clone's RAM: a sparse copy of the template's on a tmpfs
+  // (only the pages the template touched are copied and take memory). It
+  // never has a name: an O_TMPFILE file, which cp fills and QEMU maps
+  // through our /proc/PID/fd link, is freed with the last process that
+  // holds it, so a SIGKILL at any moment (of us, cp or QEMU) leaves nothing
+  // in /dev/shm. A 9p clone maps the template's own file.
+  let ramFd: number | undefined = copyOnWrite
+    ? undefined
+    : openSync(CLONE_RAM_DIR, O_TMPFILE | constants.O_RDWR, 0o600);
+  const ramFile =
+    ramFd === undefined ? template.layout.ram : `/proc/${String(process.pid)}/fd/${String(ramFd)}`;
   const closeRam = (): void => {
     if (ramFd !== undefined) closeSync(ramFd);
     ramFd = undefined;
   };
   try {
-    const copyStart = Date.now();
-    await execFileAsync('cp', ['--sparse=always', template.layout.ram, ramFile]);
-    copied = true;
-    log.debug({ ms: Date.now() - copyStart }, 'template RAM copied');
+    if (!copyOnWrite) {
+      const copyStart = Date.now();
+      await execFileAsync('cp', ['--sparse=always', template.layout.ram, ramFile]);
+      copied = true;
+      log.debug({ ms: Date.now() - copyStart }, 'template RAM copied');
+    }
     await seedConsole(template.layout.console, vmDirLayout(cfg.stateDir).console);
     vm = await Vm.boot(
       {
         ...shape,
-        template: { role: 'restore', stateFile: template.layout.state, ramFile },
+        template: {
+          role: 'restore',
+          stateFile: template.layout.state,
+          ramFile,
+          ...(copyOnWrite ? { private: true } : {}),
+        },
       },
       log,
       { adopt, ...(opts.signal === undefined ? {} : { signal: opts.signal }) },
@@ -112,7 +125,7 @@ export async function startFromTemplate(
       const restored = await agent.restoreGuest({
         entropy: randomBytes(ENTROPY_BYTES),
         realtimeUs: Date.now() * 1000,
-        virtiofsWaitMs: cfg.share === undefined ? 0 : VIRTIOFS_WAIT_MS,
+        shareWaitMs: cfg.share === undefined ? 0 : SHARE_WAIT_MS,
       });
       vm.timeline.mark('guestRestored');
       log.debug(

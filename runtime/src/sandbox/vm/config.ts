@@ -12,11 +12,25 @@ export type Machine = 'q35' | 'microvm';
 
 export const DEFAULT_MACHINE: Machine = 'q35';
 
-/** A directory of the host shared into the guest over virtio-fs. */
+/**
+ * How the host's directory reaches the guest (Kata's `shared_fs`):
+ * - `virtio-fs`: vhost-user-fs-pci served by virtiofsd. The guest's RAM
+ *   must be a shared mapping virtiofsd maps too, so a clone of a template
+ *   holds its own copy of the template's RAM.
+ * - `virtio-9p`: virtio-9p-pci served by QEMU itself (`-fsdev local`).
+ *   Nothing outside QEMU maps the RAM, so a clone maps the template's RAM
+ *   file privately: pages it never writes stay the template's, one copy in
+ *   the host's page cache for every clone (docs/light-sandboxes.md).
+ */
+export type SharedFs = 'virtio-fs' | 'virtio-9p';
+
+export const DEFAULT_SHARED_FS: SharedFs = 'virtio-fs';
+
+/** A directory of the host shared into the guest (VmConfig.sharedFs says how). */
 export interface VmShare {
-  /** Host directory virtiofsd serves. */
+  /** Host directory virtiofsd (or QEMU, for 9p) serves. */
   dir: string;
-  /** The name the guest mounts: `mount -t virtiofs <tag> <dir>`. */
+  /** The name the guest mounts: `mount -t virtiofs <tag> <dir>`, or 9p's mount_tag. */
   tag: string;
 }
 
@@ -42,6 +56,12 @@ export interface VmConfig {
   accel?: Accel;
   share?: VmShare;
   /**
+   * The share's device; default DEFAULT_SHARED_FS. Part of the VM's shape
+   * even without a share: a template for 9p clones has no balloon device
+   * (qemu-args.ts says why).
+   */
+  sharedFs?: SharedFs;
+  /**
    * A read-only guest image (rootfs/build.sh's image.erofs) QEMU maps as a
    * virtio-pmem device; the initrd's init mounts it (kapsel.image=).
    */
@@ -57,18 +77,24 @@ export interface VmConfig {
   kernelParams?: readonly string[];
   /**
    * VM templating (../template/). Both roles have the same devices: RAM in
-   * a shared file (`ramFile`; vhost-user needs RAM in a shared fd) and an
-   * empty root port for the share (SHARE_PORT_ID), but no vhost-user-fs
-   * device, which QEMU 7.2 refuses to migrate. `save` boots the template
-   * (give no share); `restore` starts paused on `-incoming defer` with a
-   * copy of the template's RAM file, loads `stateFile` (the device state:
-   * the RAM is skipped, x-ignore-shared), then hot-plugs the share.
+   * a file (`ramFile`) and an empty root port for the share (SHARE_PORT_ID),
+   * but no share device: QEMU 7.2 refuses to migrate a vhost-user-fs device,
+   * and a mounted 9p one. `save` boots the template (give no share) with
+   * its RAM file shared, so the file holds the guest's RAM; `restore` starts
+   * paused on `-incoming defer`, loads `stateFile` (the device state: the
+   * RAM is skipped, x-ignore-shared), then hot-plugs the share. A virtio-fs
+   * restore maps a copy of the template's RAM file shared; a 9p restore
+   * maps the template's file itself, privately (`private: true`).
    */
   template?:
-    { role: 'save'; ramFile: string } | { role: 'restore'; stateFile: string; ramFile: string };
+    | { role: 'save'; ramFile: string }
+    | { role: 'restore'; stateFile: string; ramFile: string; private?: boolean };
 }
 
-/** The root port a templated VM's virtio-fs device is hot-plugged into. */
+/** QEMU's id of a 9p share's backend (`-fsdev`), which its device names. */
+export const FSDEV_ID = 'kfs';
+
+/** The root port a templated VM's share device is hot-plugged into. */
 export const SHARE_PORT_ID = 'kapsel-fsport';
 
 /** QEMU's id of the agent port, which its VSERPORT_CHANGE events carry. */

@@ -1,7 +1,7 @@
 // Saving a paused guest to a file and loading it into a new QEMU, over QMP,
 // for VM templates (../template/). QEMU 7.2 has no `file:` migration URI
 // (8.2 does); `exec:` runs the command with /bin/sh -c and streams through it.
-import { SHARE_PORT_ID } from './config.js';
+import { FSDEV_ID, SHARE_PORT_ID, type SharedFs } from './config.js';
 import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { QmpClient } from './qmp.js';
@@ -10,7 +10,7 @@ const POLL_MS = 10;
 /** How long cat may take to write its last buffer and exit after QEMU is done. */
 const RENAME_WAIT_MS = 30_000;
 
-/** The virtio-fs device's and its chardev's QEMU ids in a templated VM. */
+/** The share device's and (virtio-fs) its chardev's QEMU ids in a templated VM. */
 export const SHARE_DEVICE_ID = 'vfs0';
 const SHARE_CHARDEV_ID = 'vfs';
 
@@ -68,12 +68,28 @@ async function ignoreSharedRam(qmp: QmpClient): Promise<void> {
 }
 
 /**
- * Hot-plugs the virtio-fs device into the templated VM's empty root port:
- * a chardev connected to virtiofsd's socket (virtiofsd must be listening),
- * then vhost-user-fs-pci on it. Before `cont`, so the guest meets the
- * hot-plug event as soon as it runs.
+ * Hot-plugs the share's device into the templated VM's empty root port.
+ * virtio-fs: a chardev connected to virtiofsd's socket (virtiofsd must be
+ * listening), then vhost-user-fs-pci on it; virtio-9p: virtio-9p-pci on
+ * the `-fsdev` QEMU was started with. Before `cont`, so the guest meets
+ * the hot-plug event as soon as it runs.
  */
-export async function plugShare(qmp: QmpClient, socketPath: string, tag: string): Promise<void> {
+export async function plugShare(
+  qmp: QmpClient,
+  fs: SharedFs,
+  socketPath: string,
+  tag: string,
+): Promise<void> {
+  if (fs === 'virtio-9p') {
+    await qmp.executeRaw('device_add', {
+      driver: 'virtio-9p-pci',
+      id: SHARE_DEVICE_ID,
+      fsdev: FSDEV_ID,
+      mount_tag: tag,
+      bus: SHARE_PORT_ID,
+    });
+    return;
+  }
   await qmp.executeRaw('chardev-add', {
     id: SHARE_CHARDEV_ID,
     backend: {

@@ -8,9 +8,12 @@ import {
   DNS_PORT_NAME,
   TCG_TB_MIB,
   DEFAULT_MACHINE,
+  DEFAULT_SHARED_FS,
+  FSDEV_ID,
   SHARE_PORT_ID,
   type Accel,
   type Machine,
+  type SharedFs,
   type VmConfig,
 } from './config.js';
 
@@ -84,6 +87,9 @@ export function qemuArgs(cfg: VmConfig, accel: Accel): string[] {
   const p = vmDirLayout(cfg.stateDir);
   const image = cfg.image;
   const templated = cfg.template !== undefined;
+  const sharedFs = cfg.sharedFs ?? DEFAULT_SHARED_FS;
+  // A 9p clone's RAM is a private mapping of the template's file (below).
+  const cowClones = templated && sharedFs === 'virtio-9p';
   const imageMiB = image === undefined ? 0 : Math.ceil(image.sizeBytes / 2 ** 20);
   if (image !== undefined && (imageMiB % 2 !== 0 || image.sizeBytes % 2 ** 20 !== 0)) {
     throw new Error(
@@ -98,7 +104,10 @@ export function qemuArgs(cfg: VmConfig, accel: Accel): string[] {
     '-name',
     'kapsel',
     '-M',
-    machineArg(cfg.machine ?? DEFAULT_MACHINE, cfg.share !== undefined || templated),
+    machineArg(
+      cfg.machine ?? DEFAULT_MACHINE,
+      (cfg.share !== undefined && sharedFs === 'virtio-fs') || templated,
+    ),
     // Under TCG the default (one host thread per vCPU when cpus > 1) was as
     // fast as thread=single here. tb-size made no measurable difference to
     // boot time, but its 1 GiB default is host memory once filled: sized
@@ -148,8 +157,12 @@ export function qemuArgs(cfg: VmConfig, accel: Accel): string[] {
     // Free page reporting: pages the guest frees (in 2 MiB blocks) are
     // reported and QEMU discards them, so an idle guest's host memory shrinks
     // back to what it uses (the guest loads virtio_balloon; PAGE_REPORTING=y).
-    '-device',
-    'virtio-balloon-pci,id=balloon0,free-page-reporting=on',
+    // Not where clones map the template's RAM file privately: QEMU 7.2
+    // discards file-backed RAM by punching a hole in the file
+    // (ram_block_discard_range, softmmu/physmem.c), which would zero those
+    // pages of the template under every other clone, and a guest can send
+    // balloon requests unasked.
+    ...(cowClones ? [] : ['-device', 'virtio-balloon-pci,id=balloon0,free-page-reporting=on']),
     // Empty, for the NICs of the container's network (network/hotplug.ts).
     ...hotplugPortDevices().flatMap((d) => ['-device', d]),
   ];
@@ -165,18 +178,34 @@ export function qemuArgs(cfg: VmConfig, accel: Accel): string[] {
     );
   }
   if (cfg.share) {
-    checkShareTag(cfg.share.tag);
+    checkShareTag(cfg.share.tag, sharedFs);
   }
-  if (templated) {
+  if (cfg.template !== undefined) {
+    const t = cfg.template;
+    // Shared, so the template's file holds its RAM and a virtio-fs clone
+    // can hand its copy to virtiofsd; a 9p clone maps the template's file
+    // itself privately (copy-on-write).
+    const share = t.role === 'restore' && t.private === true ? 'off' : 'on';
+    if (share === 'off' && !cowClones) {
+      throw new Error('a private template RAM mapping needs sharedFs virtio-9p');
+    }
     args.push(
-      // Shared, as with a share, so a clone can take one; a file, so a
-      // clone's RAM is a sparse copy of the template's (template/start.ts).
       '-object',
-      `memory-backend-file,id=mem,size=${cfg.memoryMiB}M,mem-path=${qemuOptValue(cfg.template?.ramFile ?? '')},share=on`,
+      `memory-backend-file,id=mem,size=${cfg.memoryMiB}M,mem-path=${qemuOptValue(t.ramFile)},share=${share}`,
       '-device',
       `pcie-root-port,id=${SHARE_PORT_ID},bus=pcie.0,chassis=${HOTPLUG_PORTS + 1}`,
     );
-    if (cfg.template?.role === 'restore') args.push('-incoming', 'defer');
+    if (t.role === 'restore') args.push('-incoming', 'defer');
+    // The 9p device is hot-plugged after the restore (migration.ts); its
+    // backend must be here: QEMU 7.2 has no fsdev_add.
+    if (cfg.share && sharedFs === 'virtio-9p') args.push('-fsdev', fsdevArg(cfg.share.dir));
+  } else if (cfg.share && sharedFs === 'virtio-9p') {
+    args.push(
+      '-fsdev',
+      fsdevArg(cfg.share.dir),
+      '-device',
+      `virtio-9p-pci,fsdev=${FSDEV_ID},mount_tag=${cfg.share.tag}`,
+    );
   } else if (cfg.share) {
     args.push(
       // vhost-user needs guest RAM in shared memory virtiofsd can map.
@@ -191,9 +220,22 @@ export function qemuArgs(cfg: VmConfig, accel: Accel): string[] {
   return args;
 }
 
-function checkShareTag(tag: string): void {
-  // virtio-fs tags are at most 36 bytes (struct virtio_fs_config).
-  if (!/^[\w.-]{1,36}$/.test(tag)) {
-    throw new Error(`virtio-fs tag ${JSON.stringify(tag)} must be 1-36 of [A-Za-z0-9_.-]`);
+/**
+ * QEMU's 9p server for `dir`: `passthrough` keeps the guest's owners and
+ * modes as the host's own (as virtiofsd does; QEMU runs as root), and
+ * `multidevs=remap` keeps inode numbers unique across the file systems
+ * bound into the share (a rootfs, volumes), which 9p would otherwise
+ * merge into one device (docs/system/invocation: -fsdev).
+ */
+function fsdevArg(dir: string): string {
+  return `local,id=${FSDEV_ID},path=${qemuOptValue(dir)},security_model=passthrough,multidevs=remap`;
+}
+
+function checkShareTag(tag: string, fs: SharedFs): void {
+  // virtio-fs tags are at most 36 bytes (struct virtio_fs_config); QEMU
+  // 7.2's 9p mount_tag at most 31 (MAX_TAG_LEN - 1, hw/9pfs/9p.h).
+  const max = fs === 'virtio-fs' ? 36 : 31;
+  if (!new RegExp(`^[\\w.-]{1,${String(max)}}$`).test(tag)) {
+    throw new Error(`${fs} tag ${JSON.stringify(tag)} must be 1-${String(max)} of [A-Za-z0-9_.-]`);
   }
 }

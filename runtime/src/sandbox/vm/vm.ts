@@ -4,7 +4,13 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { Child, describeExit, type ExitStatus } from './child.js';
 import { vmDirLayout, type VmDirLayout } from '../vm-dir.js';
-import { AGENT_PORT_ID, QEMU_BINARY, type Accel, type VmConfig } from './config.js';
+import {
+  AGENT_PORT_ID,
+  DEFAULT_SHARED_FS,
+  QEMU_BINARY,
+  type Accel,
+  type VmConfig,
+} from './config.js';
 import { GuestConsole } from './console.js';
 import { VmError, indentBlock } from './errors.js';
 import { chooseAccel } from './kvm.js';
@@ -143,8 +149,9 @@ export class Vm {
     let qemu: Child | undefined;
     let guestConsole: GuestConsole | undefined;
     let qmp: QmpClient | undefined;
+    const sharedFs = cfg.sharedFs ?? DEFAULT_SHARED_FS;
     try {
-      if (cfg.share) {
+      if (cfg.share && sharedFs === 'virtio-fs') {
         virtiofsd = await Virtiofsd.start(
           {
             socketPath: paths.vfs,
@@ -209,7 +216,7 @@ export class Vm {
           await loadState(qmp, template.stateFile, signal);
           timeline.mark('restored');
           if (cfg.share) {
-            await plugShare(qmp, paths.vfs, cfg.share.tag);
+            await plugShare(qmp, sharedFs, paths.vfs, cfg.share.tag);
             timeline.mark('fsPlugged');
           }
         } catch (err) {
