@@ -30,8 +30,8 @@ export default defineConfig({
       {
         // The VM suites of file semantics again, with shared_fs = "virtio-9p"
         // (QEMU's 9p server, copy-on-write template clones) instead of
-        // virtio-fs; after the other projects, so as not to add a third
-        // stream of VMs to the two cores they share.
+        // virtio-fs; in a group of its own (sequence.groupOrder), so it does
+        // not add a third stream of VMs beside vm and docker on the two cores.
         test: {
           name: 'vm-9p',
           include: ['test/vm/shared-fs.test.ts', 'test/vm/run.test.ts'],

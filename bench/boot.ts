@@ -18,7 +18,8 @@ import { parseArgs } from 'node:util';
 import { loadSettings } from '../runtime/src/config/load.js';
 import { guestImage, type GuestImageMode } from '../runtime/src/sandbox/guest-image.js';
 import { packageRoot } from '../runtime/src/sys/package-root.js';
-import { SHARED_TAG } from '../runtime/src/sandbox/vm-dir.js';
+import { shareStorage } from '../runtime/src/sandbox/share-storage.js';
+import type { SharedFs } from '../runtime/src/sandbox/vm/config.js';
 import { Sandbox } from '../runtime/src/sandbox/boot.js';
 import { Vm } from '../runtime/src/sandbox/vm/index.js';
 import { makeBusyboxRootfs } from '../test/support/busybox.js';
@@ -58,7 +59,7 @@ async function bootKapsel(i: number, mode: GuestImageMode): Promise<Marks> {
     await sandbox.agent.createContainer({
       containerId: id,
       ociSpecJson: JSON.stringify(testSpec(mountPoint, ['/bin/true'])),
-      storages: [{ driver: 'virtiofs', source: SHARED_TAG, mountPoint, options: [] }],
+      storages: [shareStorage('virtio-fs', mountPoint)],
     });
     await sandbox.agent.startContainer(id);
     await sandbox.agent.waitProcess(id);
@@ -80,15 +81,20 @@ async function bootKapsel(i: number, mode: GuestImageMode): Promise<Marks> {
   };
 }
 
-/** One sandbox restored from the template (pmem image), then the same /bin/true. */
-async function bootTemplated(i: number): Promise<Marks> {
-  const stateDir = mkdtempSync(join(root, `templated-${i}-`));
+/**
+ * One sandbox restored from the template (pmem image), then the same
+ * /bin/true; `fs` is its shared_fs (a 9p clone maps the template's RAM
+ * instead of copying it, and has a template of its own).
+ */
+async function bootTemplated(i: number, fs: SharedFs): Promise<Marks> {
+  const stateDir = mkdtempSync(join(root, `templated-${fs}-${i}-`));
   const settings = loadSettings({
     env: {
       ...process.env,
       KAPSEL_GUEST_IMAGE: 'pmem',
       KAPSEL_TEMPLATE: 'on',
       KAPSEL_TEMPLATE_DIR: join(root, 'templates'),
+      KAPSEL_SHARED_FS: fs,
     },
   });
   const t0 = process.hrtime.bigint();
@@ -96,7 +102,7 @@ async function bootTemplated(i: number): Promise<Marks> {
   const marks: Marks = { 'agent answered Check': since(t0) };
   try {
     if (!sandbox.vm.timeline.has('restored')) throw new Error('the sandbox was not restored');
-    await runTrue(sandbox, `bench-t${i}`);
+    await runTrue(sandbox, `bench-t${i}`, fs);
     marks['container exited'] = since(t0);
   } finally {
     await sandbox.stop();
@@ -117,12 +123,12 @@ async function bootTemplated(i: number): Promise<Marks> {
 }
 
 /** Creates, starts, waits for and removes a container running /bin/true on the share. */
-async function runTrue(sandbox: Sandbox, id: string): Promise<void> {
+async function runTrue(sandbox: Sandbox, id: string, fs: SharedFs = 'virtio-fs'): Promise<void> {
   const mountPoint = `/run/kapsel/containers/${id}/rootfs`;
   await sandbox.agent.createContainer({
     containerId: id,
     ociSpecJson: JSON.stringify(testSpec(mountPoint, ['/bin/true'])),
-    storages: [{ driver: 'virtiofs', source: SHARED_TAG, mountPoint, options: [] }],
+    storages: [shareStorage(fs, mountPoint)],
   });
   await sandbox.agent.startContainer(id);
   await sandbox.agent.waitProcess(id);
@@ -213,14 +219,17 @@ try {
   const kapsel: Record<GuestImageMode, Marks[]> = { pmem: [], initrd: [] };
   const floor: Marks[] = [];
   const templated: Marks[] = [];
+  const templated9p: Marks[] = [];
   const bare: Marks[] = [];
-  // Makes the template (a boot and a save), not measured.
-  await bootTemplated(-1);
+  // Makes the templates (a boot and a save each), not measured.
+  await bootTemplated(-1, 'virtio-fs');
+  await bootTemplated(-1, 'virtio-9p');
   // Interleaved, so drift in machine load hits all alike.
   for (let i = 0; i < runs; i++) {
     floor.push(await bootFloor(i));
     for (const mode of modes) kapsel[mode].push(await bootKapsel(i, mode));
-    templated.push(await bootTemplated(i));
+    templated.push(await bootTemplated(i, 'virtio-fs'));
+    templated9p.push(await bootTemplated(i, 'virtio-9p'));
     bare.push(await bootBareNode(i));
   }
   const f = summarize('floor: same kernel, trivial init opening the agent port', floor);
@@ -234,6 +243,16 @@ try {
   );
   console.log(
     `templated: container-exit / floor = ${((t['container exited'] ?? NaN) / floorReady).toFixed(2)}`,
+  );
+  const t9 = summarize(
+    'kapsel from a VM template, shared_fs virtio-9p: RAM mapped copy-on-write, 9p hot-plug, Check, RestoreGuest, /bin/true',
+    templated9p,
+  );
+  console.log(
+    `\ntemplated 9p: first RPC answered / floor = ${((t9['agent answered Check'] ?? NaN) / floorReady).toFixed(2)} (goal < 0.5)`,
+  );
+  console.log(
+    `templated 9p: container-exit / floor = ${((t9['container exited'] ?? NaN) / floorReady).toFixed(2)}`,
   );
   for (const mode of modes) {
     const k = summarize(

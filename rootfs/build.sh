@@ -43,6 +43,10 @@
 #   node_modules/koffi          npm ci
 #   the kernel .deb             apt-get download, cached in build/cache/
 #                               (override the package: KAPSEL_KERNEL_PKG)
+#   the 9p modules              rootfs/9p-modules.sh builds them for a kernel
+#                               that has none (the cloud kernel), from
+#                               linux-source and its headers (apt-get download,
+#                               cached in build/cache/)
 #   tools: apt-get apt-cache dpkg-deb modinfo (kmod) cpio ldd sha256sum
 #          mkfs.erofs (apt-get install erofs-utils), lz4 od dd (the kernel's
 #          payload is lz4 in Debian 12's cloud kernel; zstd xz gzip also read)
