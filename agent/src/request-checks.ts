@@ -146,9 +146,17 @@ function checkStorage(field: string, s: Storage): void {
       const tag = str(`${field}.source`, s.source, LIMITS.shareTag);
       noNul(`${field}.source`, tag);
       if (tag === '') throw invalidArgument(`${field}.source: the ${driver} tag is missing`);
-      if (driver === '9p' && !options.includes('trans=virtio')) {
+      if (driver === '9p') {
+        // The agent mounts the tag once under a directory named for it (storage.ts).
+        if (!/^[\w.-]{1,31}$/.test(tag) || tag === '.' || tag === '..') {
+          throw invalidArgument(
+            `${field}.source: a 9p tag is 1-31 of [A-Za-z0-9_.-], not . or .. (got ${JSON.stringify(tag)})`,
+          );
+        }
         // Without it the kernel's default transport is a TCP connection.
-        throw invalidArgument(`${field}.options: a 9p storage needs trans=virtio`);
+        if (!options.includes('trans=virtio')) {
+          throw invalidArgument(`${field}.options: a 9p storage needs trans=virtio`);
+        }
       }
       break;
     }

@@ -233,7 +233,8 @@ function fsdevArg(dir: string): string {
 
 function checkShareTag(tag: string, fs: SharedFs): void {
   // virtio-fs tags are at most 36 bytes (struct virtio_fs_config); QEMU
-  // 7.2's 9p mount_tag at most 31 (MAX_TAG_LEN - 1, hw/9pfs/9p.h).
+  // 7.2's 9p mount_tag at most 31 ("mount tag ... is longer than maximum
+  // (31 bytes)", virtio-9p-pci's realize).
   const max = fs === 'virtio-fs' ? 36 : 31;
   if (!new RegExp(`^[\\w.-]{1,${String(max)}}$`).test(tag)) {
     throw new Error(`${fs} tag ${JSON.stringify(tag)} must be 1-${String(max)} of [A-Za-z0-9_.-]`);
