@@ -57,7 +57,9 @@ export async function prepareGuestContainer(opts: {
       await makeOwnedDir(join(hostBase, 'mounts'), owner);
       await makeOwnedDir(join(hostBase, 'mounts', String(i)), owner);
       const target = join(hostBase, 'mounts', String(i), name);
-      await bindMount(m.source, target);
+      // As runc: `rbind` takes the mounts below the source along, `bind`
+      // only the source's own file system (MS_REC, mount(2)).
+      await bindMount(m.source, target, (m.options ?? []).includes('rbind'));
       mounts.push({ target });
       guestMounts.push({ ...m, source: `${guestBase}/mounts/${i}/${name}` });
     }

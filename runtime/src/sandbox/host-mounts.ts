@@ -53,8 +53,16 @@ export async function makeOwnedDir(
   await chown(dir, owner.uid, owner.gid);
 }
 
-/** Binds `source` (file or directory) at `target`, creating the mount point. */
-export async function bindMount(source: string, target: string): Promise<void> {
+/**
+ * Binds `source` (file or directory) at `target`, creating the mount point;
+ * with the mounts below `source` (`--rbind`, MS_REC) unless `recursive` is
+ * false.
+ */
+export async function bindMount(
+  source: string,
+  target: string,
+  recursive = true,
+): Promise<void> {
   let isDir: boolean;
   try {
     isDir = (await stat(source)).isDirectory();
@@ -65,7 +73,7 @@ export async function bindMount(source: string, target: string): Promise<void> {
   }
   await mkdirAll(isDir ? target : dirname(target));
   if (!isDir) await writeFile(target, '', { flag: 'a' });
-  await mount(['--rbind', source, target], target);
+  await mount([recursive ? '--rbind' : '--bind', source, target], target);
 }
 
 /** Detaches `target` and everything below it; quiet when nothing is mounted. */
