@@ -58,11 +58,7 @@ export async function makeOwnedDir(
  * with the mounts below `source` (`--rbind`, MS_REC) unless `recursive` is
  * false.
  */
-export async function bindMount(
-  source: string,
-  target: string,
-  recursive = true,
-): Promise<void> {
+export async function bindMount(source: string, target: string, recursive = true): Promise<void> {
   let isDir: boolean;
   try {
     isDir = (await stat(source)).isDirectory();
