@@ -6,7 +6,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="qemu-system-x86 busybox-static cpio kmod erofs-utils lz4 gcc make libc6-dev libseccomp-dev protobuf-compiler docker.io containerd runc podman crun python3 iproute2 iptables curl dnsmasq-base golang-github-containerd-containerd-dev golang-github-containerd-cgroups-dev golang-github-gogo-protobuf-dev acl libcap2-bin containernetworking-plugins"
+APT_PACKAGES="qemu-system-x86 busybox-static cpio kmod erofs-utils lz4 xz-utils binutils gcc make libc6-dev libseccomp-dev protobuf-compiler docker.io containerd runc podman crun python3 iproute2 iptables curl dnsmasq-base golang-github-containerd-containerd-dev golang-github-containerd-cgroups-dev golang-github-gogo-protobuf-dev acl libcap2-bin containernetworking-plugins"
 
 missing=""
 for p in $APT_PACKAGES; do

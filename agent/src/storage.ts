@@ -15,8 +15,7 @@ export interface MountedStorage {
 /**
  * Mounts the filesystems a container needs before it is built (its rootfs,
  * shared from the host over virtio-fs or virtio-9p) and returns them in
- * mount order, for
- * unmountAll. The storages were checked field by field with the request
+ * mount order, for unmountAll. The storages were checked field by field with the request
  * (request-checks.ts), so nothing is made for a request that is refused.
  */
 export async function mountStorages(

@@ -94,6 +94,17 @@ describe.skipIf(skip !== undefined)(
       expect(r.stderr).toBe('');
     };
 
+    /** Polls `ctr task ls` (up to 20 s) until task `id` is STOPPED; fails if it never is. */
+    const waitTaskStopped = async (id: string): Promise<void> => {
+      let ls = '';
+      for (let i = 0; i < 100; i++) {
+        ls = (await c.ctr(['task', 'ls'])).stdout;
+        if (new RegExp(`${id}\\s+\\d+\\s+STOPPED`).test(ls)) break;
+        await sleep(200);
+      }
+      expect(ls).toMatch(new RegExp(`${id}\\s+\\d+\\s+STOPPED`));
+    };
+
     /** SIGKILLs the pod's `proc` (pids.json) and waits for ctr to show the task STOPPED; its pid. */
     const killPodProcess = async (id: string, proc: string): Promise<number> => {
       const key = podKey(c.address, NS, id);
@@ -104,13 +115,7 @@ describe.skipIf(skip !== undefined)(
       const victim = pids.find((p) => p.name === proc);
       expect(victim, JSON.stringify(pids)).toBeDefined();
       process.kill(victim?.pid ?? 0, 'SIGKILL');
-      let ls = '';
-      for (let i = 0; i < 100; i++) {
-        ls = (await c.ctr(['task', 'ls'])).stdout;
-        if (new RegExp(`${id}\\s+\\d+\\s+STOPPED`).test(ls)) break;
-        await sleep(200);
-      }
-      expect(ls).toMatch(new RegExp(`${id}\\s+\\d+\\s+STOPPED`));
+      await waitTaskStopped(id);
       return victim?.pid ?? 0;
     };
 
@@ -245,13 +250,7 @@ describe.skipIf(skip !== undefined)(
 
         it('kill: the task stops with 128+9; delete leaves nothing behind', async () => {
           expect((await c.ctr(['task', 'kill', '-s', 'SIGKILL', id])).code).toBe(0);
-          let ls = '';
-          for (let i = 0; i < 100; i++) {
-            ls = (await c.ctr(['task', 'ls'])).stdout;
-            if (new RegExp(`${id}\\s+\\d+\\s+STOPPED`).test(ls)) break;
-            await sleep(200);
-          }
-          expect(ls).toMatch(new RegExp(`${id}\\s+\\d+\\s+STOPPED`));
+          await waitTaskStopped(id);
           const del = await c.ctr(['task', 'delete', id]);
           expect(del.stdout + del.stderr).toContain('137');
           expect((await c.ctr(['container', 'delete', id])).code).toBe(0);

@@ -22,6 +22,7 @@ import {
   removeBundles,
   vmMissing,
 } from '../support/kapsel-cli.js';
+import { overrideEnv } from '../support/env.js';
 
 const skip = vmMissing();
 
@@ -78,15 +79,15 @@ describe.skipIf(skip !== undefined)(
     const root = mkdtempSync(join(tmpdir(), 'kapsel-root-'));
     const work = mkdtempSync(join(tmpdir(), 'kapsel-9p-'));
     const templateDir = join(work, 'templates');
-    const names = ['KAPSEL_TEMPLATE', 'KAPSEL_TEMPLATE_DIR', 'KAPSEL_SHARED_FS'] as const;
-    const saved = Object.fromEntries(names.map((n) => [n, process.env[n]]));
+    let restoreEnv = (): void => undefined;
     const k = (...args: string[]): ReturnType<typeof kapsel> => kapsel(['--root', root, ...args]);
     let ids: string[] = [];
     beforeAll(() => {
-      // Inherited by the kapsel processes each test spawns.
-      process.env['KAPSEL_TEMPLATE'] = 'on';
-      process.env['KAPSEL_TEMPLATE_DIR'] = templateDir;
-      process.env['KAPSEL_SHARED_FS'] = 'virtio-9p';
+      restoreEnv = overrideEnv({
+        KAPSEL_TEMPLATE: 'on',
+        KAPSEL_TEMPLATE_DIR: templateDir,
+        KAPSEL_SHARED_FS: 'virtio-9p',
+      });
     });
     afterEach(async () => {
       for (const id of ids) await k('delete', '--force', id);
@@ -94,11 +95,7 @@ describe.skipIf(skip !== undefined)(
       process.env['KAPSEL_TEMPLATE'] = 'on';
     });
     afterAll(() => {
-      for (const n of names) {
-        const v = saved[n];
-        if (v === undefined) Reflect.deleteProperty(process.env, n);
-        else process.env[n] = v;
-      }
+      restoreEnv();
       removeBundles();
       rmSync(root, { recursive: true, force: true });
       rmSync(work, { recursive: true, force: true });

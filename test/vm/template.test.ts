@@ -27,6 +27,7 @@ import {
   startKapsel,
   vmMissing,
 } from '../support/kapsel-cli.js';
+import { overrideEnv } from '../support/env.js';
 import { hostNetworkSnapshot, TestNetns } from '../support/netns.js';
 
 const skip = vmMissing();
@@ -66,13 +67,11 @@ describe.skipIf(skip !== undefined)(
     const root = mkdtempSync(join(tmpdir(), 'kapsel-root-'));
     const work = mkdtempSync(join(tmpdir(), 'kapsel-tpl-'));
     const templateDir = join(work, 'templates');
-    const saved = { on: process.env['KAPSEL_TEMPLATE'], dir: process.env['KAPSEL_TEMPLATE_DIR'] };
+    let restoreEnv = (): void => undefined;
     const k = (...args: string[]): ReturnType<typeof kapsel> => kapsel(['--root', root, ...args]);
     let ids: string[] = [];
     beforeAll(() => {
-      // Inherited by the kapsel processes each test spawns.
-      process.env['KAPSEL_TEMPLATE'] = 'on';
-      process.env['KAPSEL_TEMPLATE_DIR'] = templateDir;
+      restoreEnv = overrideEnv({ KAPSEL_TEMPLATE: 'on', KAPSEL_TEMPLATE_DIR: templateDir });
     });
     afterEach(async () => {
       for (const id of ids) await k('delete', '--force', id);
@@ -81,10 +80,7 @@ describe.skipIf(skip !== undefined)(
       delete process.env['KAPSEL_KERNEL'];
     });
     afterAll(() => {
-      if (saved.on === undefined) delete process.env['KAPSEL_TEMPLATE'];
-      else process.env['KAPSEL_TEMPLATE'] = saved.on;
-      if (saved.dir === undefined) delete process.env['KAPSEL_TEMPLATE_DIR'];
-      else process.env['KAPSEL_TEMPLATE_DIR'] = saved.dir;
+      restoreEnv();
       removeBundles();
       rmSync(root, { recursive: true, force: true });
       rmSync(work, { recursive: true, force: true });

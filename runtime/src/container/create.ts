@@ -20,7 +20,7 @@ import {
 } from '../sandbox/host-cgroup/apply.js';
 import { sandboxPid, startSandbox, stopSandbox } from '../sandbox/process.js';
 import { settings } from '../config/settings.js';
-import { DEFAULT_SHARED_FS } from '../sandbox/vm/config.js';
+import { sharedFsOf } from '../sandbox/vm/config.js';
 import { sandboxSize, sizingOf } from '../sandbox/sizing.js';
 import { vmDirLayout } from '../sandbox/vm-dir.js';
 import { startShim } from '../shim/spawn.js';
@@ -125,7 +125,7 @@ export async function createContainer(o: CreateOptions): Promise<ContainerRecord
       spec: placement.ownsSandbox ? withGuestNetns(spec) : spec,
       rootfs: bundle.rootfs,
       sharedDir: layout.shared,
-      sharedFs: record.sharedFs ?? DEFAULT_SHARED_FS,
+      sharedFs: sharedFsOf(record),
     });
     record.mounts = guest.mounts;
     await store.save(record);

@@ -18,7 +18,7 @@ import {
 import { loadBundle } from '../container/bundle.js';
 import { withGuestNetns } from '../container/create.js';
 import { prepareGuestContainer, releaseHostMounts } from '../container/guest-spec.js';
-import { DEFAULT_SHARED_FS } from '../sandbox/vm/config.js';
+import { sharedFsOf } from '../sandbox/vm/config.js';
 import { placementOf } from '../container/pod.js';
 import type { HostMount } from '../container/state.js';
 import { agentCall, type AgentClient } from '../sandbox/agent-client.js';
@@ -179,7 +179,7 @@ export class ShimPod {
         spec: placement.ownsSandbox ? withGuestNetns(bundle.spec) : bundle.spec,
         rootfs: bundle.rootfs,
         sharedDir: host.paths.shared,
-        sharedFs: host.sandbox.vm.config.sharedFs ?? DEFAULT_SHARED_FS,
+        sharedFs: sharedFsOf(host.sandbox.vm.config),
       });
       hostMounts = guest.mounts;
       await agentCall(

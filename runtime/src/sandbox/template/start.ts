@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { AgentClient } from '../agent-client.js';
 import type { Child } from '../vm/child.js';
 import { resolveExecutable } from '../vm/child.js';
-import { DEFAULT_SHARED_FS, QEMU_BINARY, type VmConfig } from '../vm/config.js';
+import { QEMU_BINARY, sharedFsOf, type VmConfig } from '../vm/config.js';
 import { Vm } from '../vm/index.js';
 import { chooseAccel } from '../vm/kvm.js';
 import { vmDirLayout } from '../vm-dir.js';
@@ -77,8 +77,9 @@ export async function startFromTemplate(
     if (name === 'qemu') qemu = child;
     opts.adopt?.(name, child, rank);
   };
-  const copyOnWrite = (cfg.sharedFs ?? DEFAULT_SHARED_FS) === 'virtio-9p';
-  let copied = copyOnWrite;
+  const copyOnWrite = sharedFsOf(cfg) === 'virtio-9p';
+  // Whether the clone's RAM is in place: at once when it maps the template's.
+  let ramReady = copyOnWrite;
   // A virtio-fs clone's RAM: a sparse copy of the template's on a tmpfs
   // (only the pages the template touched are copied and take memory). It
   // never has a name: an O_TMPFILE file, which cp fills and QEMU maps
@@ -98,7 +99,7 @@ export async function startFromTemplate(
     if (!copyOnWrite) {
       const copyStart = Date.now();
       await execFileAsync('cp', ['--sparse=always', template.layout.ram, ramFile]);
-      copied = true;
+      ramReady = true;
       log.debug({ ms: Date.now() - copyStart }, 'template RAM copied');
     }
     await seedConsole(template.layout.console, vmDirLayout(cfg.stateDir).console);
@@ -142,7 +143,7 @@ export async function startFromTemplate(
     }
     return { vm, agent };
   } catch (err) {
-    const innocent = copied ? await killedFromOutside(qemu) : 'copying its RAM failed';
+    const innocent = ramReady ? await killedFromOutside(qemu) : 'copying its RAM failed';
     await vm?.shutdown(0);
     closeRam();
     if (opts.signal?.aborted) throw err;

@@ -26,6 +26,11 @@ export type SharedFs = 'virtio-fs' | 'virtio-9p';
 
 export const DEFAULT_SHARED_FS: SharedFs = 'virtio-fs';
 
+/** The share device of a VM of `cfg`'s shape: its sharedFs, or the default. */
+export function sharedFsOf(cfg: Pick<VmConfig, 'sharedFs'>): SharedFs {
+  return cfg.sharedFs ?? DEFAULT_SHARED_FS;
+}
+
 /** A directory of the host shared into the guest (VmConfig.sharedFs says how). */
 export interface VmShare {
   /** Host directory virtiofsd (or QEMU, for 9p) serves. */

@@ -8,9 +8,9 @@ import {
   DNS_PORT_NAME,
   TCG_TB_MIB,
   DEFAULT_MACHINE,
-  DEFAULT_SHARED_FS,
   FSDEV_ID,
   SHARE_PORT_ID,
+  sharedFsOf,
   type Accel,
   type Machine,
   type SharedFs,
@@ -87,7 +87,7 @@ export function qemuArgs(cfg: VmConfig, accel: Accel): string[] {
   const p = vmDirLayout(cfg.stateDir);
   const image = cfg.image;
   const templated = cfg.template !== undefined;
-  const sharedFs = cfg.sharedFs ?? DEFAULT_SHARED_FS;
+  const sharedFs = sharedFsOf(cfg);
   // A 9p clone's RAM is a private mapping of the template's file (below).
   const cowClones = templated && sharedFs === 'virtio-9p';
   const imageMiB = image === undefined ? 0 : Math.ceil(image.sizeBytes / 2 ** 20);

@@ -4,13 +4,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { Child, describeExit, type ExitStatus } from './child.js';
 import { vmDirLayout, type VmDirLayout } from '../vm-dir.js';
-import {
-  AGENT_PORT_ID,
-  DEFAULT_SHARED_FS,
-  QEMU_BINARY,
-  type Accel,
-  type VmConfig,
-} from './config.js';
+import { AGENT_PORT_ID, QEMU_BINARY, sharedFsOf, type Accel, type VmConfig } from './config.js';
 import { GuestConsole } from './console.js';
 import { VmError, indentBlock } from './errors.js';
 import { chooseAccel } from './kvm.js';
@@ -149,7 +143,7 @@ export class Vm {
     let qemu: Child | undefined;
     let guestConsole: GuestConsole | undefined;
     let qmp: QmpClient | undefined;
-    const sharedFs = cfg.sharedFs ?? DEFAULT_SHARED_FS;
+    const sharedFs = sharedFsOf(cfg);
     try {
       if (cfg.share && sharedFs === 'virtio-fs') {
         virtiofsd = await Virtiofsd.start(
